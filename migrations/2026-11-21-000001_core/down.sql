@@ -1,0 +1,12 @@
+DROP TABLE fx_rates;
+DROP TABLE audit_log;
+DROP TABLE accounts;
+DROP TABLE shipments;
+DROP TABLE after_sales;
+DROP TABLE order_items;
+DROP TABLE orders;
+DROP TABLE creators;
+DROP TABLE products;
+DROP TABLE provinces;
+DROP TABLE shops;
+DROP TABLE tenants;

@@ -1,0 +1,315 @@
+//! The unified order model's enums and the platform status mappings (DESIGN section 1).
+//!
+//! GraphQL and the database spell every enum value the same way, so one macro gives
+//! each enum its GraphQL type, its database text and its parser.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[graphql(name = $text)] #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling shared by GraphQL and the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the shared spelling; `None` for anything else.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Marketplace a shop sells on.
+    Platform {
+        Douyin => "DOUYIN",
+        Tiktok => "TIKTOK",
+        Taobao => "TAOBAO",
+        Tmall => "TMALL",
+        Kuaishou => "KUAISHOU",
+        Jd => "JD",
+        Pdd => "PDD",
+    }
+);
+
+text_enum!(
+    /// Unified order lifecycle across platforms.
+    OrderStatus {
+        PendingPayment => "PENDING_PAYMENT",
+        AwaitingShipment => "AWAITING_SHIPMENT",
+        Shipped => "SHIPPED",
+        Delivered => "DELIVERED",
+        Completed => "COMPLETED",
+        /// Never paid.
+        Cancelled => "CANCELLED",
+        /// Closed after a full refund.
+        Closed => "CLOSED",
+    }
+);
+
+text_enum!(
+    /// How the buyer paid.
+    PaymentMethod {
+        DouyinPay => "DOUYIN_PAY",
+        Alipay => "ALIPAY",
+        WechatPay => "WECHAT_PAY",
+        Card => "CARD",
+        Cod => "COD",
+        Other => "OTHER",
+    }
+);
+
+text_enum!(
+    /// Traffic source of an order.
+    Channel {
+        Live => "LIVE",
+        ShortVideo => "SHORT_VIDEO",
+        Showcase => "SHOWCASE",
+        /// Mall and search.
+        Shelf => "SHELF",
+        Ads => "ADS",
+        Other => "OTHER",
+    }
+);
+
+text_enum!(
+    /// Macro regions of mainland China and the SARs (the scheme fixed in DESIGN section 1).
+    Region {
+        East => "EAST",
+        South => "SOUTH",
+        North => "NORTH",
+        Central => "CENTRAL",
+        Southwest => "SOUTHWEST",
+        Northwest => "NORTHWEST",
+        Northeast => "NORTHEAST",
+    }
+);
+
+text_enum!(
+    /// What the buyer asked for after the sale.
+    AfterSaleKind {
+        RefundOnly => "REFUND_ONLY",
+        ReturnRefund => "RETURN_REFUND",
+        Exchange => "EXCHANGE",
+    }
+);
+
+text_enum!(
+    /// Where an after-sale case stands.
+    AfterSaleStatus {
+        Requested => "REQUESTED",
+        Approved => "APPROVED",
+        Rejected => "REJECTED",
+        Refunded => "REFUNDED",
+        Closed => "CLOSED",
+    }
+);
+
+text_enum!(
+    /// Platform arbitration of an after-sale case.
+    Dispute {
+        None => "NONE",
+        Open => "OPEN",
+        BuyerWon => "BUYER_WON",
+        SellerWon => "SELLER_WON",
+    }
+);
+
+text_enum!(
+    /// What an account may do (DESIGN section 5).
+    Permission {
+        AnalyticsRead => "ANALYTICS_READ",
+        OrdersRead => "ORDERS_READ",
+        PiiRead => "PII_READ",
+        FinanceRead => "FINANCE_READ",
+        OrdersShip => "ORDERS_SHIP",
+        AfterSalesHandle => "AFTER_SALES_HANDLE",
+        Export => "EXPORT",
+        OrdersWrite => "ORDERS_WRITE",
+        AccountsManage => "ACCOUNTS_MANAGE",
+    }
+);
+
+text_enum!(
+    /// Named permission sets for sub-accounts (seed wording: 仅查看 / 处理售后 / 发货权限).
+    RolePreset {
+        Viewer => "VIEWER",
+        AfterSales => "AFTER_SALES",
+        Shipping => "SHIPPING",
+        Analyst => "ANALYST",
+        Integration => "INTEGRATION",
+    }
+);
+
+impl RolePreset {
+    /// The exact permissions of a preset.
+    pub fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            RolePreset::Viewer => &[AnalyticsRead, OrdersRead],
+            RolePreset::AfterSales => &[OrdersRead, AfterSalesHandle],
+            RolePreset::Shipping => &[OrdersRead, OrdersShip],
+            RolePreset::Analyst => &[AnalyticsRead, FinanceRead, Export],
+            RolePreset::Integration => &[OrdersWrite],
+        }
+    }
+}
+
+impl OrderStatus {
+    /// Statuses an order can only be in once it was paid.
+    pub fn requires_payment(self) -> bool {
+        !matches!(self, OrderStatus::PendingPayment | OrderStatus::Cancelled)
+    }
+}
+
+/// Maps a platform's raw order status to the unified lifecycle.
+///
+/// Platforms close unpaid and refunded orders with the same code; `paid` tells the two
+/// apart (unpaid: `CANCELLED`, paid: `CLOSED`). The unified names are accepted for every
+/// platform, so integrations that already normalise can send them as they are.
+pub fn normalize_status(platform: Platform, raw: &str, paid: bool) -> Option<OrderStatus> {
+    use OrderStatus::*;
+    let closed = if paid { Closed } else { Cancelled };
+    let raw = raw.trim();
+    if let Some(unified) = OrderStatus::parse(raw) {
+        return Some(unified);
+    }
+    let mapped = match platform {
+        Platform::Douyin => match raw {
+            "1" => PendingPayment,
+            "2" => AwaitingShipment,
+            "3" => Shipped,
+            "5" => Completed,
+            "4" => closed,
+            _ => return None,
+        },
+        Platform::Tiktok => match raw {
+            "UNPAID" => PendingPayment,
+            "AWAITING_SHIPMENT" => AwaitingShipment,
+            "IN_TRANSIT" => Shipped,
+            "DELIVERED" => Delivered,
+            "COMPLETED" => Completed,
+            "CANCELLED" => closed,
+            _ => return None,
+        },
+        Platform::Taobao | Platform::Tmall => match raw {
+            "WAIT_BUYER_PAY" => PendingPayment,
+            "WAIT_SELLER_SEND_GOODS" => AwaitingShipment,
+            "WAIT_BUYER_CONFIRM_GOODS" => Shipped,
+            "TRADE_FINISHED" => Completed,
+            "TRADE_CLOSED_BY_TAOBAO" => Cancelled,
+            "TRADE_CLOSED" => closed,
+            _ => return None,
+        },
+        Platform::Kuaishou | Platform::Jd | Platform::Pdd => return None,
+    };
+    Some(mapped)
+}
+
+/// The raw status a platform would report for a unified status (used by the seed).
+pub fn raw_status_for(platform: Platform, status: OrderStatus) -> &'static str {
+    use OrderStatus::*;
+    match platform {
+        Platform::Douyin => match status {
+            PendingPayment => "1",
+            AwaitingShipment => "2",
+            Shipped | Delivered => "3",
+            Completed => "5",
+            Cancelled | Closed => "4",
+        },
+        Platform::Tiktok => match status {
+            PendingPayment => "UNPAID",
+            AwaitingShipment => "AWAITING_SHIPMENT",
+            Shipped => "IN_TRANSIT",
+            Delivered => "DELIVERED",
+            Completed => "COMPLETED",
+            Cancelled | Closed => "CANCELLED",
+        },
+        Platform::Taobao | Platform::Tmall => match status {
+            PendingPayment => "WAIT_BUYER_PAY",
+            AwaitingShipment => "WAIT_SELLER_SEND_GOODS",
+            Shipped | Delivered => "WAIT_BUYER_CONFIRM_GOODS",
+            Completed => "TRADE_FINISHED",
+            Cancelled => "TRADE_CLOSED_BY_TAOBAO",
+            Closed => "TRADE_CLOSED",
+        },
+        Platform::Kuaishou | Platform::Jd | Platform::Pdd => status.as_str(),
+    }
+}
+
+/// Masks a receiver's name: the family name stays, the rest becomes `*` (`张*`).
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => {
+            let stars = chars.count().max(1);
+            format!("{first}{}", "*".repeat(stars))
+        }
+        None => String::new(),
+    }
+}
+
+/// Masks a phone number: the first three and last four digits stay (`138****5678`).
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() >= 8 {
+        let head: String = chars[..3].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}****{tail}")
+    } else {
+        "*".repeat(chars.len().max(4))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_what_the_design_allows() {
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧***");
+        assert_eq!(mask_phone("13812345678"), "138****5678");
+        assert_eq!(mask_phone("123"), "****");
+    }
+
+    #[test]
+    fn platform_codes_map_to_the_unified_lifecycle() {
+        assert_eq!(normalize_status(Platform::Douyin, "4", false), Some(OrderStatus::Cancelled));
+        assert_eq!(normalize_status(Platform::Douyin, "4", true), Some(OrderStatus::Closed));
+        assert_eq!(normalize_status(Platform::Tiktok, "IN_TRANSIT", true), Some(OrderStatus::Shipped));
+        assert_eq!(
+            normalize_status(Platform::Tmall, "TRADE_FINISHED", true),
+            Some(OrderStatus::Completed)
+        );
+        assert_eq!(normalize_status(Platform::Jd, "DELIVERED", true), Some(OrderStatus::Delivered));
+        assert_eq!(normalize_status(Platform::Pdd, "weird", true), None);
+        for platform in Platform::ALL {
+            for status in OrderStatus::ALL {
+                let raw = raw_status_for(*platform, *status);
+                let back = normalize_status(*platform, raw, status.requires_payment()).unwrap();
+                // Douyin and Taobao fold SHIPPED and DELIVERED into one code.
+                if back != *status {
+                    assert_eq!((back, *status), (OrderStatus::Shipped, OrderStatus::Delivered));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! `orders` (a Relay connection with filters, sorting and stable cursors) and
+//! `order(id)` with its items, after-sales, shipment and status timeline.
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, ID};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+
+use super::loaders::Loaders;
+use super::viewer::{Province, Shop};
+use super::{parse_id, principal, provinces, shared};
+use crate::auth::Principal;
+use crate::db::orders::{
+    AfterSaleRow, OrderCursor, OrderItemRow, OrderQuery, OrderRow, OrderSort, ShipmentRow,
+};
+use crate::db::{self};
+use crate::domain::{
+    mask_name, mask_phone, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus,
+    PaymentMethod, Permission, Platform,
+};
+use crate::error::{AppError, AppResult};
+
+/// Filters of the orders list; every field narrows the result, all combine.
+#[derive(InputObject, Default, Clone)]
+pub struct OrderFilter {
+    pub shop_ids: Option<Vec<ID>>,
+    pub platforms: Option<Vec<Platform>>,
+    pub statuses: Option<Vec<OrderStatus>>,
+    pub payment_methods: Option<Vec<PaymentMethod>>,
+    /// Placed at or after this instant.
+    pub placed_from: Option<DateTime<Utc>>,
+    /// Placed before this instant.
+    pub placed_to: Option<DateTime<Utc>>,
+    pub order_no: Option<String>,
+    pub product_id: Option<ID>,
+    /// Case-insensitive substring of the buyer's nickname.
+    pub buyer_nickname: Option<String>,
+    /// GB/T 2260 province codes.
+    pub provinces: Option<Vec<String>>,
+    pub channels: Option<Vec<Channel>>,
+    pub creator_id: Option<ID>,
+    pub has_after_sale: Option<bool>,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
+pub enum OrderSortField {
+    #[default]
+    PlacedAt,
+    PaidAmount,
+}
+
+#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
+pub enum SortDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+#[derive(InputObject, Clone, Copy, Default)]
+pub struct OrderOrder {
+    #[graphql(default)]
+    pub field: OrderSortField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+const MAX_FILTER_VALUES: usize = 200;
+
+fn list_len<T>(field: &str, values: &Option<Vec<T>>) -> AppResult<()> {
+    match values {
+        Some(v) if v.len() > MAX_FILTER_VALUES => Err(AppError::bad_input(format!(
+            "{field} takes at most {MAX_FILTER_VALUES} values"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl OrderFilter {
+    /// Validates the filter and narrows it to the caller's scope.
+    pub fn to_query(&self, principal: &Principal) -> AppResult<OrderQuery> {
+        list_len("shopIds", &self.shop_ids)?;
+        list_len("provinces", &self.provinces)?;
+        let requested: Option<Vec<i64>> = self
+            .shop_ids
+            .as_ref()
+            .map(|ids| ids.iter().map(|id| parse_id("shopIds", id)).collect())
+            .transpose()?;
+        let mut shop_ids = principal.scoped_shop_ids(requested.as_deref());
+        if let Some(platforms) = &self.platforms {
+            shop_ids.retain(|id| {
+                principal
+                    .shop(*id)
+                    .and_then(|s| Platform::parse(&s.platform))
+                    .is_some_and(|p| platforms.contains(&p))
+            });
+        }
+        if let (Some(from), Some(to)) = (self.placed_from, self.placed_to) {
+            if from > to {
+                return Err(AppError::bad_input("placedFrom is after placedTo"));
+            }
+        }
+        if let Some(codes) = &self.provinces {
+            if let Some(bad) = codes.iter().find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_digit())) {
+                return Err(AppError::bad_input(format!(
+                    "{bad:?} is not a province code (two digits, GB/T 2260)"
+                )));
+            }
+        }
+        Ok(OrderQuery {
+            shop_ids,
+            statuses: texts(&self.statuses, OrderStatus::as_str),
+            payment_methods: texts(&self.payment_methods, PaymentMethod::as_str),
+            placed_from: self.placed_from,
+            placed_to: self.placed_to,
+            order_no: self.order_no.clone(),
+            product_id: self.product_id.as_ref().map(|id| parse_id("productId", id)).transpose()?,
+            buyer_nickname: self.buyer_nickname.clone().filter(|n| !n.is_empty()),
+            provinces: self.provinces.clone(),
+            channels: texts(&self.channels, Channel::as_str),
+            creator_id: self.creator_id.as_ref().map(|id| parse_id("creatorId", id)).transpose()?,
+            has_after_sale: self.has_after_sale,
+        })
+    }
+}
+
+/// Database spellings of a list of enum values.
+fn texts<T: Copy>(values: &Option<Vec<T>>, spell: fn(T) -> &'static str) -> Option<Vec<String>> {
+    values
+        .as_ref()
+        .map(|v| v.iter().map(|x| spell(*x).to_string()).collect())
+}
+
+fn sort_of(order: OrderOrder) -> OrderSort {
+    match (order.field, order.direction) {
+        (OrderSortField::PlacedAt, SortDirection::Desc) => OrderSort::PlacedDesc,
+        (OrderSortField::PlacedAt, SortDirection::Asc) => OrderSort::PlacedAsc,
+        (OrderSortField::PaidAmount, SortDirection::Desc) => OrderSort::AmountDesc,
+        (OrderSortField::PaidAmount, SortDirection::Asc) => OrderSort::AmountAsc,
+    }
+}
+
+/// Cursors are opaque to clients: base64 of the sort key and the id of a row.
+pub fn encode_cursor(sort: OrderSort, row: &OrderRow) -> String {
+    let raw = match sort {
+        OrderSort::PlacedDesc | OrderSort::PlacedAsc => {
+            format!("p:{}:{}", row.placed_at.timestamp_micros(), row.id)
+        }
+        OrderSort::AmountDesc | OrderSort::AmountAsc => format!("a:{}:{}", row.paid_amount, row.id),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+pub fn decode_cursor(sort: OrderSort, cursor: &str) -> AppResult<OrderCursor> {
+    let bad = || AppError::bad_input("after is not a cursor of this list and ordering");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let mut parts = raw.splitn(3, ':');
+    let (kind, key, id) = (parts.next(), parts.next(), parts.next());
+    let id: i64 = id.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let key: i64 = key.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    match (kind, sort) {
+        (Some("p"), OrderSort::PlacedDesc | OrderSort::PlacedAsc) => {
+            let at = DateTime::from_timestamp_micros(key).ok_or_else(bad)?;
+            Ok(OrderCursor::Placed(at, id))
+        }
+        (Some("a"), OrderSort::AmountDesc | OrderSort::AmountAsc) => Ok(OrderCursor::Amount(key, id)),
+        _ => Err(bad()),
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct OrderEdge {
+    pub cursor: String,
+    pub node: Order,
+}
+
+/// A page of orders. `totalCount` is only computed when asked for.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct OrderConnection {
+    pub edges: Vec<OrderEdge>,
+    pub page_info: PageInfo,
+    #[graphql(skip)]
+    pub query: OrderQuery,
+}
+
+#[ComplexObject]
+impl OrderConnection {
+    /// How many orders match the filter, across all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let query = self.query.clone();
+        Ok(db::run(&shared(ctx).pool, move |c| db::orders::count(c, &query)).await?)
+    }
+}
+
+/// Runs a validated orders query; shared by `orders` and other order lists.
+pub async fn order_page(
+    ctx: &Context<'_>,
+    query: OrderQuery,
+    first: i32,
+    after: Option<String>,
+    order_by: Option<OrderOrder>,
+) -> AppResult<OrderConnection> {
+    let limits = &shared(ctx).limits;
+    if first < 0 || first > limits.max_page_size {
+        return Err(AppError::bad_input(format!(
+            "first must be between 0 and {}",
+            limits.max_page_size
+        )));
+    }
+    let sort = sort_of(order_by.unwrap_or_default());
+    let cursor = after.as_deref().map(|c| decode_cursor(sort, c)).transpose()?;
+    let q = query.clone();
+    let mut rows = db::run(&shared(ctx).pool, move |c| {
+        db::orders::list(c, &q, sort, cursor, i64::from(first) + 1)
+    })
+    .await?;
+    let has_next_page = rows.len() > first as usize;
+    rows.truncate(first as usize);
+    let edges: Vec<OrderEdge> = rows
+        .into_iter()
+        .map(|row| OrderEdge {
+            cursor: encode_cursor(sort, &row),
+            node: Order(row),
+        })
+        .collect();
+    Ok(OrderConnection {
+        page_info: PageInfo {
+            has_next_page,
+            has_previous_page: after.is_some(),
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        },
+        edges,
+        query,
+    })
+}
+
+#[derive(Default)]
+pub struct OrdersQuery;
+
+#[Object]
+impl OrdersQuery {
+    /// Orders in scope, newest first unless `orderBy` says otherwise.
+    #[graphql(complexity = "(first.clamp(0, 200) as usize) * child_complexity + 10")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<OrderFilter>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+        order_by: Option<OrderOrder>,
+    ) -> async_graphql::Result<OrderConnection> {
+        let p = principal(ctx)?;
+        p.require(Permission::OrdersRead)?;
+        let query = filter.unwrap_or_default().to_query(p)?;
+        Ok(order_page(ctx, query, first, after, order_by).await?)
+    }
+
+    /// One order; another tenant's order is `null` exactly like a missing one.
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Order>> {
+        let p = principal(ctx)?;
+        p.require(Permission::OrdersRead)?;
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        let shop_ids = p.shop_ids();
+        let row = db::run(&shared(ctx).pool, move |c| db::orders::find(c, id, &shop_ids)).await?;
+        Ok(row.map(Order))
+    }
+}
+
+/// An order in the unified model. Amounts are minor units of `currency`.
+pub struct Order(pub OrderRow);
+
+#[derive(SimpleObject)]
+pub struct Creator {
+    pub id: ID,
+    pub platform: Option<Platform>,
+    pub external_id: String,
+    pub handle: String,
+    pub display_name: String,
+    pub followers: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct Product {
+    pub id: ID,
+    pub external_id: String,
+    pub title: String,
+    pub category: String,
+    pub list_price: i64,
+}
+
+pub struct OrderItem(OrderItemRow);
+
+#[Object]
+impl OrderItem {
+    async fn line_no(&self) -> i32 {
+        self.0.line_no
+    }
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+    async fn unit_price(&self) -> i64 {
+        self.0.unit_price
+    }
+    async fn paid_amount(&self) -> i64 {
+        self.0.paid_amount
+    }
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        let Some(id) = self.0.product_id else {
+            return Ok(None);
+        };
+        let row = ctx.data_unchecked::<Loaders>().products.load_one(id).await.map_err(|e| (*e).clone())?;
+        Ok(row.map(|r| Product {
+            id: ID(r.id.to_string()),
+            external_id: r.external_id,
+            title: r.title,
+            category: r.category,
+            list_price: r.list_price,
+        }))
+    }
+}
+
+pub struct AfterSale(pub AfterSaleRow);
+
+#[Object]
+impl AfterSale {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn kind(&self) -> Option<AfterSaleKind> {
+        AfterSaleKind::parse(&self.0.kind)
+    }
+    async fn status(&self) -> Option<AfterSaleStatus> {
+        AfterSaleStatus::parse(&self.0.status)
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn refund_amount(&self) -> i64 {
+        self.0.refund_amount
+    }
+    async fn requested_at(&self) -> DateTime<Utc> {
+        self.0.requested_at
+    }
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+    async fn dispute(&self) -> Option<Dispute> {
+        Dispute::parse(&self.0.dispute)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_no: String,
+    pub shipped_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<ShipmentRow> for Shipment {
+    fn from(row: ShipmentRow) -> Self {
+        Shipment {
+            carrier: row.carrier,
+            tracking_no: row.tracking_no,
+            shipped_at: row.shipped_at,
+            delivered_at: row.delivered_at,
+        }
+    }
+}
+
+/// One step of an order's life, oldest first.
+#[derive(SimpleObject, Clone)]
+pub struct TimelineEvent {
+    pub at: DateTime<Utc>,
+    /// `PLACED`, `PAID`, `SHIPPED`, `DELIVERED`, `COMPLETED`, `CANCELLED`,
+    /// `AFTER_SALE_REQUESTED` or `AFTER_SALE_<STATUS>`.
+    pub event: String,
+    pub detail: Option<String>,
+}
+
+async fn load_after_sales(ctx: &Context<'_>, order_id: i64) -> async_graphql::Result<Vec<AfterSaleRow>> {
+    Ok(ctx
+        .data_unchecked::<Loaders>()
+        .after_sales
+        .load_one(order_id)
+        .await
+        .map_err(|e| (*e).clone())?
+        .unwrap_or_default())
+}
+
+#[Object]
+impl Order {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn shop(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Shop>> {
+        Ok(principal(ctx)?.shop(self.0.shop_id).cloned().map(Shop))
+    }
+    /// The platform's order id.
+    async fn order_no(&self) -> &str {
+        &self.0.order_no
+    }
+    async fn status(&self) -> Option<OrderStatus> {
+        OrderStatus::parse(&self.0.status)
+    }
+    /// The platform's own status code.
+    async fn raw_status(&self) -> &str {
+        &self.0.raw_status
+    }
+    async fn placed_at(&self) -> DateTime<Utc> {
+        self.0.placed_at
+    }
+    async fn paid_at(&self) -> Option<DateTime<Utc>> {
+        self.0.paid_at
+    }
+    async fn shipped_at(&self) -> Option<DateTime<Utc>> {
+        self.0.shipped_at
+    }
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.cancelled_at
+    }
+    async fn payment_method(&self) -> Option<PaymentMethod> {
+        self.0.payment_method.as_deref().and_then(PaymentMethod::parse)
+    }
+    /// The shop's currency; every amount of the order is in its minor units.
+    async fn currency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(principal(ctx)?.shop(self.0.shop_id).map(|s| s.currency.clone()))
+    }
+    async fn goods_amount(&self) -> i64 {
+        self.0.goods_amount
+    }
+    async fn shipping_fee(&self) -> i64 {
+        self.0.shipping_fee
+    }
+    async fn discount_amount(&self) -> i64 {
+        self.0.discount_amount
+    }
+    async fn paid_amount(&self) -> i64 {
+        self.0.paid_amount
+    }
+    async fn province(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Province>> {
+        let Some(code) = &self.0.province_code else {
+            return Ok(None);
+        };
+        Ok(provinces(ctx).await?.iter().find(|p| &p.code == code).map(Province::from))
+    }
+    async fn city(&self) -> Option<&str> {
+        self.0.city.as_deref()
+    }
+    async fn channel(&self) -> Option<Channel> {
+        Channel::parse(&self.0.channel)
+    }
+    async fn creator(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Creator>> {
+        let Some(id) = self.0.creator_id else {
+            return Ok(None);
+        };
+        let row = ctx.data_unchecked::<Loaders>().creators.load_one(id).await.map_err(|e| (*e).clone())?;
+        Ok(row.map(|r| Creator {
+            id: ID(r.id.to_string()),
+            platform: Platform::parse(&r.platform),
+            external_id: r.external_id,
+            handle: r.handle,
+            display_name: r.display_name,
+            followers: r.followers,
+        }))
+    }
+    /// Live room or video the order came from.
+    async fn content_id(&self) -> Option<&str> {
+        self.0.content_id.as_deref()
+    }
+    /// Needs `FINANCE_READ`.
+    async fn commission_rate_bps(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        principal(ctx)?.require(Permission::FinanceRead)?;
+        Ok(self.0.commission_rate_bps)
+    }
+    /// Needs `FINANCE_READ`.
+    async fn commission_amount(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        principal(ctx)?.require(Permission::FinanceRead)?;
+        Ok(self.0.commission_amount)
+    }
+    /// Pseudonymous, stable per buyer.
+    async fn buyer_id(&self) -> &str {
+        &self.0.buyer_id
+    }
+    async fn buyer_nickname(&self) -> Option<&str> {
+        self.0.buyer_nickname.as_deref()
+    }
+    /// Masked (`张*`) without `PII_READ`.
+    async fn receiver_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let pii = principal(ctx)?.has(Permission::PiiRead);
+        Ok(self.0.receiver_name.as_deref().map(|n| if pii { n.to_string() } else { mask_name(n) }))
+    }
+    /// Masked (`138****5678`) without `PII_READ`.
+    async fn receiver_phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let pii = principal(ctx)?.has(Permission::PiiRead);
+        Ok(self.0.receiver_phone.as_deref().map(|n| if pii { n.to_string() } else { mask_phone(n) }))
+    }
+    /// Only province and city without `PII_READ`.
+    async fn receiver_address(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        if principal(ctx)?.has(Permission::PiiRead) {
+            return Ok(self.0.receiver_address.clone());
+        }
+        if self.0.receiver_address.is_none() {
+            return Ok(None);
+        }
+        let province = match &self.0.province_code {
+            Some(code) => provinces(ctx)
+                .await?
+                .iter()
+                .find(|p| &p.code == code)
+                .map(|p| p.name_zh.clone())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        Ok(Some(format!("{province}{}", self.0.city.as_deref().unwrap_or(""))))
+    }
+    async fn buyer_note(&self) -> Option<&str> {
+        self.0.buyer_note.as_deref()
+    }
+    async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .items
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .unwrap_or_default()
+            .into_iter()
+            .map(OrderItem)
+            .collect())
+    }
+    async fn after_sales(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AfterSale>> {
+        Ok(load_after_sales(ctx, self.0.id).await?.into_iter().map(AfterSale).collect())
+    }
+    async fn shipment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Shipment>> {
+        Ok(ctx
+            .data_unchecked::<Loaders>()
+            .shipments
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(Shipment::from))
+    }
+    /// The order's status history, oldest first, including its after-sale cases.
+    async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEvent>> {
+        let o = &self.0;
+        let mut events: Vec<TimelineEvent> = [
+            ("PLACED", Some(o.placed_at)),
+            ("PAID", o.paid_at),
+            ("SHIPPED", o.shipped_at),
+            ("DELIVERED", o.delivered_at),
+            ("COMPLETED", o.completed_at),
+            ("CANCELLED", o.cancelled_at),
+        ]
+        .into_iter()
+        .filter_map(|(event, at)| {
+            at.map(|at| TimelineEvent {
+                at,
+                event: event.to_string(),
+                detail: None,
+            })
+        })
+        .collect();
+        for case in load_after_sales(ctx, o.id).await? {
+            events.push(TimelineEvent {
+                at: case.requested_at,
+                event: "AFTER_SALE_REQUESTED".into(),
+                detail: Some(format!("{} {}", case.kind, case.external_id)),
+            });
+            if let Some(at) = case.resolved_at {
+                events.push(TimelineEvent {
+                    at,
+                    event: format!("AFTER_SALE_{}", case.status),
+                    detail: Some(format!("refund {}", case.refund_amount)),
+                });
+            }
+        }
+        // Stable: lifecycle order breaks ties at the same instant.
+        events.sort_by_key(|e| e.at);
+        Ok(events)
+    }
+    /// The platform's version of this order.
+    async fn source_updated_at(&self) -> DateTime<Utc> {
+        self.0.source_updated_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}

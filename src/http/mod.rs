@@ -1,0 +1,180 @@
+//! HTTP endpoints: `/graphql` (POST, and GraphiQL on GET outside production),
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use async_graphql::http::GraphiQLSource;
+use serde_json::json;
+
+use crate::auth::{bearer_token, TokenVerifier};
+use crate::db::{self, PgPool};
+use crate::error::AppError;
+use crate::graphql::{loaders::Loaders, AppSchema};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// What every handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub schema: AppSchema,
+    pub verifier: TokenVerifier,
+    pub metrics: Arc<Metrics>,
+}
+
+fn status_of(err: &AppError) -> StatusCode {
+    match err {
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::BadUserInput(_) | AppError::NotFound(_) => StatusCode::BAD_REQUEST,
+        AppError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A GraphQL-shaped error body for failures before (or instead of) execution.
+pub fn error_response(metrics: &Metrics, err: AppError) -> HttpResponse {
+    metrics.observe_graphql_error(err.code());
+    HttpResponse::build(status_of(&err)).json(json!({
+        "data": null,
+        "errors": [{ "message": err.public_message(), "extensions": { "code": err.code() } }]
+    }))
+}
+
+/// Reads the body up to the configured limit; a larger one is refused without reading
+/// the rest.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, AppError> {
+    use futures_util::StreamExt;
+    let too_large = || AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadUserInput(format!("the request body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+pub async fn graphql(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let limit = state.settings.limits.max_body_bytes;
+    if declared.is_some_and(|len| len > limit) {
+        let err = AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
+        return error_response(&state.metrics, err);
+    }
+    let body = match read_body(payload, limit).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&state.metrics, e),
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = if body.first() == Some(&b'[') {
+                "batched requests are not supported: send one operation per request".to_string()
+            } else {
+                format!("the body is not a GraphQL request: {e}")
+            };
+            return error_response(&state.metrics, AppError::BadUserInput(msg));
+        }
+    };
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let subject = match bearer_token(header).and_then(|t| state.verifier.verify(t)) {
+        Ok(s) => s,
+        Err(e) => return error_response(&state.metrics, e),
+    };
+    let principal = match db::run(&state.pool, move |c| db::accounts::load_principal(c, subject)).await {
+        Ok(p) => p,
+        Err(e) => return error_response(&state.metrics, e),
+    };
+    let request = request.data(principal).data(Loaders::new(&state.pool));
+    let executed = tokio::time::timeout(state.settings.request_timeout, state.schema.execute(request)).await;
+    let mut response = match executed {
+        Ok(r) => r,
+        Err(_) => return error_response(&state.metrics, AppError::Timeout),
+    };
+    // Errors raised by async-graphql itself (parsing, validation, limits, input
+    // coercion) carry no code: they are all the client's to fix.
+    for error in &mut response.errors {
+        let ext = error.extensions.get_or_insert_with(Default::default);
+        let code = match ext.get("code") {
+            Some(async_graphql::Value::String(code)) => code.clone(),
+            _ => {
+                ext.set("code", "BAD_USER_INPUT");
+                "BAD_USER_INPUT".to_string()
+            }
+        };
+        state.metrics.observe_graphql_error(&code);
+    }
+    HttpResponse::Ok().json(response)
+}
+
+pub async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// The process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready when PostgreSQL answers; Redis is reported, and its absence only degrades.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let postgres = db::run(&state.pool, |c| {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("SELECT 1").map_err(AppError::from)
+    })
+    .await;
+    let redis = redis_ping(&state.settings.redis_url).await;
+    let body = json!({
+        "status": if postgres.is_ok() { "ready" } else { "unavailable" },
+        "postgres": if postgres.is_ok() { "up" } else { "down" },
+        "redis": if redis { "up" } else { "degraded" },
+    });
+    if postgres.is_ok() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn redis_ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let attempt = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    matches!(tokio::time::timeout(Duration::from_millis(500), attempt).await, Ok(Ok(_)))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.state();
+    let extra = format!(
+        "# HELP orderscope_db_pool_connections Connections held by the database pool.\n\
+         # TYPE orderscope_db_pool_connections gauge\n\
+         orderscope_db_pool_connections{{state=\"idle\"}} {}\n\
+         orderscope_db_pool_connections{{state=\"busy\"}} {}\n",
+        pool.idle_connections,
+        pool.connections - pool.idle_connections
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&extra))
+}

@@ -1,0 +1,459 @@
+//! Order ingestion: the wire form of `ingestOrders`, validation of each order, and the
+//! per-item report. Writing the validated batch is `db::ingest`.
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql::{InputObject, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use crate::auth::Principal;
+use crate::db::reference::ShopRow;
+use crate::domain::{
+    normalize_status, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus,
+    PaymentMethod, Platform,
+};
+
+/// One order as a platform integration reports it. Amounts are minor units (fen/cents)
+/// of the shop's currency.
+#[derive(InputObject, Clone, Debug)]
+pub struct OrderInput {
+    pub shop_id: ID,
+    /// The platform's order id; unique per shop.
+    pub order_no: String,
+    /// Unified status; derived from `rawStatus` and the shop's platform when absent.
+    pub status: Option<OrderStatus>,
+    /// The platform's own status code, kept beside the unified one.
+    pub raw_status: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub payment_method: Option<PaymentMethod>,
+    /// When given, must be the shop's currency.
+    pub currency: Option<String>,
+    pub goods_amount: i64,
+    #[graphql(default)]
+    pub shipping_fee: i64,
+    #[graphql(default)]
+    pub discount_amount: i64,
+    #[graphql(default)]
+    pub paid_amount: i64,
+    /// GB/T 2260 two-digit province code, e.g. `33`.
+    pub province_code: Option<String>,
+    pub city: Option<String>,
+    #[graphql(default_with = "Channel::Other")]
+    pub channel: Channel,
+    pub creator: Option<CreatorInput>,
+    pub content_id: Option<String>,
+    #[graphql(default)]
+    pub commission_rate_bps: i32,
+    /// Defaults to `paidAmount × commissionRateBps / 10000` when a creator is set.
+    pub commission_amount: Option<i64>,
+    pub buyer_id: String,
+    pub buyer_nickname: Option<String>,
+    pub receiver_name: Option<String>,
+    pub receiver_phone: Option<String>,
+    pub receiver_address: Option<String>,
+    pub buyer_note: Option<String>,
+    /// The platform's version of this order; older versions than the stored one are
+    /// reported `STALE` and not applied.
+    pub source_updated_at: DateTime<Utc>,
+    #[graphql(default)]
+    pub items: Vec<OrderItemInput>,
+    /// The order's after-sale cases; the list replaces the stored one.
+    #[graphql(default)]
+    pub after_sales: Vec<AfterSaleInput>,
+    pub shipment: Option<ShipmentInput>,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct CreatorInput {
+    /// The creator's id on the shop's platform.
+    pub external_id: String,
+    pub handle: String,
+    pub display_name: Option<String>,
+    pub followers: Option<i64>,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct OrderItemInput {
+    /// 1-based; defaults to the position in the list.
+    pub line_no: Option<i32>,
+    /// The platform's product id; unknown products are created.
+    pub product_external_id: String,
+    pub product_title: Option<String>,
+    pub category: Option<String>,
+    pub sku: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub paid_amount: i64,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct AfterSaleInput {
+    pub external_id: String,
+    pub kind: AfterSaleKind,
+    pub status: AfterSaleStatus,
+    pub reason: Option<String>,
+    #[graphql(default)]
+    pub refund_amount: i64,
+    pub requested_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    #[graphql(default_with = "Dispute::None")]
+    pub dispute: Dispute,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct ShipmentInput {
+    pub carrier: String,
+    pub tracking_no: String,
+    pub shipped_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What happened to one order of a batch.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Created,
+    Updated,
+    /// The same version was already stored.
+    Unchanged,
+    /// A newer version was already stored; this one was not applied.
+    Stale,
+    /// Invalid; `reason` says why. Nothing of it was stored.
+    Rejected,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct IngestResult {
+    /// Position in the submitted list.
+    pub index: i32,
+    pub shop_id: ID,
+    pub order_no: String,
+    pub outcome: IngestOutcome,
+    pub order_id: Option<ID>,
+    pub reason: Option<String>,
+}
+
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct IngestReport {
+    pub created: i32,
+    pub updated: i32,
+    pub unchanged: i32,
+    pub stale: i32,
+    pub rejected: i32,
+    pub results: Vec<IngestResult>,
+}
+
+impl IngestReport {
+    pub fn from_results(mut results: Vec<IngestResult>) -> IngestReport {
+        results.sort_by_key(|r| r.index);
+        let count = |o| results.iter().filter(|r| r.outcome == o).count() as i32;
+        IngestReport {
+            created: count(IngestOutcome::Created),
+            updated: count(IngestOutcome::Updated),
+            unchanged: count(IngestOutcome::Unchanged),
+            stale: count(IngestOutcome::Stale),
+            rejected: count(IngestOutcome::Rejected),
+            results,
+        }
+    }
+}
+
+/// A validated order, ready to be written.
+#[derive(Clone, Debug)]
+pub struct ValidOrder {
+    pub index: i32,
+    pub shop: ShopRow,
+    pub platform: Platform,
+    pub order: crate::db::ingest::NewOrder,
+    pub creator: Option<CreatorInput>,
+    pub items: Vec<ValidItem>,
+    pub after_sales: Vec<AfterSaleInput>,
+    pub shipment: Option<ShipmentInput>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ValidItem {
+    pub line_no: i32,
+    pub product_external_id: String,
+    pub product_title: String,
+    pub category: String,
+    pub sku: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub paid_amount: i64,
+}
+
+const MAX_TEXT: usize = 512;
+const MAX_ITEMS: usize = 200;
+const MAX_AFTER_SALES: usize = 50;
+
+fn check_text(field: &str, value: &str, required: bool) -> Result<(), String> {
+    if required && value.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(format!("{field} is longer than {MAX_TEXT} characters"));
+    }
+    Ok(())
+}
+
+fn check_amount(field: &str, value: i64) -> Result<(), String> {
+    if value < 0 {
+        Err(format!("{field} must not be negative (got {value})"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_order(
+    (a_name, a): (&str, Option<DateTime<Utc>>),
+    (b_name, b): (&str, Option<DateTime<Utc>>),
+) -> Result<(), String> {
+    match (a, b) {
+        (Some(a), Some(b)) if b < a => Err(format!("{b_name} is before {a_name}")),
+        _ => Ok(()),
+    }
+}
+
+/// Validates one order against the caller's scope and the reference data.
+pub fn validate(
+    index: i32,
+    input: OrderInput,
+    principal: &Principal,
+    province_codes: &HashSet<String>,
+) -> Result<ValidOrder, String> {
+    let shop = input
+        .shop_id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| principal.shop(id))
+        .ok_or_else(|| format!("unknown shop {}", input.shop_id.as_str()))?
+        .clone();
+    let platform = Platform::parse(&shop.platform)
+        .ok_or_else(|| format!("shop {} has an unknown platform", shop.id))?;
+    check_text("orderNo", &input.order_no, true)?;
+    if input.order_no.len() > 64 {
+        return Err("orderNo is longer than 64 characters".into());
+    }
+    check_text("buyerId", &input.buyer_id, true)?;
+    for (name, value) in [
+        ("rawStatus", &input.raw_status),
+        ("city", &input.city),
+        ("contentId", &input.content_id),
+        ("buyerNickname", &input.buyer_nickname),
+        ("receiverName", &input.receiver_name),
+        ("receiverPhone", &input.receiver_phone),
+        ("receiverAddress", &input.receiver_address),
+        ("buyerNote", &input.buyer_note),
+    ] {
+        if let Some(value) = value {
+            check_text(name, value, false)?;
+        }
+    }
+    if let Some(currency) = &input.currency {
+        if !currency.eq_ignore_ascii_case(&shop.currency) {
+            return Err(format!(
+                "currency {currency} is not the shop's currency {}",
+                shop.currency
+            ));
+        }
+    }
+    check_amount("goodsAmount", input.goods_amount)?;
+    check_amount("shippingFee", input.shipping_fee)?;
+    check_amount("discountAmount", input.discount_amount)?;
+    check_amount("paidAmount", input.paid_amount)?;
+    if !(0..=10_000).contains(&input.commission_rate_bps) {
+        return Err("commissionRateBps must be between 0 and 10000".into());
+    }
+    if let Some(commission) = input.commission_amount {
+        check_amount("commissionAmount", commission)?;
+    }
+    check_order(("placedAt", Some(input.placed_at)), ("paidAt", input.paid_at))?;
+    check_order(("placedAt", Some(input.placed_at)), ("shippedAt", input.shipped_at))?;
+    check_order(("shippedAt", input.shipped_at), ("deliveredAt", input.delivered_at))?;
+    check_order(("placedAt", Some(input.placed_at)), ("completedAt", input.completed_at))?;
+    check_order(("placedAt", Some(input.placed_at)), ("cancelledAt", input.cancelled_at))?;
+    if let Some(code) = &input.province_code {
+        if !province_codes.contains(code) {
+            return Err(format!("unknown province code {code:?}"));
+        }
+    }
+    let paid = input.paid_at.is_some();
+    let status = match (&input.status, &input.raw_status) {
+        (Some(status), _) => *status,
+        (None, Some(raw)) => normalize_status(platform, raw, paid)
+            .ok_or_else(|| format!("unknown {platform} status {raw:?}"))?,
+        (None, None) => return Err("status or rawStatus is required".into()),
+    };
+    if status.requires_payment() && !paid {
+        return Err(format!("status {status} requires paidAt"));
+    }
+    if !status.requires_payment() && paid {
+        return Err(format!("status {status} cannot have paidAt"));
+    }
+    let raw_status = input
+        .raw_status
+        .clone()
+        .unwrap_or_else(|| status.as_str().to_string());
+
+    if let Some(creator) = &input.creator {
+        check_text("creator.externalId", &creator.external_id, true)?;
+        check_text("creator.handle", &creator.handle, true)?;
+        if let Some(followers) = creator.followers {
+            check_amount("creator.followers", followers)?;
+        }
+    }
+    let commission_amount = match (input.commission_amount, &input.creator) {
+        (Some(amount), _) => amount,
+        (None, Some(_)) if paid => input.paid_amount * i64::from(input.commission_rate_bps) / 10_000,
+        _ => 0,
+    };
+
+    if input.items.len() > MAX_ITEMS {
+        return Err(format!("an order has at most {MAX_ITEMS} items"));
+    }
+    let mut lines = HashSet::new();
+    let mut items = Vec::with_capacity(input.items.len());
+    for (pos, item) in input.items.iter().enumerate() {
+        let line_no = item.line_no.unwrap_or(pos as i32 + 1);
+        if line_no < 1 || !lines.insert(line_no) {
+            return Err(format!("item lineNo {line_no} is invalid or repeated"));
+        }
+        check_text("items.productExternalId", &item.product_external_id, true)?;
+        check_text("items.sku", &item.sku, true)?;
+        if item.quantity <= 0 {
+            return Err(format!("item {line_no} quantity must be positive"));
+        }
+        check_amount("items.unitPrice", item.unit_price)?;
+        check_amount("items.paidAmount", item.paid_amount)?;
+        items.push(ValidItem {
+            line_no,
+            product_external_id: item.product_external_id.clone(),
+            product_title: item
+                .product_title
+                .clone()
+                .unwrap_or_else(|| item.product_external_id.clone()),
+            category: item.category.clone().unwrap_or_else(|| "未分类".to_string()),
+            sku: item.sku.clone(),
+            quantity: item.quantity,
+            unit_price: item.unit_price,
+            paid_amount: item.paid_amount,
+        });
+    }
+
+    if input.after_sales.len() > MAX_AFTER_SALES {
+        return Err(format!("an order has at most {MAX_AFTER_SALES} after-sales"));
+    }
+    let mut after_sale_ids = HashSet::new();
+    for case in &input.after_sales {
+        check_text("afterSales.externalId", &case.external_id, true)?;
+        if !after_sale_ids.insert(case.external_id.as_str()) {
+            return Err(format!("after-sale {} is repeated", case.external_id));
+        }
+        check_amount("afterSales.refundAmount", case.refund_amount)?;
+        if case.refund_amount > input.paid_amount {
+            return Err(format!(
+                "after-sale {} refunds more than was paid",
+                case.external_id
+            ));
+        }
+        if !paid {
+            return Err("an unpaid order cannot have after-sales".into());
+        }
+        check_order(("requestedAt", Some(case.requested_at)), ("resolvedAt", case.resolved_at))?;
+    }
+    if let Some(shipment) = &input.shipment {
+        check_text("shipment.carrier", &shipment.carrier, true)?;
+        check_text("shipment.trackingNo", &shipment.tracking_no, true)?;
+        check_order(("shipment.shippedAt", Some(shipment.shipped_at)), ("shipment.deliveredAt", shipment.delivered_at))?;
+    }
+
+    let order = crate::db::ingest::NewOrder {
+        shop_id: shop.id,
+        order_no: input.order_no.trim().to_string(),
+        status: status.as_str().to_string(),
+        raw_status,
+        placed_at: input.placed_at,
+        paid_at: input.paid_at,
+        shipped_at: input.shipped_at,
+        delivered_at: input.delivered_at,
+        completed_at: input.completed_at,
+        cancelled_at: input.cancelled_at,
+        payment_method: input.payment_method.map(|m| m.as_str().to_string()),
+        goods_amount: input.goods_amount,
+        shipping_fee: input.shipping_fee,
+        discount_amount: input.discount_amount,
+        paid_amount: input.paid_amount,
+        province_code: input.province_code.clone(),
+        city: input.city.clone(),
+        channel: input.channel.as_str().to_string(),
+        creator_id: None,
+        content_id: input.content_id.clone(),
+        commission_rate_bps: input.commission_rate_bps,
+        commission_amount,
+        buyer_id: input.buyer_id.clone(),
+        buyer_nickname: input.buyer_nickname.clone(),
+        receiver_name: input.receiver_name.clone(),
+        receiver_phone: input.receiver_phone.clone(),
+        receiver_address: input.receiver_address.clone(),
+        buyer_note: input.buyer_note.clone(),
+        source_updated_at: input.source_updated_at,
+    };
+    Ok(ValidOrder {
+        index,
+        shop,
+        platform,
+        order,
+        creator: input.creator,
+        items,
+        after_sales: input.after_sales,
+        shipment: input.shipment,
+    })
+}
+
+/// Keeps, for each (shop, order number), only the newest version in the batch; the
+/// others are reported against it without touching the database.
+pub fn dedupe(orders: Vec<ValidOrder>) -> (Vec<ValidOrder>, Vec<IngestResult>) {
+    let mut newest: HashMap<(i64, String), ValidOrder> = HashMap::new();
+    let mut superseded = Vec::new();
+    for order in orders {
+        let key = (order.order.shop_id, order.order.order_no.clone());
+        match newest.remove(&key) {
+            None => {
+                newest.insert(key, order);
+            }
+            Some(kept) => {
+                let (winner, loser) =
+                    if order.order.source_updated_at >= kept.order.source_updated_at {
+                        (order, kept)
+                    } else {
+                        (kept, order)
+                    };
+                let outcome = if loser.order.source_updated_at == winner.order.source_updated_at {
+                    IngestOutcome::Unchanged
+                } else {
+                    IngestOutcome::Stale
+                };
+                superseded.push(IngestResult {
+                    index: loser.index,
+                    shop_id: ID(loser.order.shop_id.to_string()),
+                    order_no: loser.order.order_no.clone(),
+                    outcome,
+                    order_id: None,
+                    reason: Some("a newer version of this order is in the same batch".into()),
+                });
+                newest.insert(key, winner);
+            }
+        }
+    }
+    let mut kept: Vec<ValidOrder> = newest.into_values().collect();
+    // One lock order for every batch: overlapping concurrent ingests cannot deadlock.
+    kept.sort_by(|a, b| {
+        (a.order.shop_id, &a.order.order_no).cmp(&(b.order.shop_id, &b.order.order_no))
+    });
+    (kept, superseded)
+}

@@ -1,0 +1,19 @@
+//! orderscope: a GraphQL analytics API for marketplace sellers.
+//!
+//! The binary (`main.rs`) only parses the command; everything else lives here so that
+//! tests can start the real application with [`startup::Application::build`].
+
+pub mod auth;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod seed;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use error::AppError;

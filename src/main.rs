@@ -1,0 +1,99 @@
+//! The `orderscope` command: `serve`, `migrate`, `seed`, `export-schema`, `token`.
+
+use clap::{Parser, Subcommand};
+use diesel::Connection;
+
+use orderscope::settings::Settings;
+
+#[derive(Parser)]
+#[command(name = "orderscope", about = "GraphQL analytics API for marketplace sellers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on BIND (default 127.0.0.1:8080).
+    Serve,
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Generate a deterministic dataset and load it with COPY.
+    Seed(orderscope::seed::SeedArgs),
+    /// Print the GraphQL schema (SDL), or write it to a file.
+    ExportSchema {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Print a signed JWT for an account (by id, or the owner of a tenant).
+    Token {
+        #[arg(long, conflicts_with = "tenant")]
+        account: Option<i64>,
+        #[arg(long)]
+        tenant: Option<i64>,
+        /// Lifetime in seconds (default JWT_TTL_SECONDS).
+        #[arg(long)]
+        ttl: Option<i64>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    orderscope::telemetry::init(settings.is_production());
+    match cli.command {
+        Command::Serve => {
+            let runtime = actix_web::rt::System::new();
+            runtime.block_on(async move {
+                let app = orderscope::startup::Application::build(settings.clone())?;
+                tracing::info!(bind = %settings.bind, port = app.port(), "orderscope serving");
+                app.run_until_stopped().await?;
+                Ok::<_, anyhow::Error>(())
+            })
+        }
+        Command::Migrate => {
+            orderscope::db::ensure_database(&settings.database_url)?;
+            let mut conn = diesel::PgConnection::establish(&settings.database_url)?;
+            let applied = orderscope::db::migrate(&mut conn)?;
+            println!("migrations applied: {applied}");
+            Ok(())
+        }
+        Command::Seed(args) => {
+            let report = orderscope::seed::run(&settings.database_url, &args)?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::ExportSchema { out } => {
+            let sdl = orderscope::graphql::sdl();
+            match out {
+                Some(path) => std::fs::write(path, sdl)?,
+                None => print!("{sdl}"),
+            }
+            Ok(())
+        }
+        Command::Token {
+            account,
+            tenant,
+            ttl,
+        } => {
+            let mut conn = diesel::PgConnection::establish(&settings.database_url)?;
+            let row = match (account, tenant) {
+                (Some(id), _) => orderscope::db::accounts::account_by_id(&mut conn, id),
+                (None, tenant) => orderscope::db::accounts::owner_of(&mut conn, tenant.unwrap_or(1)),
+            }
+            .map_err(|e| anyhow::anyhow!("no such account: {}", e.public_message()))?;
+            let verifier = orderscope::auth::TokenVerifier::new(&settings.jwt);
+            let token = verifier
+                .issue(
+                    orderscope::auth::TokenSubject {
+                        account_id: row.id,
+                        tenant_id: row.tenant_id,
+                    },
+                    ttl,
+                )
+                .map_err(|e| anyhow::anyhow!("cannot sign: {}", e.public_message()))?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}

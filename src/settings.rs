@@ -1,0 +1,121 @@
+//! Configuration from the environment, with defaults that work on a developer machine.
+
+use std::time::Duration;
+
+/// Where the process runs; production turns off GraphiQL and introspection and
+/// switches logs to JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// The development signing secret. Refused when `APP_ENV=production`.
+pub const DEV_JWT_SECRET: &str = "orderscope-development-secret-do-not-use-in-production";
+
+/// Everything the application needs to start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub environment: Environment,
+    /// `host:port`; port 0 picks a free port (tests).
+    pub bind: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub db_pool_size: u32,
+    /// How long a request waits for a pooled connection before `UNAVAILABLE`.
+    pub db_checkout_timeout: Duration,
+    /// Time limit for one GraphQL request; also set as the SQL `statement_timeout`
+    /// so that a request that gives up also stops its query.
+    pub request_timeout: Duration,
+    pub jwt: JwtSettings,
+    pub limits: Limits,
+}
+
+/// Token verification settings (DESIGN section 5).
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    pub secret: String,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_seconds: u64,
+    /// Lifetime of tokens minted by `orderscope token` and by the demo setup.
+    pub default_ttl: Duration,
+}
+
+/// Guards against expensive or abusive GraphQL requests.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_body_bytes: usize,
+    pub max_page_size: i32,
+    pub max_ingest_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_page_size: 200,
+            max_ingest_batch: 1000,
+        }
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}")),
+        _ => Ok(default),
+    }
+}
+
+impl Settings {
+    /// Reads `DATABASE_URL`, `REDIS_URL`, `JWT_*`, `BIND`, `APP_ENV` and the limits.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        let environment = match env_or("APP_ENV", "development").to_ascii_lowercase().as_str() {
+            "production" | "prod" => Environment::Production,
+            "development" | "dev" | "test" | "local" => Environment::Development,
+            other => anyhow::bail!("APP_ENV must be development or production, got {other:?}"),
+        };
+        let secret = env_or("JWT_SECRET", DEV_JWT_SECRET);
+        if environment == Environment::Production && secret == DEV_JWT_SECRET {
+            anyhow::bail!("JWT_SECRET must be set in production");
+        }
+        if secret.len() < 32 {
+            anyhow::bail!("JWT_SECRET must be at least 32 bytes");
+        }
+        Ok(Settings {
+            environment,
+            bind: env_or("BIND", "127.0.0.1:8080"),
+            database_url: env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderscope"),
+            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            db_pool_size: env_num("DB_POOL_SIZE", 16)?,
+            db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
+            request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),
+            jwt: JwtSettings {
+                secret,
+                issuer: env_or("JWT_ISSUER", "orderscope"),
+                audience: env_or("JWT_AUDIENCE", "orderscope-api"),
+                leeway_seconds: env_num("JWT_LEEWAY_SECONDS", 30)?,
+                default_ttl: Duration::from_secs(env_num("JWT_TTL_SECONDS", 7 * 24 * 3600)?),
+            },
+            limits: Limits::default(),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+}

@@ -1,0 +1,90 @@
+//! Building and running the application: what `serve` runs and what tests start.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+
+use crate::auth::TokenVerifier;
+use crate::db;
+use crate::graphql::{schema_builder, Shared};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the server.
+    pub fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let pool = db::build_pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.db_checkout_timeout,
+            settings.request_timeout,
+        );
+        let shared = Shared {
+            pool: pool.clone(),
+            limits: settings.limits.clone(),
+            provinces: Arc::new(tokio::sync::OnceCell::new()),
+        };
+        let schema = schema_builder(&settings.limits, settings.is_production())
+            .data(shared)
+            .finish();
+        let metrics = Arc::new(Metrics::default());
+        let state = web::Data::new(AppState {
+            verifier: TokenVerifier::new(&settings.jwt),
+            pool,
+            schema,
+            metrics: metrics.clone(),
+            settings: settings.clone(),
+        });
+        let production = settings.is_production();
+        let server = HttpServer::new(move || {
+            let metrics = metrics.clone();
+            let mut app = App::new()
+                .app_data(state.clone())
+                .wrap_fn(move |req, srv| {
+                    let started = Instant::now();
+                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+                    let metrics = metrics.clone();
+                    srv.call(req).map(move |res| {
+                        if let Ok(res) = &res {
+                            metrics.observe_request(&route, res.status().as_u16(), started.elapsed());
+                        }
+                        res
+                    })
+                })
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .route("/graphql", web::post().to(http::graphql))
+                .route("/healthz", web::get().to(http::healthz))
+                .route("/readyz", web::get().to(http::readyz))
+                .route("/metrics", web::get().to(http::metrics));
+            if !production {
+                app = app.route("/graphql", web::get().to(http::graphiql));
+            }
+            app
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -188,9 +188,7 @@ pub fn normalize_status(platform: Platform, raw: &str, paid: bool) -> Option<Ord
     use OrderStatus::*;
     let closed = if paid { Closed } else { Cancelled };
     let raw = raw.trim();
-    if let Some(unified) = OrderStatus::parse(raw) {
-        return Some(unified);
-    }
+    // Platform codes first: TikTok's CANCELLED also closes paid orders.
     let mapped = match platform {
         Platform::Douyin => match raw {
             "1" => PendingPayment,
@@ -198,7 +196,7 @@ pub fn normalize_status(platform: Platform, raw: &str, paid: bool) -> Option<Ord
             "3" => Shipped,
             "5" => Completed,
             "4" => closed,
-            _ => return None,
+            other => return OrderStatus::parse(other),
         },
         Platform::Tiktok => match raw {
             "UNPAID" => PendingPayment,
@@ -207,7 +205,7 @@ pub fn normalize_status(platform: Platform, raw: &str, paid: bool) -> Option<Ord
             "DELIVERED" => Delivered,
             "COMPLETED" => Completed,
             "CANCELLED" => closed,
-            _ => return None,
+            other => return OrderStatus::parse(other),
         },
         Platform::Taobao | Platform::Tmall => match raw {
             "WAIT_BUYER_PAY" => PendingPayment,
@@ -216,9 +214,9 @@ pub fn normalize_status(platform: Platform, raw: &str, paid: bool) -> Option<Ord
             "TRADE_FINISHED" => Completed,
             "TRADE_CLOSED_BY_TAOBAO" => Cancelled,
             "TRADE_CLOSED" => closed,
-            _ => return None,
+            other => return OrderStatus::parse(other),
         },
-        Platform::Kuaishou | Platform::Jd | Platform::Pdd => return None,
+        Platform::Kuaishou | Platform::Jd | Platform::Pdd => return OrderStatus::parse(raw),
     };
     Some(mapped)
 }
@@ -292,14 +290,26 @@ mod tests {
 
     #[test]
     fn platform_codes_map_to_the_unified_lifecycle() {
-        assert_eq!(normalize_status(Platform::Douyin, "4", false), Some(OrderStatus::Cancelled));
-        assert_eq!(normalize_status(Platform::Douyin, "4", true), Some(OrderStatus::Closed));
-        assert_eq!(normalize_status(Platform::Tiktok, "IN_TRANSIT", true), Some(OrderStatus::Shipped));
+        assert_eq!(
+            normalize_status(Platform::Douyin, "4", false),
+            Some(OrderStatus::Cancelled)
+        );
+        assert_eq!(
+            normalize_status(Platform::Douyin, "4", true),
+            Some(OrderStatus::Closed)
+        );
+        assert_eq!(
+            normalize_status(Platform::Tiktok, "IN_TRANSIT", true),
+            Some(OrderStatus::Shipped)
+        );
         assert_eq!(
             normalize_status(Platform::Tmall, "TRADE_FINISHED", true),
             Some(OrderStatus::Completed)
         );
-        assert_eq!(normalize_status(Platform::Jd, "DELIVERED", true), Some(OrderStatus::Delivered));
+        assert_eq!(
+            normalize_status(Platform::Jd, "DELIVERED", true),
+            Some(OrderStatus::Delivered)
+        );
         assert_eq!(normalize_status(Platform::Pdd, "weird", true), None);
         for platform in Platform::ALL {
             for status in OrderStatus::ALL {
@@ -307,7 +317,10 @@ mod tests {
                 let back = normalize_status(*platform, raw, status.requires_payment()).unwrap();
                 // Douyin and Taobao fold SHIPPED and DELIVERED into one code.
                 if back != *status {
-                    assert_eq!((back, *status), (OrderStatus::Shipped, OrderStatus::Delivered));
+                    assert_eq!(
+                        (back, *status),
+                        (OrderStatus::Shipped, OrderStatus::Delivered)
+                    );
                 }
             }
         }

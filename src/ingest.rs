@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::auth::Principal;
 use crate::db::reference::ShopRow;
 use crate::domain::{
-    normalize_status, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus,
-    PaymentMethod, Platform,
+    normalize_status, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus, PaymentMethod,
+    Platform,
 };
 
 /// One order as a platform integration reports it. Amounts are minor units (fen/cents)
@@ -272,11 +272,26 @@ pub fn validate(
     if let Some(commission) = input.commission_amount {
         check_amount("commissionAmount", commission)?;
     }
-    check_order(("placedAt", Some(input.placed_at)), ("paidAt", input.paid_at))?;
-    check_order(("placedAt", Some(input.placed_at)), ("shippedAt", input.shipped_at))?;
-    check_order(("shippedAt", input.shipped_at), ("deliveredAt", input.delivered_at))?;
-    check_order(("placedAt", Some(input.placed_at)), ("completedAt", input.completed_at))?;
-    check_order(("placedAt", Some(input.placed_at)), ("cancelledAt", input.cancelled_at))?;
+    check_order(
+        ("placedAt", Some(input.placed_at)),
+        ("paidAt", input.paid_at),
+    )?;
+    check_order(
+        ("placedAt", Some(input.placed_at)),
+        ("shippedAt", input.shipped_at),
+    )?;
+    check_order(
+        ("shippedAt", input.shipped_at),
+        ("deliveredAt", input.delivered_at),
+    )?;
+    check_order(
+        ("placedAt", Some(input.placed_at)),
+        ("completedAt", input.completed_at),
+    )?;
+    check_order(
+        ("placedAt", Some(input.placed_at)),
+        ("cancelledAt", input.cancelled_at),
+    )?;
     if let Some(code) = &input.province_code {
         if !province_codes.contains(code) {
             return Err(format!("unknown province code {code:?}"));
@@ -309,7 +324,9 @@ pub fn validate(
     }
     let commission_amount = match (input.commission_amount, &input.creator) {
         (Some(amount), _) => amount,
-        (None, Some(_)) if paid => input.paid_amount * i64::from(input.commission_rate_bps) / 10_000,
+        (None, Some(_)) if paid => {
+            input.paid_amount * i64::from(input.commission_rate_bps) / 10_000
+        }
         _ => 0,
     };
 
@@ -337,7 +354,10 @@ pub fn validate(
                 .product_title
                 .clone()
                 .unwrap_or_else(|| item.product_external_id.clone()),
-            category: item.category.clone().unwrap_or_else(|| "未分类".to_string()),
+            category: item
+                .category
+                .clone()
+                .unwrap_or_else(|| "未分类".to_string()),
             sku: item.sku.clone(),
             quantity: item.quantity,
             unit_price: item.unit_price,
@@ -346,7 +366,9 @@ pub fn validate(
     }
 
     if input.after_sales.len() > MAX_AFTER_SALES {
-        return Err(format!("an order has at most {MAX_AFTER_SALES} after-sales"));
+        return Err(format!(
+            "an order has at most {MAX_AFTER_SALES} after-sales"
+        ));
     }
     let mut after_sale_ids = HashSet::new();
     for case in &input.after_sales {
@@ -364,12 +386,18 @@ pub fn validate(
         if !paid {
             return Err("an unpaid order cannot have after-sales".into());
         }
-        check_order(("requestedAt", Some(case.requested_at)), ("resolvedAt", case.resolved_at))?;
+        check_order(
+            ("requestedAt", Some(case.requested_at)),
+            ("resolvedAt", case.resolved_at),
+        )?;
     }
     if let Some(shipment) = &input.shipment {
         check_text("shipment.carrier", &shipment.carrier, true)?;
         check_text("shipment.trackingNo", &shipment.tracking_no, true)?;
-        check_order(("shipment.shippedAt", Some(shipment.shipped_at)), ("shipment.deliveredAt", shipment.delivered_at))?;
+        check_order(
+            ("shipment.shippedAt", Some(shipment.shipped_at)),
+            ("shipment.deliveredAt", shipment.delivered_at),
+        )?;
     }
 
     let order = crate::db::ingest::NewOrder {

@@ -6,7 +6,10 @@ use diesel::Connection;
 use orderscope::settings::Settings;
 
 #[derive(Parser)]
-#[command(name = "orderscope", about = "GraphQL analytics API for marketplace sellers")]
+#[command(
+    name = "orderscope",
+    about = "GraphQL analytics API for marketplace sellers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,7 +82,9 @@ fn main() -> anyhow::Result<()> {
             let mut conn = diesel::PgConnection::establish(&settings.database_url)?;
             let row = match (account, tenant) {
                 (Some(id), _) => orderscope::db::accounts::account_by_id(&mut conn, id),
-                (None, tenant) => orderscope::db::accounts::owner_of(&mut conn, tenant.unwrap_or(1)),
+                (None, tenant) => {
+                    orderscope::db::accounts::owner_of(&mut conn, tenant.unwrap_or(1))
+                }
             }
             .map_err(|e| anyhow::anyhow!("no such account: {}", e.public_message()))?;
             let verifier = orderscope::auth::TokenVerifier::new(&settings.jwt);

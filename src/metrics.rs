@@ -35,7 +35,10 @@ impl Metrics {
     pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *inner.requests.entry((route.to_string(), status)).or_default() += 1;
+        *inner
+            .requests
+            .entry((route.to_string(), status))
+            .or_default() += 1;
         let h = inner.latency.entry(route.to_string()).or_default();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
@@ -58,9 +61,14 @@ impl Metrics {
         out.push_str("# HELP orderscope_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE orderscope_http_requests_total counter\n");
         for ((route, status), n) in &inner.requests {
-            let _ = writeln!(out, "orderscope_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "orderscope_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
         }
-        out.push_str("# HELP orderscope_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str(
+            "# HELP orderscope_http_request_duration_seconds HTTP request latency by route.\n",
+        );
         out.push_str("# TYPE orderscope_http_request_duration_seconds histogram\n");
         for (route, h) in &inner.latency {
             for (i, bound) in BUCKETS.iter().enumerate() {
@@ -71,13 +79,24 @@ impl Metrics {
                 );
             }
             let _ = writeln!(out, "orderscope_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "orderscope_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "orderscope_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "orderscope_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "orderscope_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
         }
         out.push_str("# HELP orderscope_graphql_errors_total GraphQL errors by extensions.code.\n");
         out.push_str("# TYPE orderscope_graphql_errors_total counter\n");
         for (code, n) in &inner.graphql_errors {
-            let _ = writeln!(out, "orderscope_graphql_errors_total{{code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "orderscope_graphql_errors_total{{code=\"{code}\"}} {n}"
+            );
         }
         out.push_str(extra);
         out

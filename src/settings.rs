@@ -84,7 +84,10 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 impl Settings {
     /// Reads `DATABASE_URL`, `REDIS_URL`, `JWT_*`, `BIND`, `APP_ENV` and the limits.
     pub fn from_env() -> anyhow::Result<Settings> {
-        let environment = match env_or("APP_ENV", "development").to_ascii_lowercase().as_str() {
+        let environment = match env_or("APP_ENV", "development")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "production" | "prod" => Environment::Production,
             "development" | "dev" | "test" | "local" => Environment::Development,
             other => anyhow::bail!("APP_ENV must be development or production, got {other:?}"),
@@ -99,7 +102,10 @@ impl Settings {
         Ok(Settings {
             environment,
             bind: env_or("BIND", "127.0.0.1:8080"),
-            database_url: env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderscope"),
+            database_url: env_or(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/orderscope",
+            ),
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
             db_pool_size: env_num("DB_POOL_SIZE", 16)?,
             db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),

@@ -56,11 +56,17 @@ impl Application {
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
-                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+                    let route = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_string());
                     let metrics = metrics.clone();
                     srv.call(req).map(move |res| {
                         if let Ok(res) = &res {
-                            metrics.observe_request(&route, res.status().as_u16(), started.elapsed());
+                            metrics.observe_request(
+                                &route,
+                                res.status().as_u16(),
+                                started.elapsed(),
+                            );
                         }
                         res
                     })

@@ -85,6 +85,8 @@ CREATE TABLE orders (
 );
 -- The orders page: one shop (or a few), newest first, keyset on (placed_at, id).
 CREATE INDEX orders_shop_placed_idx ON orders (shop_id, placed_at DESC, id DESC);
+-- Newest first across many shops (a tenant-wide page walks this and filters by shop).
+CREATE INDEX orders_placed_idx ON orders (placed_at DESC, id DESC);
 -- Sorting by amount within a shop.
 CREATE INDEX orders_shop_amount_idx ON orders (shop_id, paid_amount DESC, id DESC);
 CREATE INDEX orders_creator_idx ON orders (creator_id) WHERE creator_id IS NOT NULL;

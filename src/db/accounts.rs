@@ -34,7 +34,11 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
         .optional()?;
     let (account, tenant_name) = match found {
         Some(found) if found.0.disabled_at.is_none() => found,
-        _ => return Err(AppError::Unauthenticated("missing or invalid credentials".into())),
+        _ => {
+            return Err(AppError::Unauthenticated(
+                "missing or invalid credentials".into(),
+            ))
+        }
     };
     let shops = tenant_shops(conn, account.tenant_id, &account.shop_ids)?;
     let permissions: BTreeSet<Permission> = account

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use async_graphql::ID;
 use chrono::{DateTime, Utc};
-use diesel::upsert::excluded;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
+use diesel::upsert::excluded;
 
 use super::schema::{after_sales, audit_log, creators, order_items, orders, products, shipments};
 use crate::error::{AppError, AppResult};
@@ -113,7 +113,11 @@ pub struct Actor {
 
 /// Applies a deduplicated, key-sorted batch. Retries the whole transaction on a
 /// deadlock or serialization failure, which concurrent writers can cause.
-pub fn apply(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> AppResult<Vec<IngestResult>> {
+pub fn apply(
+    conn: &mut PgConnection,
+    batch: &[ValidOrder],
+    actor: Actor,
+) -> AppResult<Vec<IngestResult>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -130,14 +134,20 @@ pub fn apply(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> App
 fn is_retryable(cause: &anyhow::Error) -> bool {
     match cause.downcast_ref::<diesel::result::Error>() {
         Some(diesel::result::Error::DatabaseError(kind, info)) => {
-            matches!(kind, diesel::result::DatabaseErrorKind::SerializationFailure)
-                || info.message().contains("deadlock detected")
+            matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::SerializationFailure
+            ) || info.message().contains("deadlock detected")
         }
         _ => false,
     }
 }
 
-fn apply_once(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> AppResult<Vec<IngestResult>> {
+fn apply_once(
+    conn: &mut PgConnection,
+    batch: &[ValidOrder],
+    actor: Actor,
+) -> AppResult<Vec<IngestResult>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -148,10 +158,11 @@ fn apply_once(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> Ap
         .iter()
         .map(|v| {
             let mut row = v.order.clone();
-            row.creator_id = v
-                .creator
-                .as_ref()
-                .and_then(|c| creator_ids.get(&(v.platform.as_str(), c.external_id.clone())).copied());
+            row.creator_id = v.creator.as_ref().and_then(|c| {
+                creator_ids
+                    .get(&(v.platform.as_str(), c.external_id.clone()))
+                    .copied()
+            });
             row
         })
         .collect();
@@ -197,12 +208,12 @@ fn apply_once(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> Ap
         orders::source_updated_at.lt(excluded(orders::source_updated_at)),
     )
     .returning((
-            orders::id,
-            orders::shop_id,
-            orders::order_no,
-            diesel::dsl::sql::<Bool>("xmax = 0"),
-        ))
-        .get_results(conn)?;
+        orders::id,
+        orders::shop_id,
+        orders::order_no,
+        diesel::dsl::sql::<Bool>("xmax = 0"),
+    ))
+    .get_results(conn)?;
 
     let mut applied_by_key: HashMap<(i64, String), (i64, bool)> = applied
         .into_iter()
@@ -238,11 +249,19 @@ fn apply_once(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> Ap
     if !not_applied.is_empty() {
         // Not applied means a version at least as new is stored: equal is a replay.
         let shop_ids: Vec<i64> = not_applied.iter().map(|v| v.order.shop_id).collect();
-        let numbers: Vec<&str> = not_applied.iter().map(|v| v.order.order_no.as_str()).collect();
+        let numbers: Vec<&str> = not_applied
+            .iter()
+            .map(|v| v.order.order_no.as_str())
+            .collect();
         let stored: Vec<(i64, i64, String, DateTime<Utc>)> = orders::table
             .filter(orders::shop_id.eq_any(&shop_ids))
             .filter(orders::order_no.eq_any(&numbers))
-            .select((orders::id, orders::shop_id, orders::order_no, orders::source_updated_at))
+            .select((
+                orders::id,
+                orders::shop_id,
+                orders::order_no,
+                orders::source_updated_at,
+            ))
             .load(conn)?;
         let stored: HashMap<(i64, String), (i64, DateTime<Utc>)> = stored
             .into_iter()
@@ -252,7 +271,9 @@ fn apply_once(conn: &mut PgConnection, batch: &[ValidOrder], actor: Actor) -> Ap
             let (id, at) = stored
                 .get(&(v.order.shop_id, v.order.order_no.clone()))
                 .copied()
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("upsert skipped a missing order")))?;
+                .ok_or_else(|| {
+                    AppError::internal(anyhow::anyhow!("upsert skipped a missing order"))
+                })?;
             let stale = at > v.order.source_updated_at;
             results.push(IngestResult {
                 index: v.index,
@@ -339,7 +360,10 @@ fn upsert_creators(
 
 /// Products are identified by (shop, external id); unknown ones are created from the
 /// item line, known ones are left as they are.
-fn upsert_products(conn: &mut PgConnection, batch: &[ValidOrder]) -> AppResult<HashMap<(i64, String), i64>> {
+fn upsert_products(
+    conn: &mut PgConnection,
+    batch: &[ValidOrder],
+) -> AppResult<HashMap<(i64, String), i64>> {
     let mut seen = HashMap::new();
     for v in batch {
         for item in &v.items {
@@ -415,7 +439,9 @@ fn write_children(
         .collect();
     // Stay well below the 65,535 bind parameters of one statement.
     for chunk in items.chunks(5_000) {
-        diesel::insert_into(order_items::table).values(chunk).execute(conn)?;
+        diesel::insert_into(order_items::table)
+            .values(chunk)
+            .execute(conn)?;
     }
 
     // After-sales: the submitted list replaces the stored one, keeping ids of cases
@@ -423,7 +449,11 @@ fn write_children(
     let keep_orders: Vec<i64> = written.iter().map(|w| w.1).collect();
     let (keep_ids, keep_ext): (Vec<i64>, Vec<&str>) = written
         .iter()
-        .flat_map(|(v, id, _)| v.after_sales.iter().map(move |a| (*id, a.external_id.as_str())))
+        .flat_map(|(v, id, _)| {
+            v.after_sales
+                .iter()
+                .map(move |a| (*id, a.external_id.as_str()))
+        })
         .unzip();
     diesel::sql_query(
         "DELETE FROM after_sales a WHERE a.order_id = ANY($1) AND NOT EXISTS \

@@ -105,5 +105,8 @@ pub fn split_database_url(database_url: &str) -> anyhow::Result<(String, String)
         .rfind('/')
         .filter(|i| *i > "postgres://".len())
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL has no database name"))?;
-    Ok((without_query[..idx].to_string(), without_query[idx + 1..].to_string()))
+    Ok((
+        without_query[..idx].to_string(),
+        without_query[idx + 1..].to_string(),
+    ))
 }

@@ -119,7 +119,9 @@ type BoxedOrders<'a> = orders::BoxedQuery<'a, diesel::pg::Pg>;
 
 /// Escapes `%`, `_` and `\` for a `LIKE` pattern.
 fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn filtered(q: &OrderQuery) -> BoxedOrders<'static> {
@@ -149,9 +151,7 @@ fn filtered(q: &OrderQuery) -> BoxedOrders<'static> {
         ));
     }
     if let Some(nickname) = &q.buyer_nickname {
-        query = query.filter(
-            orders::buyer_nickname.ilike(format!("%{}%", like_escape(nickname))),
-        );
+        query = query.filter(orders::buyer_nickname.ilike(format!("%{}%", like_escape(nickname))));
     }
     if let Some(provinces) = &q.provinces {
         query = query.filter(orders::province_code.eq_any(provinces.clone()));
@@ -249,7 +249,11 @@ pub fn items_of(conn: &mut PgConnection, order_ids: &[i64]) -> AppResult<Vec<Ord
 pub fn after_sales_of(conn: &mut PgConnection, order_ids: &[i64]) -> AppResult<Vec<AfterSaleRow>> {
     Ok(after_sales::table
         .filter(after_sales::order_id.eq_any(order_ids))
-        .order((after_sales::order_id, after_sales::requested_at, after_sales::id))
+        .order((
+            after_sales::order_id,
+            after_sales::requested_at,
+            after_sales::id,
+        ))
         .select(AfterSaleRow::as_select())
         .load(conn)?)
 }

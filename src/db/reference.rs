@@ -49,7 +49,11 @@ pub struct ProductRow {
 }
 
 /// The shops of a tenant, narrowed to `only` when it is not empty.
-pub fn tenant_shops(conn: &mut PgConnection, tenant_id: i64, only: &[i64]) -> AppResult<Vec<ShopRow>> {
+pub fn tenant_shops(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    only: &[i64],
+) -> AppResult<Vec<ShopRow>> {
     let mut query = shops::table
         .filter(shops::tenant_id.eq(tenant_id))
         .select(ShopRow::as_select())

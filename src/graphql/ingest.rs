@@ -18,7 +18,11 @@ impl IngestMutation {
     /// Upserts up to 1000 orders by shop and `orderNo`. Replaying a batch changes
     /// nothing; an older `sourceUpdatedAt` than the stored one is `STALE`; invalid
     /// orders are `REJECTED` with a reason and the rest of the batch still applies.
-    async fn ingest_orders(&self, ctx: &Context<'_>, orders: Vec<OrderInput>) -> async_graphql::Result<IngestReport> {
+    async fn ingest_orders(
+        &self,
+        ctx: &Context<'_>,
+        orders: Vec<OrderInput>,
+    ) -> async_graphql::Result<IngestReport> {
         let p = principal(ctx)?;
         p.require(Permission::OrdersWrite)?;
         let max = shared(ctx).limits.max_ingest_batch;
@@ -29,7 +33,11 @@ impl IngestMutation {
             ))
             .into());
         }
-        let codes: HashSet<String> = provinces(ctx).await?.iter().map(|p| p.code.clone()).collect();
+        let codes: HashSet<String> = provinces(ctx)
+            .await?
+            .iter()
+            .map(|p| p.code.clone())
+            .collect();
         let mut valid = Vec::with_capacity(orders.len());
         let mut results = Vec::new();
         for (index, input) in orders.into_iter().enumerate() {
@@ -52,7 +60,10 @@ impl IngestMutation {
             tenant_id: p.tenant_id,
             account_id: p.account_id,
         };
-        let written = db::run(&shared(ctx).pool, move |c| db::ingest::apply(c, &batch, actor)).await?;
+        let written = db::run(&shared(ctx).pool, move |c| {
+            db::ingest::apply(c, &batch, actor)
+        })
+        .await?;
         results.extend(written);
         Ok(IngestReport::from_results(results))
     }

@@ -99,7 +99,10 @@ impl OrderFilter {
             }
         }
         if let Some(codes) = &self.provinces {
-            if let Some(bad) = codes.iter().find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_digit())) {
+            if let Some(bad) = codes
+                .iter()
+                .find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_digit()))
+            {
                 return Err(AppError::bad_input(format!(
                     "{bad:?} is not a province code (two digits, GB/T 2260)"
                 )));
@@ -112,11 +115,19 @@ impl OrderFilter {
             placed_from: self.placed_from,
             placed_to: self.placed_to,
             order_no: self.order_no.clone(),
-            product_id: self.product_id.as_ref().map(|id| parse_id("productId", id)).transpose()?,
+            product_id: self
+                .product_id
+                .as_ref()
+                .map(|id| parse_id("productId", id))
+                .transpose()?,
             buyer_nickname: self.buyer_nickname.clone().filter(|n| !n.is_empty()),
             provinces: self.provinces.clone(),
             channels: texts(&self.channels, Channel::as_str),
-            creator_id: self.creator_id.as_ref().map(|id| parse_id("creatorId", id)).transpose()?,
+            creator_id: self
+                .creator_id
+                .as_ref()
+                .map(|id| parse_id("creatorId", id))
+                .transpose()?,
             has_after_sale: self.has_after_sale,
         })
     }
@@ -165,7 +176,9 @@ pub fn decode_cursor(sort: OrderSort, cursor: &str) -> AppResult<OrderCursor> {
             let at = DateTime::from_timestamp_micros(key).ok_or_else(bad)?;
             Ok(OrderCursor::Placed(at, id))
         }
-        (Some("a"), OrderSort::AmountDesc | OrderSort::AmountAsc) => Ok(OrderCursor::Amount(key, id)),
+        (Some("a"), OrderSort::AmountDesc | OrderSort::AmountAsc) => {
+            Ok(OrderCursor::Amount(key, id))
+        }
         _ => Err(bad()),
     }
 }
@@ -219,7 +232,10 @@ pub async fn order_page(
         )));
     }
     let sort = sort_of(order_by.unwrap_or_default());
-    let cursor = after.as_deref().map(|c| decode_cursor(sort, c)).transpose()?;
+    let cursor = after
+        .as_deref()
+        .map(|c| decode_cursor(sort, c))
+        .transpose()?;
     let q = query.clone();
     let mut rows = db::run(&shared(ctx).pool, move |c| {
         db::orders::list(c, &q, sort, cursor, i64::from(first) + 1)
@@ -275,7 +291,10 @@ impl OrdersQuery {
             return Ok(None);
         };
         let shop_ids = p.shop_ids();
-        let row = db::run(&shared(ctx).pool, move |c| db::orders::find(c, id, &shop_ids)).await?;
+        let row = db::run(&shared(ctx).pool, move |c| {
+            db::orders::find(c, id, &shop_ids)
+        })
+        .await?;
         Ok(row.map(Order))
     }
 }
@@ -325,7 +344,12 @@ impl OrderItem {
         let Some(id) = self.0.product_id else {
             return Ok(None);
         };
-        let row = ctx.data_unchecked::<Loaders>().products.load_one(id).await.map_err(|e| (*e).clone())?;
+        let row = ctx
+            .data_unchecked::<Loaders>()
+            .products
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?;
         Ok(row.map(|r| Product {
             id: ID(r.id.to_string()),
             external_id: r.external_id,
@@ -398,7 +422,10 @@ pub struct TimelineEvent {
     pub detail: Option<String>,
 }
 
-async fn load_after_sales(ctx: &Context<'_>, order_id: i64) -> async_graphql::Result<Vec<AfterSaleRow>> {
+async fn load_after_sales(
+    ctx: &Context<'_>,
+    order_id: i64,
+) -> async_graphql::Result<Vec<AfterSaleRow>> {
     Ok(ctx
         .data_unchecked::<Loaders>()
         .after_sales
@@ -446,11 +473,16 @@ impl Order {
         self.0.cancelled_at
     }
     async fn payment_method(&self) -> Option<PaymentMethod> {
-        self.0.payment_method.as_deref().and_then(PaymentMethod::parse)
+        self.0
+            .payment_method
+            .as_deref()
+            .and_then(PaymentMethod::parse)
     }
     /// The shop's currency; every amount of the order is in its minor units.
     async fn currency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        Ok(principal(ctx)?.shop(self.0.shop_id).map(|s| s.currency.clone()))
+        Ok(principal(ctx)?
+            .shop(self.0.shop_id)
+            .map(|s| s.currency.clone()))
     }
     async fn goods_amount(&self) -> i64 {
         self.0.goods_amount
@@ -468,7 +500,11 @@ impl Order {
         let Some(code) = &self.0.province_code else {
             return Ok(None);
         };
-        Ok(provinces(ctx).await?.iter().find(|p| &p.code == code).map(Province::from))
+        Ok(provinces(ctx)
+            .await?
+            .iter()
+            .find(|p| &p.code == code)
+            .map(Province::from))
     }
     async fn city(&self) -> Option<&str> {
         self.0.city.as_deref()
@@ -480,7 +516,12 @@ impl Order {
         let Some(id) = self.0.creator_id else {
             return Ok(None);
         };
-        let row = ctx.data_unchecked::<Loaders>().creators.load_one(id).await.map_err(|e| (*e).clone())?;
+        let row = ctx
+            .data_unchecked::<Loaders>()
+            .creators
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?;
         Ok(row.map(|r| Creator {
             id: ID(r.id.to_string()),
             platform: Platform::parse(&r.platform),
@@ -495,14 +536,14 @@ impl Order {
         self.0.content_id.as_deref()
     }
     /// Needs `FINANCE_READ`.
-    async fn commission_rate_bps(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+    async fn commission_rate_bps(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i32>> {
         principal(ctx)?.require(Permission::FinanceRead)?;
-        Ok(self.0.commission_rate_bps)
+        Ok(Some(self.0.commission_rate_bps))
     }
     /// Needs `FINANCE_READ`.
-    async fn commission_amount(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+    async fn commission_amount(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i64>> {
         principal(ctx)?.require(Permission::FinanceRead)?;
-        Ok(self.0.commission_amount)
+        Ok(Some(self.0.commission_amount))
     }
     /// Pseudonymous, stable per buyer.
     async fn buyer_id(&self) -> &str {
@@ -514,12 +555,20 @@ impl Order {
     /// Masked (`张*`) without `PII_READ`.
     async fn receiver_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let pii = principal(ctx)?.has(Permission::PiiRead);
-        Ok(self.0.receiver_name.as_deref().map(|n| if pii { n.to_string() } else { mask_name(n) }))
+        Ok(self
+            .0
+            .receiver_name
+            .as_deref()
+            .map(|n| if pii { n.to_string() } else { mask_name(n) }))
     }
     /// Masked (`138****5678`) without `PII_READ`.
     async fn receiver_phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let pii = principal(ctx)?.has(Permission::PiiRead);
-        Ok(self.0.receiver_phone.as_deref().map(|n| if pii { n.to_string() } else { mask_phone(n) }))
+        Ok(self
+            .0
+            .receiver_phone
+            .as_deref()
+            .map(|n| if pii { n.to_string() } else { mask_phone(n) }))
     }
     /// Only province and city without `PII_READ`.
     async fn receiver_address(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
@@ -538,7 +587,10 @@ impl Order {
                 .unwrap_or_default(),
             None => String::new(),
         };
-        Ok(Some(format!("{province}{}", self.0.city.as_deref().unwrap_or(""))))
+        Ok(Some(format!(
+            "{province}{}",
+            self.0.city.as_deref().unwrap_or("")
+        )))
     }
     async fn buyer_note(&self) -> Option<&str> {
         self.0.buyer_note.as_deref()
@@ -556,7 +608,11 @@ impl Order {
             .collect())
     }
     async fn after_sales(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AfterSale>> {
-        Ok(load_after_sales(ctx, self.0.id).await?.into_iter().map(AfterSale).collect())
+        Ok(load_after_sales(ctx, self.0.id)
+            .await?
+            .into_iter()
+            .map(AfterSale)
+            .collect())
     }
     async fn shipment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Shipment>> {
         Ok(ctx

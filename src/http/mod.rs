@@ -50,10 +50,13 @@ pub fn error_response(metrics: &Metrics, err: AppError) -> HttpResponse {
 /// the rest.
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, AppError> {
     use futures_util::StreamExt;
-    let too_large = || AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
+    let too_large =
+        || AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadUserInput(format!("the request body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            AppError::BadUserInput(format!("the request body could not be read: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -62,7 +65,11 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
-pub async fn graphql(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+pub async fn graphql(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -96,12 +103,20 @@ pub async fn graphql(state: web::Data<AppState>, req: HttpRequest, payload: web:
         Ok(s) => s,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let principal = match db::run(&state.pool, move |c| db::accounts::load_principal(c, subject)).await {
+    let principal = match db::run(&state.pool, move |c| {
+        db::accounts::load_principal(c, subject)
+    })
+    .await
+    {
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
     let request = request.data(principal).data(Loaders::new(&state.pool));
-    let executed = tokio::time::timeout(state.settings.request_timeout, state.schema.execute(request)).await;
+    let executed = tokio::time::timeout(
+        state.settings.request_timeout,
+        state.schema.execute(request),
+    )
+    .await;
     let mut response = match executed {
         Ok(r) => r,
         Err(_) => return error_response(&state.metrics, AppError::Timeout),
@@ -161,7 +176,10 @@ async fn redis_ping(url: &str) -> bool {
         let mut conn = client.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await
     };
-    matches!(tokio::time::timeout(Duration::from_millis(500), attempt).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), attempt).await,
+        Ok(Ok(_))
+    )
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

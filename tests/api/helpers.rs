@@ -1,0 +1,237 @@
+//! Test support: a database per test cloned from a migrated template, the real
+//! application on port 0, and an HTTP client that speaks GraphQL to it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use orderscope::auth::{TokenSubject, TokenVerifier};
+use orderscope::settings::{Environment, JwtSettings, Limits, Settings};
+use serde_json::{json, Value};
+
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// The template's name changes with the migrations, so a stale template is never used.
+fn template_name() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut entries: Vec<_> = walk(&dir);
+    entries.sort();
+    let mut hasher = DefaultHasher::new();
+    for path in entries {
+        path.to_string_lossy().hash(&mut hasher);
+        std::fs::read(&path)
+            .expect("read migration")
+            .hash(&mut hasher);
+    }
+    format!("orderscope_tmpl_{:x}", hasher.finish())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("migrations dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Creates (once, under an advisory lock, for every test process) the migrated template
+/// and clones a fresh database from it.
+pub fn fresh_database() -> String {
+    let admin_url = format!("{}/postgres", server_url());
+    let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {admin_url}: {e}. Run scripts/test, which starts it."
+        )
+    });
+    let template = template_name();
+    admin
+        .batch_execute("SELECT pg_advisory_lock(424242)")
+        .unwrap();
+    let exists: i64 = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM pg_database WHERE datname = '{template}'"
+    ))
+    .get_result::<Count>(&mut admin)
+    .unwrap()
+    .n;
+    if exists == 0 {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {template}"))
+            .unwrap();
+        let mut conn = PgConnection::establish(&format!("{}/{template}", server_url())).unwrap();
+        orderscope::db::migrate(&mut conn).unwrap();
+    }
+    let name = format!("orderscope_t_{}", uuid::Uuid::new_v4().simple());
+    let created = admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"));
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(424242)")
+        .unwrap();
+    created.unwrap();
+    format!("{}/{name}", server_url())
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    Settings {
+        environment: Environment::Development,
+        bind: "127.0.0.1:0".into(),
+        database_url: database_url.into(),
+        redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        db_pool_size: 8,
+        db_checkout_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(20),
+        jwt: JwtSettings {
+            secret: "test-secret-test-secret-test-secret-0123".into(),
+            issuer: "orderscope".into(),
+            audience: "orderscope-api".into(),
+            leeway_seconds: 5,
+            default_ttl: Duration::from_secs(3600),
+        },
+        limits: Limits::default(),
+    }
+}
+
+/// A running application with its own database.
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database seeded with `orders` demo orders (0: none).
+    pub async fn spawn(orders: u64) -> TestApp {
+        Self::spawn_with(orders, |_| {}).await
+    }
+
+    pub async fn spawn_with(orders: u64, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let database_url = tokio::task::spawn_blocking(move || {
+            let url = fresh_database();
+            if orders > 0 {
+                let args = orderscope::seed::SeedArgs {
+                    orders,
+                    shops: 8,
+                    days: 60,
+                    seed: 7,
+                    end_date: Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+                    products: Some(80),
+                    creators: Some(40),
+                    if_empty: false,
+                };
+                orderscope::seed::run(&url, &args).expect("seed");
+            } else {
+                let mut conn = PgConnection::establish(&url).unwrap();
+                conn.batch_execute(
+                    "INSERT INTO tenants (id, name) VALUES (1, 'T1'), (2, 'T2');
+                     INSERT INTO shops (id, tenant_id, platform, external_id, name, currency, timezone) VALUES
+                       (1, 1, 'DOUYIN', 'dy1', '抖音店', 'CNY', 'Asia/Shanghai'),
+                       (2, 1, 'TIKTOK', 'tt1', 'TikTok US', 'USD', 'America/Los_Angeles'),
+                       (3, 2, 'TMALL', 'tm1', '天猫店', 'CNY', 'Asia/Shanghai');
+                     INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES
+                       (1, 1, 'owner', true, '{}', '{}'),
+                       (2, 1, 'viewer', false, '{ANALYTICS_READ,ORDERS_READ}', '{}'),
+                       (3, 2, 'owner2', true, '{}', '{}'),
+                       (4, 1, 'integration', false, '{ORDERS_WRITE}', '{}'),
+                       (5, 1, 'shop1 only', false, '{ORDERS_READ,ORDERS_WRITE}', '{1}');
+                     SELECT setval('tenants_id_seq', 2), setval('shops_id_seq', 3), setval('accounts_id_seq', 5);",
+                )
+                .unwrap();
+            }
+            url
+        })
+        .await
+        .unwrap();
+        let mut settings = test_settings(&database_url);
+        tweak(&mut settings);
+        let app = orderscope::startup::Application::build(settings.clone()).expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            database_url,
+            settings,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn token(&self, account_id: i64, tenant_id: i64) -> String {
+        TokenVerifier::new(&self.settings.jwt)
+            .issue(
+                TokenSubject {
+                    account_id,
+                    tenant_id,
+                },
+                None,
+            )
+            .unwrap()
+    }
+
+    /// Owner of tenant 1 (account 1 in both fixtures).
+    pub fn owner(&self) -> String {
+        self.token(1, 1)
+    }
+
+    pub async fn post_raw(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.post_raw(
+            Some(token),
+            json!({ "query": query, "variables": variables }),
+        )
+        .await
+        .1
+    }
+
+    /// Runs a query that must succeed and returns its `data`.
+    pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.database_url).unwrap()
+    }
+
+    /// A scalar from raw SQL, for comparing answers with the database.
+    pub fn sql_i64(&self, sql: &str) -> i64 {
+        diesel::sql_query(format!("SELECT ({sql})::bigint AS n"))
+            .get_result::<Count>(&mut self.conn())
+            .unwrap()
+            .n
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_string()
+}

@@ -1,0 +1,189 @@
+//! Request hygiene: limits, malformed requests, operational endpoints, production mode,
+//! and the committed schema.
+
+use serde_json::json;
+
+use crate::helpers::{error_code, TestApp};
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_are_bad_user_input() {
+    let app = TestApp::spawn(0).await;
+    let url = format!("{}/graphql", app.address);
+    let token = app.owner();
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, needle) in [
+        (b"{not json".to_vec(), "not a GraphQL request"),
+        (
+            br#"[{"query":"{ shops { id } }"}]"#.to_vec(),
+            "batched requests are not supported",
+        ),
+        (vec![b' '; 5 * 1024 * 1024], "larger than"),
+    ] {
+        let resp = post(body).await.unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{body}"
+        );
+    }
+    // Syntax errors, unknown fields, too-deep and too-complex queries.
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
+        "{ ofType ".repeat(12),
+        "}".repeat(12)
+    );
+    let fields = "id orderNo status rawStatus placedAt paidAt shippedAt deliveredAt completedAt cancelledAt paymentMethod currency \
+                  goodsAmount shippingFee discountAmount paidAmount city channel contentId buyerId buyerNickname buyerNote \
+                  sourceUpdatedAt updatedAt receiverName receiverPhone";
+    let complex = format!("{{ orders(first: 200) {{ edges {{ node {{ {fields} }} }} }} }}");
+    for (query, needle) in [
+        ("{ shops { id }", "expected"),
+        ("{ nope }", "Unknown field"),
+        (deep.as_str(), "nested too deep"),
+        (complex.as_str(), "too complex"),
+    ] {
+        let body = app.gql(&token, query, json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(needle), "{query}: {message}");
+    }
+    // The same fields on a smaller page are fine.
+    let page = format!("{{ orders(first: 50) {{ edges {{ node {{ {fields} }} }} }} }}");
+    let body = app.gql(&token, &page, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn errors_never_leak_sql_or_internals() {
+    let app = TestApp::spawn(0).await;
+    let token = app.owner();
+    for query in [
+        "{ order(id: \"1' OR 1=1 --\") { id } }",
+        "{ orders(filter: {orderNo: \"'; DROP TABLE orders; --\"}) { totalCount } }",
+    ] {
+        let body = app.gql(&token, query, json!({})).await;
+        let text = body.to_string().to_lowercase();
+        for word in ["select ", "syntax error", "diesel", "postgres", "panicked"] {
+            assert!(!text.contains(word), "{query}: {text}");
+        }
+    }
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM pg_tables WHERE tablename = 'orders'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_limit_is_cancelled_with_timeout() {
+    let app = TestApp::spawn_with(300, |s| {
+        s.request_timeout = std::time::Duration::from_millis(1)
+    })
+    .await;
+    let body = app.gql(&app.owner(), "{ orders(first: 200) { totalCount edges { node { items { sku } timeline { at } } } } }", json!({})).await;
+    assert_eq!(error_code(&body), "TIMEOUT", "{body}");
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = TestApp::spawn(0).await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
+    let health = get("/healthz").await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(ready["postgres"], "up");
+    assert_eq!(ready["redis"], "up");
+    app.gql(&app.owner(), "{ shops { id } }", json!({})).await;
+    app.post_raw(None, json!({"query": "{ shops { id } }"}))
+        .await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("orderscope_http_requests_total{route=\"/graphql\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("orderscope_http_requests_total{route=\"/graphql\",status=\"401\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("orderscope_graphql_errors_total{code=\"UNAUTHENTICATED\"} 1"));
+    assert!(metrics.contains(
+        "orderscope_http_request_duration_seconds_bucket{route=\"/graphql\",le=\"+Inf\"}"
+    ));
+    let graphiql = get("/graphql").await.unwrap();
+    assert_eq!(graphiql.status(), 200);
+    assert!(graphiql
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("graphiql"));
+}
+
+#[tokio::test]
+async fn readiness_fails_when_postgres_is_unreachable() {
+    let app = TestApp::spawn_with(0, |s| {
+        s.database_url = "postgres://postgres@127.0.0.1:1/none".into();
+        s.db_checkout_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let resp = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let (status, body) = app
+        .post_raw(Some(&app.owner()), json!({"query": "{ shops { id } }"}))
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(error_code(&body), "UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn production_turns_off_graphiql_and_introspection() {
+    let app = TestApp::spawn_with(0, |s| {
+        s.environment = orderscope::settings::Environment::Production
+    })
+    .await;
+    let graphiql = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(graphiql.status(), 404);
+    let body = app
+        .gql(&app.owner(), "{ __schema { types { name } } }", json!({}))
+        .await;
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection answers nothing: {body}"
+    );
+    assert!(app
+        .gql(&app.owner(), "{ shops { id } }", json!({}))
+        .await
+        .get("errors")
+        .is_none());
+}
+
+#[test]
+fn committed_schema_matches_the_code() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(
+        committed == orderscope::graphql::sdl(),
+        "schema.graphql is out of date: run `cargo run -- export-schema --out schema.graphql`"
+    );
+}

@@ -1,0 +1,8 @@
+//! Black-box API tests: the real application on port 0 over HTTP, against the real
+//! PostgreSQL, one database per test.
+
+mod auth;
+mod helpers;
+mod hygiene;
+mod ingest;
+mod orders;

@@ -4,10 +4,15 @@
 //! database on every request, so disabling an account or changing what it may do takes
 //! effect on its next request.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::db::reference::ShopRow;
@@ -29,6 +34,9 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     pub jti: String,
+    /// The account's token generation when the token was issued (absent: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gen: Option<i32>,
 }
 
 /// Who a verified token speaks for.
@@ -36,60 +44,189 @@ pub struct Claims {
 pub struct TokenSubject {
     pub account_id: i64,
     pub tenant_id: i64,
+    /// Must equal the account's current generation (revocation).
+    pub generation: i32,
+}
+
+/// The `kid` of tokens signed with the HS256 secret (optional in their header).
+pub const HS256_KID: &str = "orderscope-hs256";
+
+/// A token minted by [`TokenVerifier::issue`].
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub jti: String,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// Public keys of external issuers by `kid`.
+#[derive(Default)]
+struct KeySet {
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    loaded_at: Option<Instant>,
 }
 
 /// Verifies and mints tokens with the configured keys.
-#[derive(Clone)]
 pub struct TokenVerifier {
     decoding: DecodingKey,
     encoding: EncodingKey,
-    validation: Validation,
+    external: RwLock<KeySet>,
     settings: JwtSettings,
 }
 
 /// The one message every rejected token gets: a client learns nothing about why.
 const INVALID_TOKEN: &str = "missing or invalid credentials";
 
+fn rejected(reason: impl std::fmt::Display) -> AppError {
+    tracing::debug!(%reason, "token rejected");
+    AppError::Unauthenticated(INVALID_TOKEN.into())
+}
+
+fn parse_alg(name: &str) -> anyhow::Result<Algorithm> {
+    match name {
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        other => anyhow::bail!("unsupported external key algorithm {other:?} (RS256 or ES256)"),
+    }
+}
+
+/// Reads the external keys: a PEM file and/or a JWKS file.
+fn load_external(
+    settings: &JwtSettings,
+) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
+    let mut keys = HashMap::new();
+    if let Some(path) = &settings.public_key_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let alg = parse_alg(&settings.public_key_alg)?;
+        let key = match alg {
+            Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+            _ => DecodingKey::from_rsa_pem(&pem),
+        }
+        .map_err(|e| anyhow::anyhow!("{} is not a {alg:?} public key: {e}", path.display()))?;
+        keys.insert(settings.public_key_kid.clone(), (alg, key));
+    }
+    if let Some(path) = &settings.jwks_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let set: JwkSet = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a JWKS: {e}", path.display()))?;
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(a), _) => parse_alg(&a.to_string())?,
+                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (None, AlgorithmParameters::EllipticCurve(_)) => Algorithm::ES256,
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(jwk)
+                .map_err(|e| anyhow::anyhow!("key {kid} in {}: {e}", path.display()))?;
+            keys.insert(kid, (alg, key));
+        }
+    }
+    Ok(keys)
+}
+
+/// An unknown `kid` re-reads the JWKS file at most this often.
+const JWKS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
 impl TokenVerifier {
-    pub fn new(settings: &JwtSettings) -> TokenVerifier {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = settings.leeway_seconds;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[settings.issuer.as_str()]);
-        validation.set_audience(&[settings.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        TokenVerifier {
+    /// Fails when a configured key file cannot be read or parsed.
+    pub fn new(settings: &JwtSettings) -> anyhow::Result<TokenVerifier> {
+        let keys = load_external(settings)?;
+        Ok(TokenVerifier {
             decoding: DecodingKey::from_secret(settings.secret.as_bytes()),
             encoding: EncodingKey::from_secret(settings.secret.as_bytes()),
-            validation,
+            external: RwLock::new(KeySet {
+                keys,
+                loaded_at: Some(Instant::now()),
+            }),
             settings: settings.clone(),
+        })
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
+        validation.leeway = self.settings.leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[self.settings.issuer.as_str()]);
+        validation.set_audience(&[self.settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation
+    }
+
+    /// The external key for `kid`, re-reading the JWKS file once when it is unknown.
+    fn external_key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+        let lookup = |set: &KeySet| {
+            set.keys
+                .get(kid)
+                .filter(|(a, _)| *a == alg)
+                .map(|(_, k)| k.clone())
+        };
+        if let Some(key) = lookup(&self.external.read().unwrap_or_else(|e| e.into_inner())) {
+            return Some(key);
         }
+        self.settings.jwks_file.as_ref()?;
+        let mut set = self.external.write().unwrap_or_else(|e| e.into_inner());
+        if set
+            .loaded_at
+            .is_some_and(|at| at.elapsed() < JWKS_RELOAD_INTERVAL)
+        {
+            return lookup(&set);
+        }
+        set.loaded_at = Some(Instant::now());
+        match load_external(&self.settings) {
+            Ok(keys) => set.keys = keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "reloading external keys failed; keeping the old ones")
+            }
+        }
+        lookup(&set)
     }
 
     /// Checks signature, `exp`, `nbf`, `iss` and `aud`; any failure is `UNAUTHENTICATED`
-    /// with the same message.
+    /// with the same message. HS256 tokens use the secret; RS256 and ES256 tokens must
+    /// name a known `kid` of that algorithm.
     pub fn verify(&self, token: &str) -> AppResult<TokenSubject> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            tracing::debug!(reason = %e, "token rejected");
-            AppError::Unauthenticated(INVALID_TOKEN.into())
-        })?;
-        let claims = data.claims;
+        let header = decode_header(token).map_err(rejected)?;
+        let key = match header.alg {
+            Algorithm::HS256 => match header.kid.as_deref() {
+                None | Some(HS256_KID) => self.decoding.clone(),
+                Some(other) => return Err(rejected(format!("unknown kid {other}"))),
+            },
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| rejected("external token without kid"))?;
+                self.external_key(kid, header.alg)
+                    .ok_or_else(|| rejected(format!("unknown kid {kid}")))?
+            }
+            other => return Err(rejected(format!("algorithm {other:?} not accepted"))),
+        };
+        let claims = decode::<Claims>(token, &key, &self.validation(header.alg))
+            .map_err(rejected)?
+            .claims;
         match (claims.sub.parse::<i64>(), claims.tid.parse::<i64>()) {
             (Ok(account_id), Ok(tenant_id)) => Ok(TokenSubject {
                 account_id,
                 tenant_id,
+                generation: claims.gen.unwrap_or(0),
             }),
-            _ => Err(AppError::Unauthenticated(INVALID_TOKEN.into())),
+            _ => Err(rejected("sub or tid is not an id")),
         }
     }
 
-    /// Mints a token for an account, valid for `ttl_seconds` (the configured default when
-    /// `None`).
-    pub fn issue(&self, subject: TokenSubject, ttl_seconds: Option<i64>) -> AppResult<String> {
+    /// Mints an HS256 token for an account, valid for `ttl_seconds` (the configured
+    /// default when `None`).
+    pub fn issue(&self, subject: TokenSubject, ttl_seconds: Option<i64>) -> AppResult<IssuedToken> {
         let now = Utc::now().timestamp();
         let ttl = ttl_seconds.unwrap_or(self.settings.default_ttl.as_secs() as i64);
+        let jti = uuid::Uuid::new_v4().to_string();
         let claims = Claims {
             sub: subject.account_id.to_string(),
             tid: subject.tenant_id.to_string(),
@@ -98,9 +235,17 @@ impl TokenVerifier {
             exp: now + ttl,
             iat: now,
             nbf: Some(now),
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti.clone(),
+            gen: Some(subject.generation),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(HS256_KID.to_string());
+        let token = encode(&header, &claims, &self.encoding).map_err(AppError::internal)?;
+        Ok(IssuedToken {
+            token,
+            jti,
+            expires_at: chrono::DateTime::from_timestamp(now + ttl, 0).unwrap_or_else(Utc::now),
+        })
     }
 }
 
@@ -129,6 +274,8 @@ pub struct Principal {
     pub permissions: BTreeSet<Permission>,
     /// The shops in scope: the tenant's, narrowed to the account's `shop_ids` when set.
     pub shops: Vec<ShopRow>,
+    /// How many shops the tenant has in all (to tell a narrowed account).
+    pub tenant_shop_count: usize,
 }
 
 impl Principal {

@@ -87,17 +87,18 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             .map_err(|e| anyhow::anyhow!("no such account: {}", e.public_message()))?;
-            let verifier = orderscope::auth::TokenVerifier::new(&settings.jwt);
-            let token = verifier
+            let verifier = orderscope::auth::TokenVerifier::new(&settings.jwt)?;
+            let issued = verifier
                 .issue(
                     orderscope::auth::TokenSubject {
                         account_id: row.id,
                         tenant_id: row.tenant_id,
+                        generation: row.token_generation,
                     },
                     ttl,
                 )
                 .map_err(|e| anyhow::anyhow!("cannot sign: {}", e.public_message()))?;
-            println!("{token}");
+            println!("{}", issued.token);
             Ok(())
         }
     }

@@ -40,6 +40,13 @@ pub struct JwtSettings {
     pub leeway_seconds: u64,
     /// Lifetime of tokens minted by `orderscope token` and by the demo setup.
     pub default_ttl: Duration,
+    /// Public keys of an external issuer as a JWKS file (RS256/ES256, selected by `kid`).
+    /// Re-read when a token names an unknown `kid`, so keys rotate without a restart.
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// One external public key as a PEM file, with its `kid` and algorithm.
+    pub public_key_file: Option<std::path::PathBuf>,
+    pub public_key_kid: String,
+    pub public_key_alg: String,
 }
 
 /// Guards against expensive or abusive GraphQL requests.
@@ -116,6 +123,14 @@ impl Settings {
                 audience: env_or("JWT_AUDIENCE", "orderscope-api"),
                 leeway_seconds: env_num("JWT_LEEWAY_SECONDS", 30)?,
                 default_ttl: Duration::from_secs(env_num("JWT_TTL_SECONDS", 7 * 24 * 3600)?),
+                jwks_file: std::env::var_os("JWT_JWKS_FILE")
+                    .filter(|v| !v.is_empty())
+                    .map(Into::into),
+                public_key_file: std::env::var_os("JWT_PUBLIC_KEY_FILE")
+                    .filter(|v| !v.is_empty())
+                    .map(Into::into),
+                public_key_kid: env_or("JWT_PUBLIC_KEY_KID", "external"),
+                public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
             },
             limits: Limits::default(),
         })

@@ -38,12 +38,14 @@ impl Application {
             limits: settings.limits.clone(),
             provinces: Arc::new(tokio::sync::OnceCell::new()),
         };
+        let verifier = Arc::new(TokenVerifier::new(&settings.jwt)?);
         let schema = schema_builder(&settings.limits, settings.is_production())
             .data(shared)
+            .data(verifier.clone())
             .finish();
         let metrics = Arc::new(Metrics::default());
         let state = web::Data::new(AppState {
-            verifier: TokenVerifier::new(&settings.jwt),
+            verifier,
             pool,
             schema,
             metrics: metrics.clone(),

@@ -20,6 +20,8 @@ pub struct AccountRow {
     pub permissions: Vec<String>,
     pub shop_ids: Vec<i64>,
     pub disabled_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub token_generation: i32,
 }
 
 /// Loads the account a token speaks for, with its tenant and shop scope. An unknown,
@@ -33,14 +35,27 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
         .first(conn)
         .optional()?;
     let (account, tenant_name) = match found {
-        Some(found) if found.0.disabled_at.is_none() => found,
+        Some(found)
+            if found.0.disabled_at.is_none() && found.0.token_generation == subject.generation =>
+        {
+            found
+        }
         _ => {
             return Err(AppError::Unauthenticated(
                 "missing or invalid credentials".into(),
             ))
         }
     };
-    let shops = tenant_shops(conn, account.tenant_id, &account.shop_ids)?;
+    let all_shops = tenant_shops(conn, account.tenant_id, &[])?;
+    let tenant_shop_count = all_shops.len();
+    let shops = if account.shop_ids.is_empty() {
+        all_shops
+    } else {
+        all_shops
+            .into_iter()
+            .filter(|s| account.shop_ids.contains(&s.id))
+            .collect()
+    };
     let permissions: BTreeSet<Permission> = account
         .permissions
         .iter()
@@ -54,6 +69,7 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
         is_owner: account.is_owner,
         permissions,
         shops,
+        tenant_shop_count,
     })
 }
 
@@ -73,4 +89,91 @@ pub fn account_by_id(conn: &mut PgConnection, id: i64) -> AppResult<AccountRow> 
         .find(id)
         .select(AccountRow::as_select())
         .first(conn)?)
+}
+
+/// Every account of a tenant, owner first.
+pub fn list_for_tenant(conn: &mut PgConnection, tenant_id: i64) -> AppResult<Vec<AccountRow>> {
+    Ok(accounts::table
+        .filter(accounts::tenant_id.eq(tenant_id))
+        .order((accounts::is_owner.desc(), accounts::id))
+        .select(AccountRow::as_select())
+        .load(conn)?)
+}
+
+/// An account of the tenant; another tenant's account is `None`, like a missing one.
+pub fn find_in_tenant(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> AppResult<Option<AccountRow>> {
+    Ok(accounts::table
+        .filter(accounts::tenant_id.eq(tenant_id))
+        .filter(accounts::id.eq(id))
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn create_sub_account(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    name: &str,
+    permissions: &[String],
+    shop_ids: &[i64],
+) -> AppResult<AccountRow> {
+    Ok(diesel::insert_into(accounts::table)
+        .values((
+            accounts::tenant_id.eq(tenant_id),
+            accounts::name.eq(name),
+            accounts::is_owner.eq(false),
+            accounts::permissions.eq(permissions),
+            accounts::shop_ids.eq(shop_ids),
+        ))
+        .returning(AccountRow::as_returning())
+        .get_result(conn)?)
+}
+
+/// Changes to a sub-account; `None` leaves a field as it is.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = accounts)]
+pub struct AccountChanges {
+    pub name: Option<String>,
+    pub permissions: Option<Vec<String>>,
+    pub shop_ids: Option<Vec<i64>>,
+    pub disabled_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
+}
+
+pub fn update_sub_account(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    changes: &AccountChanges,
+) -> AppResult<AccountRow> {
+    let target = accounts::table
+        .filter(accounts::tenant_id.eq(tenant_id))
+        .filter(accounts::id.eq(id))
+        .filter(accounts::is_owner.eq(false));
+    let unchanged = changes.name.is_none()
+        && changes.permissions.is_none()
+        && changes.shop_ids.is_none()
+        && changes.disabled_at.is_none();
+    if unchanged {
+        return Ok(target.select(AccountRow::as_select()).first(conn)?);
+    }
+    Ok(diesel::update(target)
+        .set(changes)
+        .returning(AccountRow::as_returning())
+        .get_result(conn)?)
+}
+
+/// Invalidates every token issued so far for the account.
+pub fn revoke_tokens(conn: &mut PgConnection, tenant_id: i64, id: i64) -> AppResult<AccountRow> {
+    Ok(diesel::update(
+        accounts::table
+            .filter(accounts::tenant_id.eq(tenant_id))
+            .filter(accounts::id.eq(id)),
+    )
+    .set(accounts::token_generation.eq(accounts::token_generation + 1))
+    .returning(AccountRow::as_returning())
+    .get_result(conn)?)
 }

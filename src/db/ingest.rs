@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
 use diesel::upsert::excluded;
 
-use super::schema::{after_sales, audit_log, creators, order_items, orders, products, shipments};
+use super::schema::{after_sales, creators, order_items, orders, products, shipments};
 use crate::error::{AppError, AppResult};
 use crate::ingest::{IngestOutcome, IngestResult, ValidOrder};
 
@@ -104,12 +104,7 @@ struct NewProduct<'a> {
     list_price: i64,
 }
 
-/// Who asked for the write, for the audit log.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor {
-    pub tenant_id: i64,
-    pub account_id: i64,
-}
+pub use super::audit::Actor;
 
 /// Applies a deduplicated, key-sorted batch. Retries the whole transaction on a
 /// deadlock or serialization failure, which concurrent writers can cause.
@@ -291,20 +286,18 @@ fn apply_once(
     }
 
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::tenant_id.eq(actor.tenant_id),
-            audit_log::account_id.eq(actor.account_id),
-            audit_log::action.eq("ingestOrders"),
-            audit_log::target.eq("orders"),
-            audit_log::details.eq(serde_json::json!({
-                "created": count(IngestOutcome::Created),
-                "updated": count(IngestOutcome::Updated),
-                "unchanged": count(IngestOutcome::Unchanged),
-                "stale": count(IngestOutcome::Stale),
-            })),
-        ))
-        .execute(conn)?;
+    super::audit::record(
+        conn,
+        actor,
+        "ingestOrders",
+        "orders",
+        serde_json::json!({
+            "created": count(IngestOutcome::Created),
+            "updated": count(IngestOutcome::Updated),
+            "unchanged": count(IngestOutcome::Unchanged),
+            "stale": count(IngestOutcome::Stale),
+        }),
+    )?;
     Ok(results)
 }
 

@@ -10,6 +10,7 @@ diesel::table! {
         shop_ids -> Array<Int8>,
         disabled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        token_generation -> Int4,
     }
 }
 

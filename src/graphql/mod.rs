@@ -1,6 +1,7 @@
 //! The GraphQL schema: one module per domain, merged into one query and one mutation
 //! root. Resolvers stay thin: they validate input, check permissions and call `db`.
 
+pub mod accounts;
 pub mod ingest;
 pub mod loaders;
 pub mod orders;
@@ -15,10 +16,14 @@ use crate::error::{AppError, AppResult};
 use crate::settings::Limits;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(viewer::ViewerQuery, orders::OrdersQuery);
+pub struct QueryRoot(
+    viewer::ViewerQuery,
+    orders::OrdersQuery,
+    accounts::AccountsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(ingest::IngestMutation);
+pub struct MutationRoot(ingest::IngestMutation, accounts::AccountsMutation);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

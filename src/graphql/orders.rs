@@ -302,6 +302,20 @@ impl OrdersQuery {
 /// An order in the unified model. Amounts are minor units of `currency`.
 pub struct Order(pub OrderRow);
 
+impl Order {
+    /// Whether the caller reads this field unmasked; an unmasked read is recorded for
+    /// the audit log (only when the order has a value to reveal).
+    fn pii(&self, ctx: &Context<'_>, field: &'static str) -> AppResult<bool> {
+        let allowed = principal(ctx)?.has(Permission::PiiRead);
+        if allowed {
+            if let Ok(reads) = ctx.data::<std::sync::Arc<crate::http::PiiReads>>() {
+                reads.record(self.0.id, field);
+            }
+        }
+        Ok(allowed)
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct Creator {
     pub id: ID,
@@ -554,7 +568,7 @@ impl Order {
     }
     /// Masked (`张*`) without `PII_READ`.
     async fn receiver_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        let pii = principal(ctx)?.has(Permission::PiiRead);
+        let pii = self.pii(ctx, "receiverName")?;
         Ok(self
             .0
             .receiver_name
@@ -563,7 +577,7 @@ impl Order {
     }
     /// Masked (`138****5678`) without `PII_READ`.
     async fn receiver_phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        let pii = principal(ctx)?.has(Permission::PiiRead);
+        let pii = self.pii(ctx, "receiverPhone")?;
         Ok(self
             .0
             .receiver_phone
@@ -572,7 +586,7 @@ impl Order {
     }
     /// Only province and city without `PII_READ`.
     async fn receiver_address(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        if principal(ctx)?.has(Permission::PiiRead) {
+        if self.pii(ctx, "receiverAddress")? {
             return Ok(self.0.receiver_address.clone());
         }
         if self.0.receiver_address.is_none() {

@@ -16,12 +16,39 @@ use crate::graphql::{loaders::Loaders, AppSchema};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
+/// Orders whose buyer PII one request read unmasked, for the audit log.
+#[derive(Default)]
+pub struct PiiReads {
+    orders:
+        std::sync::Mutex<std::collections::BTreeMap<i64, std::collections::BTreeSet<&'static str>>>,
+}
+
+impl PiiReads {
+    pub fn record(&self, order_id: i64, field: &'static str) {
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        orders.entry(order_id).or_default().insert(field);
+    }
+
+    /// The audit details, or `None` when nothing was read.
+    fn take_details(&self) -> Option<serde_json::Value> {
+        let orders = std::mem::take(&mut *self.orders.lock().unwrap_or_else(|e| e.into_inner()));
+        if orders.is_empty() {
+            return None;
+        }
+        let entries: Vec<serde_json::Value> = orders
+            .into_iter()
+            .map(|(id, fields)| json!({ "orderId": id, "fields": fields }))
+            .collect();
+        Some(json!({ "orders": entries }))
+    }
+}
+
 /// What every handler shares.
 pub struct AppState {
     pub settings: Settings,
     pub pool: PgPool,
     pub schema: AppSchema,
-    pub verifier: TokenVerifier,
+    pub verifier: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -111,7 +138,15 @@ pub async fn graphql(
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let request = request.data(principal).data(Loaders::new(&state.pool));
+    let actor = crate::db::audit::Actor {
+        tenant_id: principal.tenant_id,
+        account_id: principal.account_id,
+    };
+    let pii_reads = Arc::new(PiiReads::default());
+    let request = request
+        .data(principal)
+        .data(Loaders::new(&state.pool))
+        .data(pii_reads.clone());
     let executed = tokio::time::timeout(
         state.settings.request_timeout,
         state.schema.execute(request),
@@ -121,6 +156,17 @@ pub async fn graphql(
         Ok(r) => r,
         Err(_) => return error_response(&state.metrics, AppError::Timeout),
     };
+    // Unmasked PII reads are audit-logged before the data leaves; if that fails the
+    // data does not leave.
+    if let Some(details) = pii_reads.take_details() {
+        let logged = db::run(&state.pool, move |c| {
+            crate::db::audit::record(c, actor, "readPii", "orders", details)
+        })
+        .await;
+        if let Err(e) = logged {
+            return error_response(&state.metrics, e);
+        }
+    }
     // Errors raised by async-graphql itself (parsing, validation, limits, input
     // coercion) carry no code: they are all the client's to fix.
     for error in &mut response.errors {

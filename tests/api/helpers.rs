@@ -100,6 +100,10 @@ pub fn test_settings(database_url: &str) -> Settings {
             audience: "orderscope-api".into(),
             leeway_seconds: 5,
             default_ttl: Duration::from_secs(3600),
+            jwks_file: None,
+            public_key_file: None,
+            public_key_kid: "external".into(),
+            public_key_alg: "RS256".into(),
         },
         limits: Limits::default(),
     }
@@ -170,15 +174,13 @@ impl TestApp {
     }
 
     pub fn token(&self, account_id: i64, tenant_id: i64) -> String {
-        TokenVerifier::new(&self.settings.jwt)
-            .issue(
-                TokenSubject {
-                    account_id,
-                    tenant_id,
-                },
-                None,
-            )
-            .unwrap()
+        let subject = TokenSubject {
+            account_id,
+            tenant_id,
+            generation: 0,
+        };
+        let verifier = TokenVerifier::new(&self.settings.jwt).unwrap();
+        verifier.issue(subject, None).unwrap().token
     }
 
     /// Owner of tenant 1 (account 1 in both fixtures).

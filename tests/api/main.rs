@@ -6,3 +6,4 @@ mod helpers;
 mod hygiene;
 mod ingest;
 mod orders;
+mod permissions;

@@ -158,6 +158,77 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Dashboard metrics (exact definitions in DESIGN section 2).
+    Metric {
+        Orders => "ORDERS",
+        PaidOrders => "PAID_ORDERS",
+        Gmv => "GMV",
+        Units => "UNITS",
+        Aov => "AOV",
+        PayConversion => "PAY_CONVERSION",
+        RefundOrders => "REFUND_ORDERS",
+        RefundAmount => "REFUND_AMOUNT",
+        RefundRate => "REFUND_RATE",
+        DisputeOrders => "DISPUTE_ORDERS",
+        DisputeRate => "DISPUTE_RATE",
+        AvgDeliveryHours => "AVG_DELIVERY_HOURS",
+        Commission => "COMMISSION",
+        Buyers => "BUYERS",
+    }
+);
+
+text_enum!(
+    /// What a breakdown groups by.
+    Dimension {
+        Shop => "SHOP",
+        Platform => "PLATFORM",
+        Product => "PRODUCT",
+        Category => "CATEGORY",
+        Province => "PROVINCE",
+        Region => "REGION",
+        Channel => "CHANNEL",
+        Creator => "CREATOR",
+        PaymentMethod => "PAYMENT_METHOD",
+        Status => "STATUS",
+    }
+);
+
+text_enum!(
+    /// Trend bucket size; WEEK starts on Monday.
+    Granularity {
+        Hour => "HOUR",
+        Day => "DAY",
+        Week => "WEEK",
+        Month => "MONTH",
+    }
+);
+
+text_enum!(
+    /// The period a report is compared with (环比 / 同比).
+    Compare {
+        PreviousPeriod => "PREVIOUS_PERIOD",
+        SamePeriodLastYear => "SAME_PERIOD_LAST_YEAR",
+    }
+);
+
+impl Metric {
+    /// Additive metrics sum over disjoint groups (rows + other = total).
+    pub fn is_additive(self) -> bool {
+        matches!(
+            self,
+            Metric::Orders
+                | Metric::PaidOrders
+                | Metric::Gmv
+                | Metric::Units
+                | Metric::RefundOrders
+                | Metric::RefundAmount
+                | Metric::DisputeOrders
+                | Metric::Commission
+        )
+    }
+}
+
 impl RolePreset {
     /// The exact permissions of a preset.
     pub fn permissions(self) -> &'static [Permission] {

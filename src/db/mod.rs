@@ -2,6 +2,7 @@
 //! one module per domain with its Diesel queries.
 
 pub mod accounts;
+pub mod analytics;
 pub mod audit;
 pub mod ingest;
 pub mod orders;

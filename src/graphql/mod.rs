@@ -2,6 +2,7 @@
 //! root. Resolvers stay thin: they validate input, check permissions and call `db`.
 
 pub mod accounts;
+pub mod analytics;
 pub mod ingest;
 pub mod loaders;
 pub mod orders;
@@ -20,6 +21,7 @@ pub struct QueryRoot(
     viewer::ViewerQuery,
     orders::OrdersQuery,
     accounts::AccountsQuery,
+    analytics::AnalyticsQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -68,7 +68,7 @@ pub struct RegionInfo {
     pub provinces: Vec<Province>,
 }
 
-fn region_names(region: Region) -> (&'static str, &'static str) {
+pub(crate) fn region_names(region: Region) -> (&'static str, &'static str) {
     match region {
         Region::East => ("华东", "East China"),
         Region::South => ("华南", "South China"),

@@ -1,6 +1,7 @@
 //! Black-box API tests: the real application on port 0 over HTTP, against the real
 //! PostgreSQL, one database per test.
 
+mod analytics;
 mod auth;
 mod helpers;
 mod hygiene;

@@ -1,0 +1,135 @@
+//! The analytics engine: metric definitions, time buckets, comparisons and the query
+//! plan for KPIs, trends and breakdowns. No GraphQL or HTTP here.
+//!
+//! Today every answer comes from the raw path (`db::analytics`), which is the reference
+//! definition of every metric; the rollup path will have to equal it exactly.
+
+pub mod buckets;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::{Dimension, Metric};
+
+/// Additive building blocks of every metric for one group of orders. Money is in major
+/// units of the report currency, rounded to the cent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measures {
+    pub orders: i64,
+    pub paid_orders: i64,
+    pub gmv: f64,
+    pub units: i64,
+    pub refund_orders: i64,
+    pub refund_amount: f64,
+    pub dispute_orders: i64,
+    pub delivered_orders: i64,
+    pub delivery_hours: f64,
+    pub commission: f64,
+    /// Distinct paying buyers of the group (not additive across groups).
+    pub buyers: i64,
+}
+
+fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator != 0.0).then(|| numerator / denominator)
+}
+
+impl Measures {
+    /// The value of a metric; a ratio with a zero denominator is `None`.
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        Some(match metric {
+            Metric::Orders => self.orders as f64,
+            Metric::PaidOrders => self.paid_orders as f64,
+            Metric::Gmv => self.gmv,
+            Metric::Units => self.units as f64,
+            Metric::Aov => return ratio(self.gmv, self.paid_orders as f64).map(round2),
+            Metric::PayConversion => return ratio(self.paid_orders as f64, self.orders as f64),
+            Metric::RefundOrders => self.refund_orders as f64,
+            Metric::RefundAmount => self.refund_amount,
+            Metric::RefundRate => return ratio(self.refund_orders as f64, self.paid_orders as f64),
+            Metric::DisputeOrders => self.dispute_orders as f64,
+            Metric::DisputeRate => return ratio(self.dispute_orders as f64, self.orders as f64),
+            Metric::AvgDeliveryHours => {
+                return ratio(self.delivery_hours, self.delivered_orders as f64)
+            }
+            Metric::Commission => self.commission,
+            Metric::Buyers => self.buyers as f64,
+        })
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// `(value - previous) / previous`; `None` without a usable previous value.
+pub fn change(value: Option<f64>, previous: Option<f64>) -> Option<f64> {
+    match (value, previous) {
+        (Some(v), Some(p)) if p != 0.0 => Some((v - p) / p),
+        _ => None,
+    }
+}
+
+/// Validated filters, already narrowed to the caller's shop scope.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub shop_ids: Vec<i64>,
+    pub product_ids: Option<Vec<i64>>,
+    pub categories: Option<Vec<String>>,
+    pub provinces: Option<Vec<String>>,
+    pub regions: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub creator_ids: Option<Vec<i64>>,
+    pub payment_methods: Option<Vec<String>>,
+}
+
+impl Filters {
+    /// Product and category filters attribute GMV and units to matching items.
+    pub fn on_items(&self) -> bool {
+        self.product_ids.is_some() || self.categories.is_some()
+    }
+}
+
+/// How rows are grouped.
+#[derive(Debug, Clone)]
+pub enum Grouping {
+    /// One total.
+    Total,
+    /// One row per bucket; `boundaries` are the bucket starts followed by the end.
+    Buckets { boundaries: Vec<DateTime<Utc>> },
+    /// One row per dimension value plus the total; with `keep`, every other value is
+    /// folded into one `OTHER_KEY` row.
+    Dimension {
+        dimension: Dimension,
+        keep: Option<Vec<String>>,
+    },
+}
+
+/// The key of the folded "other" row.
+pub const OTHER_KEY: &str = "~other";
+
+/// One aggregate question over a window.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub filters: Filters,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Local dates of the window, for exchange rates.
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub timezone: String,
+    pub currency: String,
+    pub grouping: Grouping,
+}
+
+/// One result row: `bucket` is 1-based for bucket groupings (0 otherwise); `key` is
+/// `None` on the total row.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub bucket: i32,
+    pub key: Option<String>,
+    pub measures: Measures,
+}
+
+/// Product and category breakdowns attribute GMV and units to item lines.
+pub fn dimension_on_items(dimension: Dimension) -> bool {
+    matches!(dimension, Dimension::Product | Dimension::Category)
+}

@@ -1,0 +1,344 @@
+//! The raw aggregation path: every metric computed from `orders`, `order_items` and
+//! `after_sales` exactly as DESIGN section 2 defines it. It is the reference the
+//! rollup path is compared with, and the fallback for what rollups cannot serve.
+//!
+//! Attribution: order-level by default. When products are involved (a PRODUCT or
+//! CATEGORY breakdown, or a product or category filter) GMV and UNITS count the
+//! matching item lines only, and counts are of distinct orders containing one.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::sql_types::{Array, BigInt, Date, Double, Integer, Nullable, Text, Timestamptz};
+
+use crate::analytics::{dimension_on_items, Aggregate, GroupRow, Grouping, Measures, OTHER_KEY};
+use crate::domain::Dimension;
+use crate::error::{AppError, AppResult};
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Integer)]
+    bucket: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    key: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    orders: i64,
+    #[diesel(sql_type = BigInt)]
+    paid_orders: i64,
+    #[diesel(sql_type = Double)]
+    gmv: f64,
+    #[diesel(sql_type = BigInt)]
+    units: i64,
+    #[diesel(sql_type = BigInt)]
+    refund_orders: i64,
+    #[diesel(sql_type = Double)]
+    refund_amount: f64,
+    #[diesel(sql_type = BigInt)]
+    dispute_orders: i64,
+    #[diesel(sql_type = BigInt)]
+    delivered_orders: i64,
+    #[diesel(sql_type = Double)]
+    delivery_hours: f64,
+    #[diesel(sql_type = Double)]
+    commission: f64,
+    #[diesel(sql_type = BigInt)]
+    buyers: i64,
+}
+
+enum Param {
+    Day(NaiveDate),
+    Text(String),
+    At(DateTime<Utc>),
+    Ids(Vec<i64>),
+    Texts(Vec<String>),
+    Ats(Vec<DateTime<Utc>>),
+}
+
+struct Sql {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    fn bind(&mut self, p: Param) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len())
+    }
+}
+
+fn key_expr(dimension: Dimension) -> &'static str {
+    match dimension {
+        Dimension::Shop => "o.shop_id::text",
+        Dimension::Platform => "s.platform",
+        Dimension::Product => "coalesce(i.product_id::text, '')",
+        Dimension::Category => "coalesce(pr.category, '')",
+        Dimension::Province => "coalesce(o.province_code, '')",
+        Dimension::Region => "coalesce(pv.region, '')",
+        Dimension::Channel => "o.channel",
+        Dimension::Creator => "coalesce(o.creator_id::text, '')",
+        Dimension::PaymentMethod => "coalesce(o.payment_method, '')",
+        Dimension::Status => "o.status",
+    }
+}
+
+fn build(q: &Aggregate) -> Sql {
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let dimension = match &q.grouping {
+        Grouping::Dimension { dimension, .. } => Some(*dimension),
+        _ => None,
+    };
+    let items = q.filters.on_items() || dimension.is_some_and(dimension_on_items);
+    let d0 = sql.bind(Param::Day(q.first_day));
+    let d1 = sql.bind(Param::Day(q.last_day));
+    let tz = sql.bind(Param::Text(q.timezone.clone()));
+    let cur = sql.bind(Param::Text(q.currency.clone()));
+    let shops = sql.bind(Param::Ids(q.filters.shop_ids.clone()));
+    let start = sql.bind(Param::At(q.start));
+    let end = sql.bind(Param::At(q.end));
+    let bucket = match &q.grouping {
+        Grouping::Buckets { boundaries } => {
+            let b = sql.bind(Param::Ats(boundaries.clone()));
+            format!("width_bucket(o.placed_at, {b}::timestamptz[])")
+        }
+        _ => "0".to_string(),
+    };
+    let key = match &q.grouping {
+        Grouping::Dimension {
+            dimension,
+            keep: Some(keep),
+        } => {
+            let k = sql.bind(Param::Texts(keep.clone()));
+            let e = key_expr(*dimension);
+            format!("CASE WHEN {e} = ANY({k}) THEN {e} ELSE '{OTHER_KEY}' END")
+        }
+        Grouping::Dimension {
+            dimension,
+            keep: None,
+        } => key_expr(*dimension).to_string(),
+        _ => "''".to_string(),
+    };
+    let mut filters = String::new();
+    let f = &q.filters;
+    if let Some(v) = &f.product_ids {
+        filters += &format!(
+            " AND i.product_id = ANY({})",
+            sql.bind(Param::Ids(v.clone()))
+        );
+    }
+    if let Some(v) = &f.categories {
+        filters += &format!(
+            " AND pr.category = ANY({})",
+            sql.bind(Param::Texts(v.clone()))
+        );
+    }
+    if let Some(v) = &f.provinces {
+        filters += &format!(
+            " AND o.province_code = ANY({})",
+            sql.bind(Param::Texts(v.clone()))
+        );
+    }
+    if let Some(v) = &f.regions {
+        filters += &format!(
+            " AND pv.region = ANY({})",
+            sql.bind(Param::Texts(v.clone()))
+        );
+    }
+    if let Some(v) = &f.channels {
+        filters += &format!(
+            " AND o.channel = ANY({})",
+            sql.bind(Param::Texts(v.clone()))
+        );
+    }
+    if let Some(v) = &f.creator_ids {
+        filters += &format!(
+            " AND o.creator_id = ANY({})",
+            sql.bind(Param::Ids(v.clone()))
+        );
+    }
+    if let Some(v) = &f.payment_methods {
+        filters += &format!(
+            " AND o.payment_method = ANY({})",
+            sql.bind(Param::Texts(v.clone()))
+        );
+    }
+    let (item_join, gmv_minor, units, first_row) = if items {
+        (
+            "JOIN order_items i ON i.order_id = o.id LEFT JOIN products pr ON pr.id = i.product_id",
+            "i.paid_amount",
+            "i.quantity::bigint",
+            "row_number() OVER (PARTITION BY o.id ORDER BY i.line_no) = 1",
+        )
+    } else {
+        (
+            "",
+            "o.paid_amount",
+            "(SELECT coalesce(sum(it.quantity), 0) FROM order_items it WHERE it.order_id = o.id)::bigint",
+            "true",
+        )
+    };
+    let (bucket_out, key_out) = match &q.grouping {
+        Grouping::Total => ("0", "NULL::text"),
+        Grouping::Buckets { .. } => ("b.bucket", "NULL::text"),
+        Grouping::Dimension { keep: Some(_), .. } => ("0", "b.key"),
+        Grouping::Dimension { keep: None, .. } => (
+            "0",
+            "CASE WHEN GROUPING(b.key) = 1 THEN NULL ELSE b.key END",
+        ),
+    };
+    let sets = match &q.grouping {
+        Grouping::Total => "GROUP BY GROUPING SETS (())",
+        Grouping::Buckets { .. } => "GROUP BY GROUPING SETS ((b.bucket))",
+        Grouping::Dimension { keep: Some(_), .. } => "GROUP BY GROUPING SETS ((b.key))",
+        Grouping::Dimension { keep: None, .. } => "GROUP BY GROUPING SETS ((b.key), ())",
+    };
+    sql.text = format!(
+        "WITH rates AS (
+            SELECT day, currency, rate_to_cny FROM fx_rates WHERE day BETWEEN {d0} AND {d1}
+            UNION ALL
+            SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
+         ),
+         base AS (
+            SELECT o.id, o.buyer_id, o.paid_at IS NOT NULL AS paid, o.shipped_at, o.delivered_at,
+                   o.commission_amount, o.creator_id,
+                   {gmv_minor} AS gmv_minor, {units} AS units, {first_row} AS first_row,
+                   rs.rate_to_cny / rr.rate_to_cny AS factor,
+                   {bucket} AS bucket, {key} AS key
+              FROM orders o
+              JOIN shops s ON s.id = o.shop_id
+              {item_join}
+              LEFT JOIN provinces pv ON pv.code = o.province_code
+              LEFT JOIN rates rs ON rs.day = (o.placed_at AT TIME ZONE {tz})::date AND rs.currency = s.currency
+              LEFT JOIN rates rr ON rr.day = (o.placed_at AT TIME ZONE {tz})::date AND rr.currency = {cur}
+             WHERE o.shop_id = ANY({shops}) AND o.placed_at >= {start} AND o.placed_at < {end} {filters}
+         ),
+         after AS (
+            SELECT a.order_id,
+                   bool_or(a.status = 'REFUNDED') AS refunded,
+                   coalesce(sum(a.refund_amount) FILTER (WHERE a.status = 'REFUNDED'), 0) AS refund_minor,
+                   bool_or(a.dispute <> 'NONE') AS disputed
+              FROM after_sales a
+             WHERE a.order_id IN (SELECT id FROM base)
+             GROUP BY a.order_id
+         )
+         SELECT {bucket_out}::int AS bucket,
+                {key_out} AS key,
+                count(DISTINCT b.id) AS orders,
+                count(DISTINCT b.id) FILTER (WHERE b.paid) AS paid_orders,
+                coalesce(round(sum(b.gmv_minor * b.factor) FILTER (WHERE b.paid) / 100, 2), 0)::float8 AS gmv,
+                coalesce(sum(b.units) FILTER (WHERE b.paid), 0)::bigint AS units,
+                count(DISTINCT b.id) FILTER (WHERE b.paid AND a.refunded) AS refund_orders,
+                coalesce(round(sum(a.refund_minor * b.factor) FILTER (WHERE b.first_row) / 100, 2), 0)::float8 AS refund_amount,
+                count(DISTINCT b.id) FILTER (WHERE a.disputed) AS dispute_orders,
+                count(DISTINCT b.id) FILTER (WHERE b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL) AS delivered_orders,
+                coalesce(sum(extract(epoch FROM b.delivered_at - b.shipped_at) / 3600)
+                    FILTER (WHERE b.first_row AND b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL), 0)::float8 AS delivery_hours,
+                coalesce(round(sum(b.commission_amount * b.factor)
+                    FILTER (WHERE b.first_row AND b.paid AND b.creator_id IS NOT NULL) / 100, 2), 0)::float8 AS commission,
+                count(DISTINCT b.buyer_id) FILTER (WHERE b.paid) AS buyers
+           FROM base b LEFT JOIN after a ON a.order_id = b.id
+           {sets}"
+    );
+    sql
+}
+
+/// Runs one aggregate on the raw tables.
+pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
+    if q.filters.shop_ids.is_empty() {
+        return Ok(empty(q));
+    }
+    let sql = build(q);
+    let mut query: BoxedSqlQuery<'_, Pg, _> = diesel::sql_query(sql.text).into_boxed();
+    for p in sql.params {
+        query = match p {
+            Param::Day(v) => query.bind::<Date, _>(v),
+            Param::Text(v) => query.bind::<Text, _>(v),
+            Param::At(v) => query.bind::<Timestamptz, _>(v),
+            Param::Ids(v) => query.bind::<Array<BigInt>, _>(v),
+            Param::Texts(v) => query.bind::<Array<Text>, _>(v),
+            Param::Ats(v) => query.bind::<Array<Timestamptz>, _>(v),
+        };
+    }
+    let rows: Vec<Row> = query.load(conn)?;
+    let mut out: Vec<GroupRow> = rows.into_iter().map(to_group_row).collect();
+    if matches!(q.grouping, Grouping::Total) && out.is_empty() {
+        out = empty(q);
+    }
+    Ok(out)
+}
+
+fn empty(q: &Aggregate) -> Vec<GroupRow> {
+    match q.grouping {
+        Grouping::Dimension { keep: Some(_), .. } | Grouping::Buckets { .. } => Vec::new(),
+        _ => vec![GroupRow {
+            bucket: 0,
+            key: None,
+            measures: Measures::default(),
+        }],
+    }
+}
+
+fn to_group_row(r: Row) -> GroupRow {
+    GroupRow {
+        bucket: r.bucket,
+        key: r.key,
+        measures: Measures {
+            orders: r.orders,
+            paid_orders: r.paid_orders,
+            gmv: r.gmv,
+            units: r.units,
+            refund_orders: r.refund_orders,
+            refund_amount: r.refund_amount,
+            dispute_orders: r.dispute_orders,
+            delivered_orders: r.delivered_orders,
+            delivery_hours: r.delivery_hours,
+            commission: r.commission,
+            buyers: r.buyers,
+        },
+    }
+}
+
+#[derive(QueryableByName)]
+struct MissingDay {
+    #[diesel(sql_type = Nullable<Date>)]
+    day: Option<NaiveDate>,
+    #[diesel(sql_type = BigInt)]
+    known: i64,
+}
+
+/// Checks that every currency has a rate for every day of the window. A currency with
+/// no rate at all is unknown (`BAD_USER_INPUT`); a missing day is `UNAVAILABLE` and
+/// named, never a silent zero.
+pub fn check_rates(
+    conn: &mut PgConnection,
+    currencies: &[String],
+    first: NaiveDate,
+    last: NaiveDate,
+) -> AppResult<()> {
+    for currency in currencies.iter().filter(|c| c.as_str() != "CNY") {
+        let found: MissingDay = diesel::sql_query(
+            "SELECT (SELECT d::date FROM generate_series($2::date, $3::date, interval '1 day') AS d
+                      WHERE NOT EXISTS (SELECT 1 FROM fx_rates f WHERE f.day = d::date AND f.currency = $1)
+                      ORDER BY d LIMIT 1) AS day,
+                    (SELECT count(*) FROM fx_rates WHERE currency = $1) AS known",
+        )
+        .bind::<Text, _>(currency)
+        .bind::<Date, _>(first)
+        .bind::<Date, _>(last)
+        .get_result(conn)?;
+        if found.known == 0 {
+            return Err(AppError::bad_input(format!(
+                "unknown currency {currency}: no exchange rates"
+            )));
+        }
+        if let Some(day) = found.day {
+            return Err(AppError::Unavailable(format!(
+                "no exchange rate for {currency} on {day}"
+            )));
+        }
+    }
+    Ok(())
+}

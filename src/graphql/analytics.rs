@@ -1,0 +1,612 @@
+//! `kpis`, `trend` and `breakdown`: thin resolvers over the analytics engine. They
+//! validate input once (ranges, zones, currencies, limits), narrow filters to the
+//! caller's scope, and shape the engine's rows into the contract's reports.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use super::scalars::Date;
+use super::viewer::region_names;
+use super::{parse_id, principal, provinces, shared};
+use crate::analytics::buckets::{parse_zone, LocalRange};
+use crate::analytics::{change, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY};
+use crate::auth::Principal;
+use crate::db;
+use crate::domain::{
+    Channel, Compare, Dimension, Granularity, Metric, PaymentMethod, Permission, Platform, Region,
+};
+use crate::error::{AppError, AppResult};
+
+#[derive(InputObject, Clone, Copy)]
+pub struct DateRange {
+    /// First local date, inclusive.
+    pub from: Date,
+    /// Last local date, inclusive.
+    pub to: Date,
+}
+
+#[derive(SimpleObject, Clone, Copy)]
+pub struct DateRangeOut {
+    pub from: Date,
+    pub to: Date,
+}
+
+/// Filters of every analytics query; all combine, and each narrows within the scope.
+#[derive(InputObject, Default, Clone)]
+pub struct AnalyticsFilter {
+    pub shop_ids: Option<Vec<ID>>,
+    pub platforms: Option<Vec<Platform>>,
+    pub product_ids: Option<Vec<ID>>,
+    pub categories: Option<Vec<String>>,
+    /// GB/T 2260 province codes.
+    pub provinces: Option<Vec<String>>,
+    pub regions: Option<Vec<Region>>,
+    pub channels: Option<Vec<Channel>>,
+    pub creator_ids: Option<Vec<ID>>,
+    pub payment_methods: Option<Vec<PaymentMethod>>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct MetricValue {
+    pub metric: Metric,
+    pub value: Option<f64>,
+    /// The same metric over the comparison period (or aligned bucket).
+    pub previous: Option<f64>,
+    /// `(value - previous) / previous`; null when previous is 0, null or not asked for.
+    pub change: Option<f64>,
+}
+
+#[derive(SimpleObject)]
+pub struct KpiReport {
+    pub range: DateRangeOut,
+    pub values: Vec<MetricValue>,
+}
+
+#[derive(SimpleObject)]
+pub struct TrendPoint {
+    pub start: DateTime<Utc>,
+    pub label: String,
+    pub values: Vec<MetricValue>,
+}
+
+#[derive(SimpleObject)]
+pub struct TrendReport {
+    pub granularity: Granularity,
+    pub points: Vec<TrendPoint>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct BreakdownRow {
+    pub key: String,
+    pub label: String,
+    /// This row's `sortBy` value over the total's (additive `sortBy` metrics only).
+    pub share: Option<f64>,
+    pub values: Vec<MetricValue>,
+}
+
+#[derive(SimpleObject)]
+pub struct BreakdownReport {
+    pub dimension: Dimension,
+    pub rows: Vec<BreakdownRow>,
+    /// Everything outside the top rows, folded into one row.
+    pub other: Option<BreakdownRow>,
+    pub total: Vec<MetricValue>,
+}
+
+const MAX_FILTER_VALUES: usize = 200;
+const DEFAULT_ZONE: &str = "Asia/Shanghai";
+
+/// Everything a report needs, validated.
+struct Prepared {
+    range: LocalRange,
+    filters: Filters,
+    currency: String,
+    metrics: Vec<Metric>,
+    /// COMMISSION was asked for without FINANCE_READ: it resolves to null.
+    hide_commission: bool,
+}
+
+fn ids(field: &str, values: &Option<Vec<ID>>) -> AppResult<Option<Vec<i64>>> {
+    too_many(field, values.as_ref().map(Vec::len))?;
+    values
+        .as_ref()
+        .map(|v| v.iter().map(|id| parse_id(field, id)).collect())
+        .transpose()
+}
+
+fn too_many(field: &str, len: Option<usize>) -> AppResult<()> {
+    match len {
+        Some(n) if n > MAX_FILTER_VALUES => Err(AppError::bad_input(format!(
+            "{field} takes at most {MAX_FILTER_VALUES} values"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn spell<T: Copy>(values: &Option<Vec<T>>, f: fn(T) -> &'static str) -> Option<Vec<String>> {
+    values
+        .as_ref()
+        .map(|v| v.iter().map(|x| f(*x).to_string()).collect())
+}
+
+impl AnalyticsFilter {
+    fn to_filters(&self, p: &Principal) -> AppResult<Filters> {
+        let requested = ids("shopIds", &self.shop_ids)?;
+        let mut shop_ids = p.scoped_shop_ids(requested.as_deref());
+        if let Some(platforms) = &self.platforms {
+            shop_ids.retain(|id| {
+                p.shop(*id)
+                    .and_then(|s| Platform::parse(&s.platform))
+                    .is_some_and(|pl| platforms.contains(&pl))
+            });
+        }
+        too_many("categories", self.categories.as_ref().map(Vec::len))?;
+        too_many("provinces", self.provinces.as_ref().map(Vec::len))?;
+        if let Some(bad) = self
+            .provinces
+            .iter()
+            .flatten()
+            .find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_digit()))
+        {
+            return Err(AppError::bad_input(format!(
+                "{bad:?} is not a province code (two digits, GB/T 2260)"
+            )));
+        }
+        Ok(Filters {
+            shop_ids,
+            product_ids: ids("productIds", &self.product_ids)?,
+            categories: self.categories.clone(),
+            provinces: self.provinces.clone(),
+            regions: spell(&self.regions, Region::as_str),
+            channels: spell(&self.channels, Channel::as_str),
+            creator_ids: ids("creatorIds", &self.creator_ids)?,
+            payment_methods: spell(&self.payment_methods, PaymentMethod::as_str),
+        })
+    }
+}
+
+fn prepare(
+    p: &Principal,
+    range: DateRange,
+    filter: Option<AnalyticsFilter>,
+    metrics: Option<Vec<Metric>>,
+    timezone: Option<String>,
+    currency: Option<String>,
+    granularity: Option<Granularity>,
+) -> AppResult<Prepared> {
+    p.require(Permission::AnalyticsRead)?;
+    let tz = parse_zone(timezone.as_deref().unwrap_or(DEFAULT_ZONE))?;
+    let range = LocalRange::new(range.from.0, range.to.0, tz, granularity)?;
+    let currency = currency
+        .unwrap_or_else(|| "CNY".into())
+        .trim()
+        .to_ascii_uppercase();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(AppError::bad_input(format!(
+            "{currency:?} is not an ISO-4217 currency code"
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let metrics: Vec<Metric> = metrics
+        .unwrap_or_else(|| Metric::ALL.to_vec())
+        .into_iter()
+        .filter(|m| seen.insert(*m))
+        .collect();
+    if metrics.is_empty() {
+        return Err(AppError::bad_input("metrics must name at least one metric"));
+    }
+    Ok(Prepared {
+        range,
+        filters: filter.unwrap_or_default().to_filters(p)?,
+        currency,
+        hide_commission: metrics.contains(&Metric::Commission) && !p.has(Permission::FinanceRead),
+        metrics,
+    })
+}
+
+impl Prepared {
+    fn aggregate(&self, range: &LocalRange, grouping: Grouping) -> Aggregate {
+        Aggregate {
+            filters: self.filters.clone(),
+            start: range.start(),
+            end: range.end(),
+            first_day: range.from,
+            last_day: range.to,
+            timezone: range.tz.name().to_string(),
+            currency: self.currency.clone(),
+            grouping,
+        }
+    }
+
+    fn values(&self, current: &Measures, previous: Option<&Measures>) -> Vec<MetricValue> {
+        self.metrics
+            .iter()
+            .map(|m| {
+                if *m == Metric::Commission && self.hide_commission {
+                    return MetricValue {
+                        metric: *m,
+                        value: None,
+                        previous: None,
+                        change: None,
+                    };
+                }
+                let value = current.value(*m);
+                let previous = previous.and_then(|p| p.value(*m));
+                MetricValue {
+                    metric: *m,
+                    value,
+                    previous,
+                    change: change(value, previous),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Runs aggregates after checking exchange rates for every currency in scope.
+async fn run(
+    ctx: &Context<'_>,
+    p: &Principal,
+    prepared: &Prepared,
+    aggregates: Vec<(LocalRange, Grouping)>,
+) -> AppResult<Vec<Vec<GroupRow>>> {
+    let mut currencies: BTreeSet<String> = p
+        .shops
+        .iter()
+        .filter(|s| prepared.filters.shop_ids.contains(&s.id))
+        .map(|s| s.currency.clone())
+        .collect();
+    currencies.insert(prepared.currency.clone());
+    let currencies: Vec<String> = currencies.into_iter().collect();
+    let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate)> =
+        aggregates.iter().map(|(r, _)| (r.from, r.to)).collect();
+    let queries: Vec<Aggregate> = aggregates
+        .into_iter()
+        .map(|(r, g)| prepared.aggregate(&r, g))
+        .collect();
+    let needs_rates = currencies.iter().any(|c| c != "CNY");
+    db::run(&shared(ctx).pool, move |c| {
+        if needs_rates {
+            for (first, last) in &windows {
+                db::analytics::check_rates(c, &currencies, *first, *last)?;
+            }
+        }
+        queries
+            .iter()
+            .map(|q| db::analytics::aggregate(c, q))
+            .collect()
+    })
+    .await
+}
+
+fn forbid_commission(ctx: &Context<'_>, prepared: &Prepared) {
+    if prepared.hide_commission {
+        let err: async_graphql::Error =
+            AppError::Forbidden("the COMMISSION metric needs the FINANCE_READ permission".into())
+                .into();
+        ctx.add_error(ctx.set_error_path(err.into_server_error(ctx.item.pos)));
+    }
+}
+
+fn total_of(rows: &[GroupRow]) -> Measures {
+    rows.iter()
+        .find(|r| r.key.is_none())
+        .map(|r| r.measures.clone())
+        .unwrap_or_default()
+}
+
+#[derive(Default)]
+pub struct AnalyticsQuery;
+
+#[Object]
+impl AnalyticsQuery {
+    /// Headline metrics over a range, optionally against a comparison period.
+    #[allow(clippy::too_many_arguments)]
+    async fn kpis(
+        &self,
+        ctx: &Context<'_>,
+        range: DateRange,
+        metrics: Option<Vec<Metric>>,
+        filter: Option<AnalyticsFilter>,
+        compare: Option<Compare>,
+        #[graphql(default = "Asia/Shanghai")] timezone: String,
+        #[graphql(default = "CNY")] currency: String,
+    ) -> async_graphql::Result<KpiReport> {
+        let p = principal(ctx)?;
+        let prepared = prepare(
+            p,
+            range,
+            filter,
+            metrics,
+            Some(timezone),
+            Some(currency),
+            None,
+        )?;
+        let mut plan = vec![(prepared.range, Grouping::Total)];
+        if let Some(c) = compare {
+            plan.push((prepared.range.compared(c), Grouping::Total));
+        }
+        let results = run(ctx, p, &prepared, plan).await?;
+        forbid_commission(ctx, &prepared);
+        let current = total_of(&results[0]);
+        let previous = results.get(1).map(|r| total_of(r));
+        Ok(KpiReport {
+            range: DateRangeOut {
+                from: range.from,
+                to: range.to,
+            },
+            values: prepared.values(&current, previous.as_ref()),
+        })
+    }
+
+    /// One point per bucket of the range, zero-filled; with `compare`, `previous` is the
+    /// aligned bucket of the comparison period.
+    #[allow(clippy::too_many_arguments)]
+    async fn trend(
+        &self,
+        ctx: &Context<'_>,
+        range: DateRange,
+        granularity: Granularity,
+        metrics: Vec<Metric>,
+        filter: Option<AnalyticsFilter>,
+        compare: Option<Compare>,
+        timezone: Option<String>,
+        currency: Option<String>,
+    ) -> async_graphql::Result<TrendReport> {
+        let p = principal(ctx)?;
+        let prepared = prepare(
+            p,
+            range,
+            filter,
+            Some(metrics),
+            timezone,
+            currency,
+            Some(granularity),
+        )?;
+        let buckets = prepared.range.buckets(granularity);
+        let grouping = |b: &[crate::analytics::buckets::Bucket]| Grouping::Buckets {
+            boundaries: b
+                .iter()
+                .map(|x| x.start)
+                .chain(b.last().map(|x| x.end))
+                .collect(),
+        };
+        let mut plan = vec![(prepared.range, grouping(&buckets))];
+        let compared_buckets = compare.map(|c| prepared.range.compared(c).buckets(granularity));
+        if let (Some(c), Some(cb)) = (compare, &compared_buckets) {
+            plan.push((prepared.range.compared(c), grouping(cb)));
+        }
+        let results = run(ctx, p, &prepared, plan).await?;
+        forbid_commission(ctx, &prepared);
+        let by_bucket = |rows: &[GroupRow]| -> HashMap<i32, Measures> {
+            rows.iter()
+                .map(|r| (r.bucket, r.measures.clone()))
+                .collect()
+        };
+        let current = by_bucket(&results[0]);
+        let previous = results.get(1).map(|r| by_bucket(r));
+        let zero = Measures::default();
+        let points = buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let idx = i as i32 + 1;
+                let prev = previous.as_ref().map(|p| {
+                    let exists = compared_buckets.as_ref().is_some_and(|cb| i < cb.len());
+                    if exists {
+                        p.get(&idx).unwrap_or(&zero)
+                    } else {
+                        &zero
+                    }
+                });
+                TrendPoint {
+                    start: b.start,
+                    label: b.label.clone(),
+                    values: prepared.values(current.get(&idx).unwrap_or(&zero), prev),
+                }
+            })
+            .collect();
+        Ok(TrendReport {
+            granularity,
+            points,
+        })
+    }
+
+    /// The top `limit` values of a dimension by `sortBy`, the rest folded into `other`,
+    /// and the total; rows + other add up to the total for additive metrics.
+    #[allow(clippy::too_many_arguments)]
+    async fn breakdown(
+        &self,
+        ctx: &Context<'_>,
+        range: DateRange,
+        dimension: Dimension,
+        metrics: Vec<Metric>,
+        sort_by: Option<Metric>,
+        #[graphql(default = 10)] limit: i32,
+        filter: Option<AnalyticsFilter>,
+        compare: Option<Compare>,
+        timezone: Option<String>,
+        currency: Option<String>,
+    ) -> async_graphql::Result<BreakdownReport> {
+        let p = principal(ctx)?;
+        if !(1..=100).contains(&limit) {
+            return Err(AppError::bad_input("limit must be between 1 and 100").into());
+        }
+        let prepared = prepare(p, range, filter, Some(metrics), timezone, currency, None)?;
+        let sort_by = sort_by.unwrap_or(prepared.metrics[0]);
+        if sort_by == Metric::Commission && !p.has(Permission::FinanceRead) {
+            return Err(AppError::Forbidden(
+                "sorting by COMMISSION needs the FINANCE_READ permission".into(),
+            )
+            .into());
+        }
+        let compared = compare.map(|c| prepared.range.compared(c));
+        let mut plan = vec![(
+            prepared.range,
+            Grouping::Dimension {
+                dimension,
+                keep: None,
+            },
+        )];
+        if let Some(r) = compared {
+            plan.push((
+                r,
+                Grouping::Dimension {
+                    dimension,
+                    keep: None,
+                },
+            ));
+        }
+        let results = run(ctx, p, &prepared, plan).await?;
+        let total = total_of(&results[0]);
+        let mut keyed: Vec<(String, Measures)> = results[0]
+            .iter()
+            .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+            .collect();
+        keyed.sort_by(|a, b| {
+            let (x, y) = (a.1.value(sort_by), b.1.value(sort_by));
+            y.partial_cmp(&x)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let rest = keyed.split_off((limit as usize).min(keyed.len()));
+        let previous: Option<HashMap<String, Measures>> = results.get(1).map(|rows| {
+            rows.iter()
+                .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+                .collect()
+        });
+        let previous_total = results.get(1).map(|r| total_of(r));
+        // The other row is computed exactly (distinct counts do not subtract).
+        let (other, other_previous) = if rest.is_empty() {
+            (None, None)
+        } else {
+            let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
+            let mut plan = vec![(
+                prepared.range,
+                Grouping::Dimension {
+                    dimension,
+                    keep: Some(keep.clone()),
+                },
+            )];
+            if let Some(r) = compared {
+                plan.push((
+                    r,
+                    Grouping::Dimension {
+                        dimension,
+                        keep: Some(keep),
+                    },
+                ));
+            }
+            let folded = run(ctx, p, &prepared, plan).await?;
+            let pick = |rows: &Vec<GroupRow>| {
+                rows.iter()
+                    .find(|r| r.key.as_deref() == Some(OTHER_KEY))
+                    .map(|r| r.measures.clone())
+                    .unwrap_or_default()
+            };
+            (Some(pick(&folded[0])), folded.get(1).map(pick))
+        };
+        forbid_commission(ctx, &prepared);
+        let labels = labels(
+            ctx,
+            p,
+            dimension,
+            keyed.iter().map(|(k, _)| k.clone()).collect(),
+        )
+        .await?;
+        let share = |m: &Measures| {
+            if !sort_by.is_additive() {
+                return None;
+            }
+            match (m.value(sort_by), total.value(sort_by)) {
+                (Some(v), Some(t)) if t != 0.0 => Some(v / t),
+                _ => None,
+            }
+        };
+        let rows = keyed
+            .iter()
+            .map(|(key, m)| BreakdownRow {
+                key: key.clone(),
+                label: labels.get(key).cloned().unwrap_or_else(|| key.clone()),
+                share: share(m),
+                values: prepared.values(
+                    m,
+                    previous
+                        .as_ref()
+                        .map(|p| p.get(key).unwrap_or(&Measures::default()).clone())
+                        .as_ref(),
+                ),
+            })
+            .collect();
+        let other = other.map(|m| BreakdownRow {
+            key: OTHER_KEY.to_string(),
+            label: "其他 (other)".to_string(),
+            share: share(&m),
+            values: prepared.values(&m, other_previous.as_ref()),
+        });
+        Ok(BreakdownReport {
+            dimension,
+            rows,
+            other,
+            total: prepared.values(&total, previous_total.as_ref()),
+        })
+    }
+}
+
+/// Human names for dimension keys: shop names, product titles, province names, creator
+/// handles, region names.
+async fn labels(
+    ctx: &Context<'_>,
+    p: &Principal,
+    dimension: Dimension,
+    keys: Vec<String>,
+) -> AppResult<HashMap<String, String>> {
+    let none = match dimension {
+        Dimension::Creator => "无达人 (no creator)",
+        _ => "未知 (unknown)",
+    };
+    let mut out: HashMap<String, String> = keys
+        .iter()
+        .filter(|k| k.is_empty())
+        .map(|k| (k.clone(), none.to_string()))
+        .collect();
+    let numeric: Vec<i64> = keys.iter().filter_map(|k| k.parse().ok()).collect();
+    match dimension {
+        Dimension::Shop => {
+            for id in numeric {
+                if let Some(s) = p.shop(id) {
+                    out.insert(id.to_string(), s.name.clone());
+                }
+            }
+        }
+        Dimension::Product => {
+            let rows = db::run(&shared(ctx).pool, move |c| {
+                db::reference::products_by_ids(c, &numeric)
+            })
+            .await?;
+            out.extend(rows.into_iter().map(|r| (r.id.to_string(), r.title)));
+        }
+        Dimension::Creator => {
+            let rows = db::run(&shared(ctx).pool, move |c| {
+                db::reference::creators_by_ids(c, &numeric)
+            })
+            .await?;
+            out.extend(rows.into_iter().map(|r| (r.id.to_string(), r.handle)));
+        }
+        Dimension::Province => {
+            for row in provinces(ctx).await? {
+                out.insert(row.code.clone(), row.name_zh.clone());
+            }
+        }
+        Dimension::Region => {
+            for region in Region::ALL {
+                let (zh, en) = region_names(*region);
+                out.insert(region.as_str().to_string(), format!("{zh} ({en})"));
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}

@@ -319,13 +319,14 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         let loaded = generated.elapsed();
         let rebuild = Instant::now();
         restore_bulk_constraints(conn, &saved)?;
+        conn.batch_execute("SELECT rollup_rebuild()")?;
         conn.batch_execute(
             "SELECT setval('orders_id_seq', (SELECT coalesce(max(id), 1) FROM orders)); \
              SELECT setval('after_sales_id_seq', (SELECT coalesce(max(id), 1) FROM after_sales));",
         )?;
         Ok(format!(
             "seeded {} orders, {} items, {} after-sales, {} shipments in {} shops ({} to {}); \
-             rows {:.1}s, indexes and keys {:.1}s",
+             rows {:.1}s, indexes, keys and rollups {:.1}s",
             totals.orders,
             totals.items,
             totals.after_sales,
@@ -356,12 +357,13 @@ fn seed_reference(
         "INSERT INTO tenants (id, name) VALUES (1, '示例品牌旗舰 Demo Brand'), (2, '另一商家 Other Merchant');
          SELECT setval('tenants_id_seq', 2);",
     )?;
-    // Tenant 2 gets every fourth shop, so two tenants share the database from the start.
+    // Tenant 2 gets every fifth shop, so two tenants share the database from the start
+    // and each has shops on several platforms and currencies.
     let mut shops = Vec::new();
     let mut sql = String::from("INSERT INTO shops (id, tenant_id, platform, external_id, name, currency, timezone) VALUES ");
     for i in 0..args.shops {
         let id = i64::from(i) + 1;
-        let tenant = if i % 4 == 3 && args.shops > 1 { 2 } else { 1 };
+        let tenant = if i % 5 == 4 && args.shops > 1 { 2 } else { 1 };
         let platform = SHOP_PLATFORMS[i as usize % SHOP_PLATFORMS.len()];
         let (currency, timezone) = if platform == Platform::Tiktok {
             ("USD", chrono_tz::America::Los_Angeles)
@@ -506,11 +508,12 @@ fn seed_reference(
         total_creators.max(1)
     ))?;
 
-    // FX: a daily USD rate with a small random walk, a week either side of the range.
+    // FX: a daily USD rate with a small random walk, from 400 days before the range (so
+    // year-on-year comparisons convert) to two weeks after it.
     let mut copy = String::new();
     let mut rate = 7.10f64;
-    let mut day = start - Duration::days(7);
-    while day <= end + Duration::days(7) {
+    let mut day = start - Duration::days(400);
+    while day <= end + Duration::days(14) {
         rate = (rate + (rng.f() - 0.5) * 0.02).clamp(6.8, 7.4);
         let _ = writeln!(copy, "{day}\tUSD\t{rate:.6}");
         day += Duration::days(1);
@@ -1077,7 +1080,8 @@ fn write_order(
     ts(o, Some(last_event));
     o.push('\t');
     ts(o, Some(as_of));
-    o.push('\n');
+    // previous_placed_at: a seeded order was never moved.
+    o.push_str("\t\\N\n");
 
     // order_items: the discount is spread over lines by value, the last line takes the rest.
     let mut allocated = 0;

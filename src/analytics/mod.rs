@@ -118,6 +118,35 @@ pub struct Aggregate {
     pub timezone: String,
     pub currency: String,
     pub grouping: Grouping,
+    /// BUYERS is asked for (distinct buyers are not in the rollup).
+    pub needs_buyers: bool,
+}
+
+impl Aggregate {
+    /// Whether the hourly rollup answers this exactly: a total or trend, filtered by
+    /// shop only, without BUYERS, with every boundary on a whole UTC hour (true for
+    /// every whole-hour zone, DST included).
+    pub fn rollup_eligible(&self) -> bool {
+        let f = &self.filters;
+        let only_shops = f.product_ids.is_none()
+            && f.categories.is_none()
+            && f.provinces.is_none()
+            && f.regions.is_none()
+            && f.channels.is_none()
+            && f.creator_ids.is_none()
+            && f.payment_methods.is_none();
+        let whole_hour = |t: &DateTime<Utc>| t.timestamp() % 3600 == 0;
+        let boundaries_ok = match &self.grouping {
+            Grouping::Total => true,
+            Grouping::Buckets { boundaries } => boundaries.iter().all(whole_hour),
+            Grouping::Dimension { .. } => false,
+        };
+        only_shops
+            && !self.needs_buyers
+            && boundaries_ok
+            && whole_hour(&self.start)
+            && whole_hour(&self.end)
+    }
 }
 
 /// One result row: `bucket` is 1-based for bucket groupings (0 otherwise); `key` is

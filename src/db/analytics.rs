@@ -234,8 +234,8 @@ fn build(q: &Aggregate) -> Sql {
                 coalesce(round(sum(a.refund_minor * b.factor) FILTER (WHERE b.first_row) / 100, 2), 0)::float8 AS refund_amount,
                 count(DISTINCT b.id) FILTER (WHERE a.disputed) AS dispute_orders,
                 count(DISTINCT b.id) FILTER (WHERE b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL) AS delivered_orders,
-                coalesce(sum(extract(epoch FROM b.delivered_at - b.shipped_at) / 3600)
-                    FILTER (WHERE b.first_row AND b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL), 0)::float8 AS delivery_hours,
+                (coalesce(sum(extract(epoch FROM b.delivered_at - b.shipped_at))
+                    FILTER (WHERE b.first_row AND b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL), 0) / 3600)::float8 AS delivery_hours,
                 coalesce(round(sum(b.commission_amount * b.factor)
                     FILTER (WHERE b.first_row AND b.paid AND b.creator_id IS NOT NULL) / 100, 2), 0)::float8 AS commission,
                 count(DISTINCT b.buyer_id) FILTER (WHERE b.paid) AS buyers
@@ -245,12 +245,74 @@ fn build(q: &Aggregate) -> Sql {
     sql
 }
 
-/// Runs one aggregate on the raw tables.
+/// The same measures from `rollup_shop_hour` (see [`Aggregate::rollup_eligible`]).
+/// Money is converted per cell with the factor of the cell's local day, computed exactly
+/// as the raw path computes it per order, so the sums are identical.
+fn build_rollup(q: &Aggregate) -> Sql {
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let d0 = sql.bind(Param::Day(q.first_day));
+    let d1 = sql.bind(Param::Day(q.last_day));
+    let tz = sql.bind(Param::Text(q.timezone.clone()));
+    let cur = sql.bind(Param::Text(q.currency.clone()));
+    let shops = sql.bind(Param::Ids(q.filters.shop_ids.clone()));
+    let start = sql.bind(Param::At(q.start));
+    let end = sql.bind(Param::At(q.end));
+    let (bucket, bucket_out, group) = match &q.grouping {
+        Grouping::Buckets { boundaries } => {
+            let b = sql.bind(Param::Ats(boundaries.clone()));
+            (
+                format!("width_bucket(r.hour, {b}::timestamptz[])"),
+                "bucket",
+                "GROUP BY 1",
+            )
+        }
+        _ => ("0".to_string(), "0", ""),
+    };
+    sql.text = format!(
+        "WITH rates AS (
+            SELECT day, currency, rate_to_cny FROM fx_rates WHERE day BETWEEN {d0} AND {d1}
+            UNION ALL
+            SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
+         ),
+         cells AS (
+            SELECT r.*, rs.rate_to_cny / rr.rate_to_cny AS factor, {bucket} AS bucket
+              FROM rollup_shop_hour r
+              JOIN shops s ON s.id = r.shop_id
+              LEFT JOIN rates rs ON rs.day = (r.hour AT TIME ZONE {tz})::date AND rs.currency = s.currency
+              LEFT JOIN rates rr ON rr.day = (r.hour AT TIME ZONE {tz})::date AND rr.currency = {cur}
+             WHERE r.shop_id = ANY({shops}) AND r.hour >= {start} AND r.hour < {end}
+         )
+         SELECT {bucket_out}::int AS bucket, NULL::text AS key,
+                coalesce(sum(orders), 0)::bigint AS orders,
+                coalesce(sum(paid_orders), 0)::bigint AS paid_orders,
+                coalesce(round(sum(gmv_minor * factor) / 100, 2), 0)::float8 AS gmv,
+                coalesce(sum(units), 0)::bigint AS units,
+                coalesce(sum(refund_orders), 0)::bigint AS refund_orders,
+                coalesce(round(sum(refund_minor * factor) / 100, 2), 0)::float8 AS refund_amount,
+                coalesce(sum(dispute_orders), 0)::bigint AS dispute_orders,
+                coalesce(sum(delivered_orders), 0)::bigint AS delivered_orders,
+                (coalesce(sum(delivery_seconds), 0) / 3600)::float8 AS delivery_hours,
+                coalesce(round(sum(commission_minor * factor) / 100, 2), 0)::float8 AS commission,
+                0::bigint AS buyers
+           FROM cells {group}"
+    );
+    sql
+}
+
+/// Runs one aggregate: from the hourly rollup when it answers exactly, otherwise from
+/// the raw tables.
 pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
     if q.filters.shop_ids.is_empty() {
         return Ok(empty(q));
     }
-    let sql = build(q);
+    let sql = if q.rollup_eligible() {
+        build_rollup(q)
+    } else {
+        build(q)
+    };
     let mut query: BoxedSqlQuery<'_, Pg, _> = diesel::sql_query(sql.text).into_boxed();
     for p in sql.params {
         query = match p {
@@ -263,7 +325,11 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
         };
     }
     let rows: Vec<Row> = query.load(conn)?;
-    let mut out: Vec<GroupRow> = rows.into_iter().map(to_group_row).collect();
+    let mut out: Vec<GroupRow> = rows
+        .into_iter()
+        .filter(|r| r.bucket > 0 || !matches!(q.grouping, Grouping::Buckets { .. }))
+        .map(to_group_row)
+        .collect();
     if matches!(q.grouping, Grouping::Total) && out.is_empty() {
         out = empty(q);
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod ingest;
 pub mod orders;
 pub mod reference;
+pub mod rollups;
 pub mod schema;
 
 use std::time::Duration;

@@ -105,6 +105,7 @@ diesel::table! {
         buyer_note -> Nullable<Text>,
         source_updated_at -> Timestamptz,
         updated_at -> Timestamptz,
+        previous_placed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -125,6 +126,23 @@ diesel::table! {
         name_zh -> Text,
         name_en -> Text,
         region -> Text,
+    }
+}
+
+diesel::table! {
+    rollup_shop_hour (shop_id, hour) {
+        shop_id -> Int8,
+        hour -> Timestamptz,
+        orders -> Int8,
+        paid_orders -> Int8,
+        gmv_minor -> Int8,
+        units -> Int8,
+        refund_orders -> Int8,
+        refund_minor -> Int8,
+        dispute_orders -> Int8,
+        delivered_orders -> Int8,
+        delivery_seconds -> Numeric,
+        commission_minor -> Int8,
     }
 }
 
@@ -169,6 +187,7 @@ diesel::joinable!(orders -> creators (creator_id));
 diesel::joinable!(orders -> provinces (province_code));
 diesel::joinable!(orders -> shops (shop_id));
 diesel::joinable!(products -> shops (shop_id));
+diesel::joinable!(rollup_shop_hour -> shops (shop_id));
 diesel::joinable!(shipments -> orders (order_id));
 diesel::joinable!(shops -> tenants (tenant_id));
 
@@ -182,6 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     products,
     provinces,
+    rollup_shop_hour,
     shipments,
     shops,
     tenants,

@@ -217,6 +217,7 @@ impl Prepared {
             timezone: range.tz.name().to_string(),
             currency: self.currency.clone(),
             grouping,
+            needs_buyers: self.metrics.contains(&Metric::Buyers),
         }
     }
 

@@ -8,3 +8,4 @@ mod hygiene;
 mod ingest;
 mod orders;
 mod permissions;
+mod rollups;

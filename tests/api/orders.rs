@@ -122,7 +122,7 @@ async fn every_filter_matches_the_sql_recomputation() {
     let cases: Vec<(Value, String)> = vec![
         (json!({"statuses": ["COMPLETED", "CLOSED"]}), "status IN ('COMPLETED','CLOSED')".into()),
         (json!({"shopIds": ["1", "3"]}), "shop_id IN (1, 3)".into()),
-        (json!({"shopIds": ["4"]}), "false".into()), // tenant 2's shop: nothing, not an error
+        (json!({"shopIds": ["5"]}), "false".into()), // tenant 2's shop: nothing, not an error
         (json!({"platforms": ["TIKTOK"]}), "shop_id IN (SELECT id FROM shops WHERE platform = 'TIKTOK')".into()),
         (json!({"paymentMethods": ["ALIPAY"]}), "payment_method = 'ALIPAY'".into()),
         (json!({"channels": ["LIVE", "ADS"]}), "channel IN ('LIVE','ADS')".into()),

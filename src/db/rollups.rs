@@ -1,0 +1,45 @@
+//! Keeping the hourly rollup exact: the cells a write touched are locked (in one
+//! global order, so concurrent writers cannot deadlock) and recomputed from the raw
+//! rows, in the writer's transaction. The lock makes a later writer's recomputation
+//! wait for an earlier one's commit, so it sees every committed row of the cell.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Timestamptz};
+
+use crate::error::AppResult;
+
+/// The advisory-lock key of a cell: shop id in the high 32 bits, the hour since the
+/// epoch in the low 32.
+fn lock_key(shop_id: i64, hour: DateTime<Utc>) -> i64 {
+    (shop_id << 32) | ((hour.timestamp() / 3600) & 0xFFFF_FFFF)
+}
+
+/// Recomputes the cells of the given (shop, instant) pairs.
+pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> AppResult<()> {
+    let cells: BTreeSet<(i64, DateTime<Utc>)> = touched
+        .iter()
+        .filter_map(|(shop, at)| {
+            at.duration_trunc(TimeDelta::hours(1))
+                .ok()
+                .map(|h| (*shop, h))
+        })
+        .collect();
+    if cells.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<i64> = cells.iter().map(|(s, h)| lock_key(*s, *h)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    diesel::sql_query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k")
+        .bind::<Array<BigInt>, _>(&keys)
+        .execute(conn)?;
+    let (shops, hours): (Vec<i64>, Vec<DateTime<Utc>>) = cells.into_iter().unzip();
+    diesel::sql_query("SELECT rollup_refresh($1, $2)")
+        .bind::<Array<BigInt>, _>(&shops)
+        .bind::<Array<Timestamptz>, _>(&hours)
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The hourly rollup: used where it answers exactly, and always equal to the raw data
+//! after any sequence of writes, including concurrent ones.
+
+use diesel::connection::SimpleConnection;
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+const KPIS: &str = "query($m: [Metric!], $tz: String!, $cur: String!) { kpis(range: {from: \"2026-10-01\", to: \"2026-11-20\"}, metrics: $m, timezone: $tz, currency: $cur) { values { metric value } } }";
+
+fn value(data: &Value, metric: &str) -> Option<f64> {
+    data["kpis"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .and_then(|v| v["value"].as_f64())
+}
+
+/// Rows of the rollup that a full rebuild would not produce, and the other way round.
+fn rollup_drift(app: &TestApp) -> i64 {
+    app.conn()
+        .batch_execute(
+            "DROP TABLE IF EXISTS kept; CREATE TABLE kept AS SELECT * FROM rollup_shop_hour; SELECT rollup_rebuild();",
+        )
+        .unwrap();
+    app.sql_i64(
+        "SELECT count(*) FROM ((SELECT * FROM kept EXCEPT SELECT * FROM rollup_shop_hour)
+                              UNION ALL (SELECT * FROM rollup_shop_hour EXCEPT SELECT * FROM kept)) d",
+    )
+}
+
+#[tokio::test]
+async fn kpis_without_buyers_read_the_rollup_and_buyers_read_raw_rows() {
+    let app = TestApp::spawn(2_000).await;
+    let token = app.owner();
+    let vars = json!({"m": ["ORDERS", "GMV"], "tz": "Asia/Shanghai", "cur": "CNY"});
+    let before = app.data(&token, KPIS, vars.clone()).await;
+    assert!(value(&before, "ORDERS").unwrap() > 0.0);
+    assert_eq!(rollup_drift(&app), 0, "the seed builds the rollup");
+    // Emptying the rollup shows which path answered.
+    app.conn()
+        .batch_execute("DELETE FROM rollup_shop_hour")
+        .unwrap();
+    let emptied = app.data(&token, KPIS, vars.clone()).await;
+    assert_eq!(
+        value(&emptied, "ORDERS"),
+        Some(0.0),
+        "served from the rollup"
+    );
+    let with_buyers = app
+        .data(
+            &token,
+            KPIS,
+            json!({"m": ["ORDERS", "BUYERS"], "tz": "Asia/Shanghai", "cur": "CNY"}),
+        )
+        .await;
+    assert_eq!(
+        value(&with_buyers, "ORDERS"),
+        value(&before, "ORDERS"),
+        "BUYERS goes to the raw rows"
+    );
+    let kolkata = app
+        .data(
+            &token,
+            KPIS,
+            json!({"m": ["ORDERS"], "tz": "Asia/Kolkata", "cur": "CNY"}),
+        )
+        .await;
+    assert!(
+        value(&kolkata, "ORDERS").unwrap() > 0.0,
+        "a half-hour zone goes to the raw rows"
+    );
+    app.conn().batch_execute("SELECT rollup_rebuild()").unwrap();
+    assert_eq!(app.data(&token, KPIS, vars).await, before);
+}
+
+/// A small deterministic generator for the random write sequence.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn random_order(rng: &mut Lcg, no: u64, version: i64) -> Value {
+    let day = 1 + rng.next(20);
+    let hour = rng.next(24);
+    let placed = format!("2026-11-{day:02}T{hour:02}:{:02}:00Z", rng.next(60));
+    let at = |mins: i64| {
+        (chrono::DateTime::parse_from_rfc3339(&placed).unwrap() + chrono::Duration::minutes(mins))
+            .to_rfc3339()
+    };
+    let paid = rng.next(10) > 1;
+    let amount = 100 + rng.next(50_000) as i64;
+    let stage = rng.next(4);
+    let mut order = json!({
+        "shopId": if rng.next(2) == 0 { "1" } else { "4" }, "orderNo": format!("R{no}"),
+        "status": "PENDING_PAYMENT", "placedAt": placed, "goodsAmount": amount, "buyerId": format!("rb{}", rng.next(30)),
+        "channel": "LIVE", "sourceUpdatedAt": at(10_000 + version),
+        "items": [{"productExternalId": format!("rp{}", rng.next(5)), "sku": "S", "quantity": 1 + rng.next(3) as i64, "unitPrice": amount, "paidAmount": amount}],
+    });
+    if order["shopId"] == "4" {
+        order["currency"] = json!("USD");
+    } else {
+        order["provinceCode"] = json!("44");
+    }
+    if paid {
+        order["paidAt"] = json!(at(5));
+        order["paidAmount"] = json!(amount);
+        order["status"] = json!("AWAITING_SHIPMENT");
+        if rng.next(3) == 0 {
+            order["creator"] = json!({"externalId": "rc1", "handle": "达人"});
+            order["commissionRateBps"] = json!(1500);
+        }
+        if stage >= 1 {
+            order["shippedAt"] = json!(at(600));
+            order["status"] = json!("SHIPPED");
+        }
+        if stage >= 2 {
+            order["deliveredAt"] = json!(at(600 + 1_000 + rng.next(5_000) as i64));
+            order["status"] = json!("DELIVERED");
+        }
+        if rng.next(4) == 0 {
+            let refunded = rng.next(2) == 0;
+            order["afterSales"] = json!([{"externalId": "a1", "kind": "REFUND_ONLY",
+                "status": if refunded { "REFUNDED" } else { "REQUESTED" },
+                "refundAmount": if refunded { amount / 2 } else { 0 },
+                "requestedAt": at(700), "dispute": if rng.next(3) == 0 { "OPEN" } else { "NONE" }}]);
+        }
+    }
+    order
+}
+
+#[tokio::test]
+async fn random_concurrent_writes_keep_the_rollup_equal_to_the_raw_rows() {
+    let app = TestApp::spawn(500).await;
+    let token = app.owner();
+    let ingest =
+        "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { rejected results { reason } } }";
+    // Four writers, each sending rounds of new orders and new versions of shared ones:
+    // orders move between hours and days, get paid, shipped, delivered, refunded.
+    let mut tasks = Vec::new();
+    for writer in 0..4u64 {
+        let (address, token, client) = (app.address.clone(), token.clone(), app.client.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Lcg(writer * 7919 + 1);
+            for round in 0..6i64 {
+                let batch: Vec<Value> = (0..40)
+                    .map(|_| {
+                        let no = rng.next(120);
+                        random_order(&mut rng, no, round * 10 + writer as i64)
+                    })
+                    .collect();
+                let resp: Value = client
+                    .post(format!("{address}/graphql"))
+                    .bearer_auth(&token)
+                    .json(&json!({"query": ingest, "variables": {"o": batch}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(resp.get("errors").is_none(), "{resp}");
+                assert_eq!(resp["data"]["ingestOrders"]["rejected"], 0, "{resp}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(app.sql_i64("SELECT count(*) FROM orders WHERE order_no LIKE 'R%'") > 60);
+    assert_eq!(
+        rollup_drift(&app),
+        0,
+        "incremental maintenance equals a full rebuild"
+    );
+    // And the API's rollup answers equal plain SQL over the raw rows.
+    for (tz, cur) in [("Asia/Shanghai", "CNY"), ("America/Los_Angeles", "USD")] {
+        let data = app.data(&token, KPIS, json!({"m": ["ORDERS", "PAID_ORDERS", "GMV", "UNITS", "REFUND_ORDERS", "REFUND_AMOUNT", "DISPUTE_ORDERS", "AVG_DELIVERY_HOURS", "COMMISSION"], "tz": tz, "cur": cur})).await;
+        let window = format!("o.placed_at >= ('2026-10-01'::timestamp AT TIME ZONE '{tz}') AND o.placed_at < ('2026-11-21'::timestamp AT TIME ZONE '{tz}') AND o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)");
+        assert_eq!(
+            value(&data, "ORDERS"),
+            Some(app.sql_i64(&format!("SELECT count(*) FROM orders o WHERE {window}")) as f64),
+            "{tz}"
+        );
+        let fx = format!("(CASE WHEN s.currency = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = s.currency AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END / CASE WHEN '{cur}' = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = '{cur}' AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END)");
+        let gmv_cents = app.sql_i64(&format!("SELECT round(sum(o.paid_amount * {fx}))::bigint FROM orders o JOIN shops s ON s.id = o.shop_id WHERE {window} AND o.paid_at IS NOT NULL"));
+        assert_eq!(
+            (value(&data, "GMV").unwrap() * 100.0).round() as i64,
+            gmv_cents,
+            "{tz} GMV"
+        );
+        let refund_cents = app.sql_i64(&format!("SELECT coalesce(round(sum(a.refund_amount * {fx})), 0)::bigint FROM after_sales a JOIN orders o ON o.id = a.order_id JOIN shops s ON s.id = o.shop_id WHERE {window} AND a.status = 'REFUNDED'"));
+        assert_eq!(
+            (value(&data, "REFUND_AMOUNT").unwrap() * 100.0).round() as i64,
+            refund_cents,
+            "{tz} refunds"
+        );
+        assert_eq!(value(&data, "DISPUTE_ORDERS"), Some(app.sql_i64(&format!("SELECT count(*) FROM orders o WHERE {window} AND EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')")) as f64));
+        assert_eq!(value(&data, "UNITS"), Some(app.sql_i64(&format!("SELECT coalesce(sum(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id WHERE {window} AND o.paid_at IS NOT NULL")) as f64));
+    }
+}

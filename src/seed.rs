@@ -319,7 +319,7 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         let loaded = generated.elapsed();
         let rebuild = Instant::now();
         restore_bulk_constraints(conn, &saved)?;
-        conn.batch_execute("SELECT rollup_rebuild()")?;
+        conn.batch_execute("SELECT rollup_rebuild(); SELECT rollup_rebuild_days();")?;
         conn.batch_execute(
             "SELECT setval('orders_id_seq', (SELECT coalesce(max(id), 1) FROM orders)); \
              SELECT setval('after_sales_id_seq', (SELECT coalesce(max(id), 1) FROM after_sales));",

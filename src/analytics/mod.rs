@@ -122,7 +122,27 @@ pub struct Aggregate {
     pub needs_buyers: bool,
 }
 
+/// Offset of the daily rollup's calendar (Asia/Shanghai, no DST).
+pub const DAY_ROLLUP_OFFSET_SECS: i64 = 8 * 3600;
+
 impl Aggregate {
+    /// Whether the daily rollup answers this exactly: rollup-eligible, every boundary a
+    /// +08:00 midnight, and the report zone at +08:00 throughout (so its local days,
+    /// which pick the exchange rates, are the rollup's days).
+    pub fn day_rollup_eligible(&self, zone_offsets: &[i64]) -> bool {
+        let midnight = |t: &DateTime<Utc>| (t.timestamp() + DAY_ROLLUP_OFFSET_SECS) % 86_400 == 0;
+        let boundaries_ok = match &self.grouping {
+            Grouping::Total => true,
+            Grouping::Buckets { boundaries } => boundaries.iter().all(midnight),
+            Grouping::Dimension { .. } => false,
+        };
+        self.rollup_eligible()
+            && boundaries_ok
+            && midnight(&self.start)
+            && midnight(&self.end)
+            && zone_offsets.iter().all(|o| *o == DAY_ROLLUP_OFFSET_SECS)
+    }
+
     /// Whether the hourly rollup answers this exactly: a total or trend, filtered by
     /// shop only, without BUYERS, with every boundary on a whole UTC hour (true for
     /// every whole-hour zone, DST included).

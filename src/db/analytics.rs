@@ -248,7 +248,7 @@ fn build(q: &Aggregate) -> Sql {
 /// The same measures from `rollup_shop_hour` (see [`Aggregate::rollup_eligible`]).
 /// Money is converted per cell with the factor of the cell's local day, computed exactly
 /// as the raw path computes it per order, so the sums are identical.
-fn build_rollup(q: &Aggregate) -> Sql {
+fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
     let mut sql = Sql {
         text: String::new(),
         params: Vec::new(),
@@ -271,19 +271,44 @@ fn build_rollup(q: &Aggregate) -> Sql {
         }
         _ => ("0".to_string(), "0", ""),
     };
+    let (table, day, range) = if daily {
+        (
+            "rollup_shop_day",
+            "r.day".to_string(),
+            format!("r.day >= {d0} AND r.day <= {d1}"),
+        )
+    } else {
+        (
+            "rollup_shop_hour",
+            format!("(r.hour AT TIME ZONE {tz})::date"),
+            format!("r.hour >= {start} AND r.hour < {end}"),
+        )
+    };
     sql.text = format!(
         "WITH rates AS (
             SELECT day, currency, rate_to_cny FROM fx_rates WHERE day BETWEEN {d0} AND {d1}
             UNION ALL
             SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
          ),
+         -- Integer sums per shop, local day and bucket first; money is converted once
+         -- per group (the factor is constant within a shop-day), which keeps the sums
+         -- identical to the raw path's per-order conversion.
+         daily AS (
+            SELECT r.shop_id, {day} AS day, {bucket} AS bucket,
+                   sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.gmv_minor) AS gmv_minor,
+                   sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, sum(r.refund_minor) AS refund_minor,
+                   sum(r.dispute_orders) AS dispute_orders, sum(r.delivered_orders) AS delivered_orders,
+                   sum(r.delivery_seconds) AS delivery_seconds, sum(r.commission_minor) AS commission_minor
+              FROM {table} r
+             WHERE r.shop_id = ANY({shops}) AND {range}
+             GROUP BY 1, 2, 3
+         ),
          cells AS (
-            SELECT r.*, rs.rate_to_cny / rr.rate_to_cny AS factor, {bucket} AS bucket
-              FROM rollup_shop_hour r
-              JOIN shops s ON s.id = r.shop_id
-              LEFT JOIN rates rs ON rs.day = (r.hour AT TIME ZONE {tz})::date AND rs.currency = s.currency
-              LEFT JOIN rates rr ON rr.day = (r.hour AT TIME ZONE {tz})::date AND rr.currency = {cur}
-             WHERE r.shop_id = ANY({shops}) AND r.hour >= {start} AND r.hour < {end}
+            SELECT d.*, rs.rate_to_cny / rr.rate_to_cny AS factor
+              FROM daily d
+              JOIN shops s ON s.id = d.shop_id
+              LEFT JOIN rates rs ON rs.day = d.day AND rs.currency = s.currency
+              LEFT JOIN rates rr ON rr.day = d.day AND rr.currency = {cur}
          )
          SELECT {bucket_out}::int AS bucket, NULL::text AS key,
                 coalesce(sum(orders), 0)::bigint AS orders,
@@ -309,7 +334,7 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
         return Ok(empty(q));
     }
     let sql = if q.rollup_eligible() {
-        build_rollup(q)
+        build_rollup(q, q.day_rollup_eligible(&zone_offsets(q)))
     } else {
         build(q)
     };
@@ -334,6 +359,22 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
         out = empty(q);
     }
     Ok(out)
+}
+
+/// UTC offsets of the report zone at the window's start and end and at every bucket
+/// boundary.
+fn zone_offsets(q: &Aggregate) -> Vec<i64> {
+    use chrono::Offset;
+    let Ok(tz) = q.timezone.parse::<chrono_tz::Tz>() else {
+        return vec![i64::MIN];
+    };
+    let offset =
+        |t: &DateTime<Utc>| i64::from(t.with_timezone(&tz).offset().fix().local_minus_utc());
+    let mut out = vec![offset(&q.start), offset(&q.end)];
+    if let Grouping::Buckets { boundaries } = &q.grouping {
+        out.extend(boundaries.iter().map(offset));
+    }
+    out
 }
 
 fn empty(q: &Aggregate) -> Vec<GroupRow> {

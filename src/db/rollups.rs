@@ -17,7 +17,8 @@ fn lock_key(shop_id: i64, hour: DateTime<Utc>) -> i64 {
     (shop_id << 32) | ((hour.timestamp() / 3600) & 0xFFFF_FFFF)
 }
 
-/// Recomputes the cells of the given (shop, instant) pairs.
+/// Recomputes the hour cells, and the Asia/Shanghai day cells, of the given
+/// (shop, instant) pairs.
 pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> AppResult<()> {
     let cells: BTreeSet<(i64, DateTime<Utc>)> = touched
         .iter()
@@ -37,9 +38,12 @@ pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> App
         .bind::<Array<BigInt>, _>(&keys)
         .execute(conn)?;
     let (shops, hours): (Vec<i64>, Vec<DateTime<Utc>>) = cells.into_iter().unzip();
-    diesel::sql_query("SELECT rollup_refresh($1, $2)")
-        .bind::<Array<BigInt>, _>(&shops)
-        .bind::<Array<Timestamptz>, _>(&hours)
-        .execute(conn)?;
+    // Hours first: the day cells are summed from them.
+    for function in ["rollup_refresh", "rollup_refresh_days"] {
+        diesel::sql_query(format!("SELECT {function}($1, $2)"))
+            .bind::<Array<BigInt>, _>(&shops)
+            .bind::<Array<Timestamptz>, _>(&hours)
+            .execute(conn)?;
+    }
     Ok(())
 }

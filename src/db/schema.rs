@@ -130,6 +130,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    rollup_shop_day (shop_id, day) {
+        shop_id -> Int8,
+        day -> Date,
+        orders -> Int8,
+        paid_orders -> Int8,
+        gmv_minor -> Int8,
+        units -> Int8,
+        refund_orders -> Int8,
+        refund_minor -> Int8,
+        dispute_orders -> Int8,
+        delivered_orders -> Int8,
+        delivery_seconds -> Numeric,
+        commission_minor -> Int8,
+    }
+}
+
+diesel::table! {
     rollup_shop_hour (shop_id, hour) {
         shop_id -> Int8,
         hour -> Timestamptz,
@@ -187,6 +204,7 @@ diesel::joinable!(orders -> creators (creator_id));
 diesel::joinable!(orders -> provinces (province_code));
 diesel::joinable!(orders -> shops (shop_id));
 diesel::joinable!(products -> shops (shop_id));
+diesel::joinable!(rollup_shop_day -> shops (shop_id));
 diesel::joinable!(rollup_shop_hour -> shops (shop_id));
 diesel::joinable!(shipments -> orders (order_id));
 diesel::joinable!(shops -> tenants (tenant_id));
@@ -201,6 +219,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     products,
     provinces,
+    rollup_shop_day,
     rollup_shop_hour,
     shipments,
     shops,

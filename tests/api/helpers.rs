@@ -169,7 +169,12 @@ impl TestApp {
             address,
             database_url,
             settings,
-            client: reqwest::Client::new(),
+            // Idle connections expire before the server's 5 s keep-alive closes them, so a
+            // test that pauses between requests never reuses a closing connection.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
         }
     }
 

@@ -21,12 +21,17 @@ fn value(data: &Value, metric: &str) -> Option<f64> {
 fn rollup_drift(app: &TestApp) -> i64 {
     app.conn()
         .batch_execute(
-            "DROP TABLE IF EXISTS kept; CREATE TABLE kept AS SELECT * FROM rollup_shop_hour; SELECT rollup_rebuild();",
+            "DROP TABLE IF EXISTS kept, kept_days;
+             CREATE TABLE kept AS SELECT * FROM rollup_shop_hour;
+             CREATE TABLE kept_days AS SELECT * FROM rollup_shop_day;
+             SELECT rollup_rebuild(); SELECT rollup_rebuild_days();",
         )
         .unwrap();
     app.sql_i64(
         "SELECT count(*) FROM ((SELECT * FROM kept EXCEPT SELECT * FROM rollup_shop_hour)
-                              UNION ALL (SELECT * FROM rollup_shop_hour EXCEPT SELECT * FROM kept)) d",
+                              UNION ALL (SELECT * FROM rollup_shop_hour EXCEPT SELECT * FROM kept)
+                              UNION ALL (SELECT * FROM kept_days EXCEPT SELECT * FROM rollup_shop_day)
+                              UNION ALL (SELECT * FROM rollup_shop_day EXCEPT SELECT * FROM kept_days)) d",
     )
 }
 
@@ -38,15 +43,29 @@ async fn kpis_without_buyers_read_the_rollup_and_buyers_read_raw_rows() {
     let before = app.data(&token, KPIS, vars.clone()).await;
     assert!(value(&before, "ORDERS").unwrap() > 0.0);
     assert_eq!(rollup_drift(&app), 0, "the seed builds the rollup");
-    // Emptying the rollup shows which path answered.
+    // Emptying one rollup at a time shows which path answered: the Shanghai window
+    // reads the daily rollup, a Los Angeles window the hourly one.
+    let la = json!({"m": ["ORDERS", "GMV"], "tz": "America/Los_Angeles", "cur": "CNY"});
+    let la_before = app.data(&token, KPIS, la.clone()).await;
     app.conn()
-        .batch_execute("DELETE FROM rollup_shop_hour")
+        .batch_execute("DELETE FROM rollup_shop_day")
         .unwrap();
     let emptied = app.data(&token, KPIS, vars.clone()).await;
     assert_eq!(
         value(&emptied, "ORDERS"),
         Some(0.0),
-        "served from the rollup"
+        "Shanghai days: daily rollup"
+    );
+    assert_eq!(app.data(&token, KPIS, la.clone()).await, la_before);
+    app.conn()
+        .batch_execute("SELECT rollup_rebuild_days(); DELETE FROM rollup_shop_hour")
+        .unwrap();
+    assert_eq!(app.data(&token, KPIS, vars.clone()).await, before);
+    let emptied = app.data(&token, KPIS, la.clone()).await;
+    assert_eq!(
+        value(&emptied, "ORDERS"),
+        Some(0.0),
+        "Los Angeles: hourly rollup"
     );
     let with_buyers = app
         .data(
@@ -73,6 +92,8 @@ async fn kpis_without_buyers_read_the_rollup_and_buyers_read_raw_rows() {
     );
     app.conn().batch_execute("SELECT rollup_rebuild()").unwrap();
     assert_eq!(app.data(&token, KPIS, vars).await, before);
+    assert_eq!(app.data(&token, KPIS, la).await, la_before);
+    assert_eq!(rollup_drift(&app), 0);
 }
 
 /// A small deterministic generator for the random write sequence.

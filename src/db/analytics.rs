@@ -263,8 +263,13 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
     let (bucket, bucket_out, group) = match &q.grouping {
         Grouping::Buckets { boundaries } => {
             let b = sql.bind(Param::Ats(boundaries.clone()));
+            let at = if daily {
+                "(r.day::timestamp AT TIME ZONE 'Asia/Shanghai')"
+            } else {
+                "r.hour"
+            };
             (
-                format!("width_bucket(r.hour, {b}::timestamptz[])"),
+                format!("width_bucket({at}, {b}::timestamptz[])"),
                 "bucket",
                 "GROUP BY 1",
             )

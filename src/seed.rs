@@ -310,7 +310,10 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         .with_timezone(&Utc);
 
     let mut rng = Rng(args.seed);
-    conn.batch_execute("SET statement_timeout = 0; SET maintenance_work_mem = '512MB'; SET synchronous_commit = off")?;
+    conn.batch_execute(
+        "SET statement_timeout = 0; SET maintenance_work_mem = '512MB'; SET work_mem = '256MB'; \
+         SET synchronous_commit = off",
+    )?;
     let report = conn.transaction::<_, anyhow::Error, _>(|conn| {
         let shops = seed_reference(conn, &mut rng, args, start_date, end_date)?;
         let saved = drop_bulk_constraints(conn)?;
@@ -319,7 +322,11 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         let loaded = generated.elapsed();
         let rebuild = Instant::now();
         restore_bulk_constraints(conn, &saved)?;
-        conn.batch_execute("SELECT rollup_rebuild(); SELECT rollup_rebuild_days();")?;
+        // Statistics first: without them the rebuild's joins over the fresh tables plan
+        // badly (measured: 100 s instead of 31 s on dataset L).
+        conn.batch_execute(
+            "ANALYZE orders, order_items, after_sales; SELECT rollup_rebuild(); SELECT rollup_rebuild_days();",
+        )?;
         conn.batch_execute(
             "SELECT setval('orders_id_seq', (SELECT coalesce(max(id), 1) FROM orders)); \
              SELECT setval('after_sales_id_seq', (SELECT coalesce(max(id), 1) FROM after_sales));",

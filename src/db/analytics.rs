@@ -67,6 +67,41 @@ impl Sql {
     }
 }
 
+/// Placeholders of what every aggregate binds, and the exchange-rate table of its
+/// window (CNY is 1 on every day).
+struct Window {
+    d0: String,
+    d1: String,
+    tz: String,
+    cur: String,
+    shops: String,
+    start: String,
+    end: String,
+    rates: String,
+}
+
+fn bind_window(sql: &mut Sql, q: &Aggregate) -> Window {
+    let d0 = sql.bind(Param::Day(q.first_day));
+    let d1 = sql.bind(Param::Day(q.last_day));
+    let rates = format!(
+        "rates AS (
+            SELECT day, currency, rate_to_cny FROM fx_rates WHERE day BETWEEN {d0} AND {d1}
+            UNION ALL
+            SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
+         )"
+    );
+    Window {
+        tz: sql.bind(Param::Text(q.timezone.clone())),
+        cur: sql.bind(Param::Text(q.currency.clone())),
+        shops: sql.bind(Param::Ids(q.filters.shop_ids.clone())),
+        start: sql.bind(Param::At(q.start)),
+        end: sql.bind(Param::At(q.end)),
+        d0,
+        d1,
+        rates,
+    }
+}
+
 fn key_expr(dimension: Dimension) -> &'static str {
     match dimension {
         Dimension::Shop => "o.shop_id::text",
@@ -92,13 +127,15 @@ fn build(q: &Aggregate) -> Sql {
         _ => None,
     };
     let items = q.filters.on_items() || dimension.is_some_and(dimension_on_items);
-    let d0 = sql.bind(Param::Day(q.first_day));
-    let d1 = sql.bind(Param::Day(q.last_day));
-    let tz = sql.bind(Param::Text(q.timezone.clone()));
-    let cur = sql.bind(Param::Text(q.currency.clone()));
-    let shops = sql.bind(Param::Ids(q.filters.shop_ids.clone()));
-    let start = sql.bind(Param::At(q.start));
-    let end = sql.bind(Param::At(q.end));
+    let Window {
+        tz,
+        cur,
+        shops,
+        start,
+        end,
+        rates,
+        ..
+    } = bind_window(&mut sql, q);
     let bucket = match &q.grouping {
         Grouping::Buckets { boundaries } => {
             let b = sql.bind(Param::Ats(boundaries.clone()));
@@ -121,49 +158,25 @@ fn build(q: &Aggregate) -> Sql {
         } => key_expr(*dimension).to_string(),
         _ => "''".to_string(),
     };
-    let mut filters = String::new();
     let f = &q.filters;
-    if let Some(v) = &f.product_ids {
-        filters += &format!(
-            " AND i.product_id = ANY({})",
-            sql.bind(Param::Ids(v.clone()))
-        );
-    }
-    if let Some(v) = &f.categories {
-        filters += &format!(
-            " AND pr.category = ANY({})",
-            sql.bind(Param::Texts(v.clone()))
-        );
-    }
-    if let Some(v) = &f.provinces {
-        filters += &format!(
-            " AND o.province_code = ANY({})",
-            sql.bind(Param::Texts(v.clone()))
-        );
-    }
-    if let Some(v) = &f.regions {
-        filters += &format!(
-            " AND pv.region = ANY({})",
-            sql.bind(Param::Texts(v.clone()))
-        );
-    }
-    if let Some(v) = &f.channels {
-        filters += &format!(
-            " AND o.channel = ANY({})",
-            sql.bind(Param::Texts(v.clone()))
-        );
-    }
-    if let Some(v) = &f.creator_ids {
-        filters += &format!(
-            " AND o.creator_id = ANY({})",
-            sql.bind(Param::Ids(v.clone()))
-        );
-    }
-    if let Some(v) = &f.payment_methods {
-        filters += &format!(
-            " AND o.payment_method = ANY({})",
-            sql.bind(Param::Texts(v.clone()))
-        );
+    let clauses = [
+        ("i.product_id", f.product_ids.clone().map(Param::Ids)),
+        ("pr.category", f.categories.clone().map(Param::Texts)),
+        ("o.province_code", f.provinces.clone().map(Param::Texts)),
+        ("pv.region", f.regions.clone().map(Param::Texts)),
+        ("o.channel", f.channels.clone().map(Param::Texts)),
+        ("o.creator_id", f.creator_ids.clone().map(Param::Ids)),
+        (
+            "o.payment_method",
+            f.payment_methods.clone().map(Param::Texts),
+        ),
+    ];
+    let mut filters = String::new();
+    for (column, value) in clauses {
+        if let Some(value) = value {
+            let placeholder = sql.bind(value);
+            filters += &format!(" AND {column} = ANY({placeholder})");
+        }
     }
     let (item_join, gmv_minor, units, first_row) = if items {
         (
@@ -196,11 +209,7 @@ fn build(q: &Aggregate) -> Sql {
         Grouping::Dimension { keep: None, .. } => "GROUP BY GROUPING SETS ((b.key), ())",
     };
     sql.text = format!(
-        "WITH rates AS (
-            SELECT day, currency, rate_to_cny FROM fx_rates WHERE day BETWEEN {d0} AND {d1}
-            UNION ALL
-            SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
-         ),
+        "WITH {rates},
          base AS (
             SELECT o.id, o.buyer_id, o.paid_at IS NOT NULL AS paid, o.shipped_at, o.delivered_at,
                    o.commission_amount, o.creator_id,
@@ -253,13 +262,16 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
         text: String::new(),
         params: Vec::new(),
     };
-    let d0 = sql.bind(Param::Day(q.first_day));
-    let d1 = sql.bind(Param::Day(q.last_day));
-    let tz = sql.bind(Param::Text(q.timezone.clone()));
-    let cur = sql.bind(Param::Text(q.currency.clone()));
-    let shops = sql.bind(Param::Ids(q.filters.shop_ids.clone()));
-    let start = sql.bind(Param::At(q.start));
-    let end = sql.bind(Param::At(q.end));
+    let Window {
+        d0,
+        d1,
+        tz,
+        cur,
+        shops,
+        start,
+        end,
+        rates,
+    } = bind_window(&mut sql, q);
     let (bucket, bucket_out, group) = match &q.grouping {
         Grouping::Buckets { boundaries } => {
             let b = sql.bind(Param::Ats(boundaries.clone()));
@@ -290,11 +302,7 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
         )
     };
     sql.text = format!(
-        "WITH rates AS (
-            SELECT day, currency, rate_to_cny FROM fx_rates WHERE day BETWEEN {d0} AND {d1}
-            UNION ALL
-            SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
-         ),
+        "WITH {rates},
          -- Integer sums per shop, local day and bucket first; money is converted once
          -- per group (the factor is constant within a shop-day), which keeps the sums
          -- identical to the raw path's per-order conversion.

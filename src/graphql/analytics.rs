@@ -7,9 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use super::filters::{ids, list_len, province_codes, scoped_shops, spell};
 use super::scalars::Date;
 use super::viewer::region_names;
-use super::{parse_id, principal, provinces, shared};
+use super::{principal, provinces, shared};
 use crate::analytics::buckets::{parse_zone, LocalRange};
 use crate::analytics::{change, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY};
 use crate::auth::Principal;
@@ -95,7 +96,6 @@ pub struct BreakdownReport {
     pub total: Vec<MetricValue>,
 }
 
-const MAX_FILTER_VALUES: usize = 200;
 const DEFAULT_ZONE: &str = "Asia/Shanghai";
 
 /// Everything a report needs, validated.
@@ -108,52 +108,11 @@ struct Prepared {
     hide_commission: bool,
 }
 
-fn ids(field: &str, values: &Option<Vec<ID>>) -> AppResult<Option<Vec<i64>>> {
-    too_many(field, values.as_ref().map(Vec::len))?;
-    values
-        .as_ref()
-        .map(|v| v.iter().map(|id| parse_id(field, id)).collect())
-        .transpose()
-}
-
-fn too_many(field: &str, len: Option<usize>) -> AppResult<()> {
-    match len {
-        Some(n) if n > MAX_FILTER_VALUES => Err(AppError::bad_input(format!(
-            "{field} takes at most {MAX_FILTER_VALUES} values"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn spell<T: Copy>(values: &Option<Vec<T>>, f: fn(T) -> &'static str) -> Option<Vec<String>> {
-    values
-        .as_ref()
-        .map(|v| v.iter().map(|x| f(*x).to_string()).collect())
-}
-
 impl AnalyticsFilter {
     fn to_filters(&self, p: &Principal) -> AppResult<Filters> {
-        let requested = ids("shopIds", &self.shop_ids)?;
-        let mut shop_ids = p.scoped_shop_ids(requested.as_deref());
-        if let Some(platforms) = &self.platforms {
-            shop_ids.retain(|id| {
-                p.shop(*id)
-                    .and_then(|s| Platform::parse(&s.platform))
-                    .is_some_and(|pl| platforms.contains(&pl))
-            });
-        }
-        too_many("categories", self.categories.as_ref().map(Vec::len))?;
-        too_many("provinces", self.provinces.as_ref().map(Vec::len))?;
-        if let Some(bad) = self
-            .provinces
-            .iter()
-            .flatten()
-            .find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_digit()))
-        {
-            return Err(AppError::bad_input(format!(
-                "{bad:?} is not a province code (two digits, GB/T 2260)"
-            )));
-        }
+        let shop_ids = scoped_shops(p, &self.shop_ids, &self.platforms)?;
+        list_len("categories", &self.categories)?;
+        province_codes(&self.provinces)?;
         Ok(Filters {
             shop_ids,
             product_ids: ids("productIds", &self.product_ids)?,

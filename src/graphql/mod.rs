@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod filters;
 pub mod ingest;
 pub mod loaders;
 pub mod orders;

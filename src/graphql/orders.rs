@@ -5,6 +5,7 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
+use super::filters::{province_codes, scoped_shops, spell};
 use super::loaders::Loaders;
 use super::viewer::{Province, Shop};
 use super::{parse_id, principal, provinces, shared};
@@ -63,55 +64,20 @@ pub struct OrderOrder {
     pub direction: SortDirection,
 }
 
-const MAX_FILTER_VALUES: usize = 200;
-
-fn list_len<T>(field: &str, values: &Option<Vec<T>>) -> AppResult<()> {
-    match values {
-        Some(v) if v.len() > MAX_FILTER_VALUES => Err(AppError::bad_input(format!(
-            "{field} takes at most {MAX_FILTER_VALUES} values"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 impl OrderFilter {
     /// Validates the filter and narrows it to the caller's scope.
     pub fn to_query(&self, principal: &Principal) -> AppResult<OrderQuery> {
-        list_len("shopIds", &self.shop_ids)?;
-        list_len("provinces", &self.provinces)?;
-        let requested: Option<Vec<i64>> = self
-            .shop_ids
-            .as_ref()
-            .map(|ids| ids.iter().map(|id| parse_id("shopIds", id)).collect())
-            .transpose()?;
-        let mut shop_ids = principal.scoped_shop_ids(requested.as_deref());
-        if let Some(platforms) = &self.platforms {
-            shop_ids.retain(|id| {
-                principal
-                    .shop(*id)
-                    .and_then(|s| Platform::parse(&s.platform))
-                    .is_some_and(|p| platforms.contains(&p))
-            });
-        }
+        let shop_ids = scoped_shops(principal, &self.shop_ids, &self.platforms)?;
+        province_codes(&self.provinces)?;
         if let (Some(from), Some(to)) = (self.placed_from, self.placed_to) {
             if from > to {
                 return Err(AppError::bad_input("placedFrom is after placedTo"));
             }
         }
-        if let Some(codes) = &self.provinces {
-            if let Some(bad) = codes
-                .iter()
-                .find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_digit()))
-            {
-                return Err(AppError::bad_input(format!(
-                    "{bad:?} is not a province code (two digits, GB/T 2260)"
-                )));
-            }
-        }
         Ok(OrderQuery {
             shop_ids,
-            statuses: texts(&self.statuses, OrderStatus::as_str),
-            payment_methods: texts(&self.payment_methods, PaymentMethod::as_str),
+            statuses: spell(&self.statuses, OrderStatus::as_str),
+            payment_methods: spell(&self.payment_methods, PaymentMethod::as_str),
             placed_from: self.placed_from,
             placed_to: self.placed_to,
             order_no: self.order_no.clone(),
@@ -122,7 +88,7 @@ impl OrderFilter {
                 .transpose()?,
             buyer_nickname: self.buyer_nickname.clone().filter(|n| !n.is_empty()),
             provinces: self.provinces.clone(),
-            channels: texts(&self.channels, Channel::as_str),
+            channels: spell(&self.channels, Channel::as_str),
             creator_id: self
                 .creator_id
                 .as_ref()
@@ -131,13 +97,6 @@ impl OrderFilter {
             has_after_sale: self.has_after_sale,
         })
     }
-}
-
-/// Database spellings of a list of enum values.
-fn texts<T: Copy>(values: &Option<Vec<T>>, spell: fn(T) -> &'static str) -> Option<Vec<String>> {
-    values
-        .as_ref()
-        .map(|v| v.iter().map(|x| spell(*x).to_string()).collect())
 }
 
 fn sort_of(order: OrderOrder) -> OrderSort {

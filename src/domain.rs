@@ -250,6 +250,30 @@ impl OrderStatus {
     }
 }
 
+text_enum!(
+    /// The seller's work lists of orders that need attention (异常订单).
+    AbnormalKind {
+        /// Placed more than 24 hours ago and still waiting for payment.
+        UnpaidOver24h => "UNPAID_OVER_24H",
+        /// Paid more than 48 hours ago and still not shipped.
+        ShipOverdue => "SHIP_OVERDUE",
+        /// A refund or return-and-refund case requested or approved, not yet refunded.
+        RefundPending => "REFUND_PENDING",
+        /// An after-sale case with an open platform dispute.
+        DisputeOpen => "DISPUTE_OPEN",
+        /// Shipped more than 7 days ago and not delivered.
+        DeliveryStalled => "DELIVERY_STALLED",
+    }
+);
+
+text_enum!(
+    /// A seller's decision on an after-sale case.
+    AfterSaleDecision {
+        Approve => "APPROVE",
+        Reject => "REJECT",
+    }
+);
+
 /// Maps a platform's raw order status to the unified lifecycle.
 ///
 /// Platforms close unpaid and refunded orders with the same code; `paid` tells the two

@@ -652,8 +652,21 @@ fn load_orders(
                     io_to_diesel(w.write_all(chunk.items.as_bytes()))
                 })
                 .execute(conn)?;
+            // The generated columns; a resolution note is only written by a seller.
+            let generated = (
+                after_sales::id,
+                after_sales::order_id,
+                after_sales::external_id,
+                after_sales::kind,
+                after_sales::status,
+                after_sales::reason,
+                after_sales::refund_amount,
+                after_sales::requested_at,
+                after_sales::resolved_at,
+                after_sales::dispute,
+            );
             diesel::copy_from(after_sales::table)
-                .from_raw_data(after_sales::table, |w| {
+                .from_raw_data(generated, |w| {
                     io_to_diesel(w.write_all(chunk.after_sales.as_bytes()))
                 })
                 .execute(conn)?;

@@ -27,6 +27,8 @@ pub struct Settings {
     /// Time limit for one GraphQL request; also set as the SQL `statement_timeout`
     /// so that a request that gives up also stops its query.
     pub request_timeout: Duration,
+    /// Longest an orders export may run (its query's `statement_timeout`).
+    pub export_timeout: Duration,
     pub jwt: JwtSettings,
     pub limits: Limits,
 }
@@ -117,6 +119,7 @@ impl Settings {
             db_pool_size: env_num("DB_POOL_SIZE", 16)?,
             db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),
+            export_timeout: Duration::from_millis(env_num("EXPORT_TIMEOUT_MS", 600_000)?),
             jwt: JwtSettings {
                 secret,
                 issuer: env_or("JWT_ISSUER", "orderscope"),

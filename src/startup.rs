@@ -52,10 +52,12 @@ impl Application {
             settings: settings.clone(),
         });
         let production = settings.is_production();
+        let export_slots = web::Data::new(http::export::ExportSlots::default());
         let server = HttpServer::new(move || {
             let metrics = metrics.clone();
             let mut app = App::new()
                 .app_data(state.clone())
+                .app_data(export_slots.clone())
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
                     let route = req
@@ -77,7 +79,16 @@ impl Application {
                 .route("/graphql", web::post().to(http::graphql))
                 .route("/healthz", web::get().to(http::healthz))
                 .route("/readyz", web::get().to(http::readyz))
-                .route("/metrics", web::get().to(http::metrics));
+                .route("/metrics", web::get().to(http::metrics))
+                .route(
+                    "/export/orders.csv",
+                    web::get().to(http::export::orders_csv),
+                )
+                .route("/export/trend.csv", web::get().to(http::export::trend_csv))
+                .route(
+                    "/export/breakdown.csv",
+                    web::get().to(http::export::breakdown_csv),
+                );
             if !production {
                 app = app.route("/graphql", web::get().to(http::graphiql));
             }

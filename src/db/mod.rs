@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod analytics;
 pub mod audit;
 pub mod ingest;
+pub mod operations;
 pub mod orders;
 pub mod reference;
 pub mod rollups;

@@ -1,11 +1,13 @@
 //! Orders: the filtered, keyset-paginated list, single orders, and batched loads of
 //! their items, after-sales and shipments (for dataloaders: one `= ANY` query each).
 
-use chrono::{DateTime, Utc};
-use diesel::dsl::exists;
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::schema::{after_sales, order_items, orders, shipments};
+use crate::domain::AbnormalKind;
 use crate::error::AppResult;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -113,6 +115,8 @@ pub struct OrderQuery {
     pub channels: Option<Vec<String>>,
     pub creator_id: Option<i64>,
     pub has_after_sale: Option<bool>,
+    /// Only orders on this work list as of the given instant.
+    pub abnormal: Option<(AbnormalKind, DateTime<Utc>)>,
 }
 
 type BoxedOrders<'a> = orders::BoxedQuery<'a, diesel::pg::Pg>;
@@ -170,7 +174,66 @@ fn filtered(q: &OrderQuery) -> BoxedOrders<'static> {
             query.filter(diesel::dsl::not(any))
         };
     }
+    if let Some((kind, as_of)) = q.abnormal {
+        query = abnormal(query, kind, as_of);
+    }
     query
+}
+
+/// The work-list conditions (DESIGN section 4). Status and case predicates are SQL
+/// literals that match the partial indexes of migration 6, so the planner uses them.
+fn abnormal(
+    query: BoxedOrders<'static>,
+    kind: AbnormalKind,
+    as_of: DateTime<Utc>,
+) -> BoxedOrders<'static> {
+    match kind {
+        AbnormalKind::UnpaidOver24h => query
+            .filter(sql::<Bool>("orders.status = 'PENDING_PAYMENT'"))
+            .filter(orders::placed_at.lt(as_of - TimeDelta::hours(24))),
+        AbnormalKind::ShipOverdue => query
+            .filter(sql::<Bool>("orders.status = 'AWAITING_SHIPMENT'"))
+            .filter(orders::paid_at.lt(as_of - TimeDelta::hours(48))),
+        AbnormalKind::DeliveryStalled => query
+            .filter(sql::<Bool>("orders.status = 'SHIPPED'"))
+            .filter(orders::shipped_at.lt(as_of - TimeDelta::days(7))),
+        AbnormalKind::RefundPending => query.filter(
+            orders::id.eq_any(
+                after_sales::table
+                    .filter(sql::<Bool>(
+                        "after_sales.status IN ('REQUESTED', 'APPROVED') \
+                         AND after_sales.kind IN ('REFUND_ONLY', 'RETURN_REFUND')",
+                    ))
+                    .select(after_sales::order_id),
+            ),
+        ),
+        AbnormalKind::DisputeOpen => query.filter(
+            orders::id.eq_any(
+                after_sales::table
+                    .filter(sql::<Bool>("after_sales.dispute = 'OPEN'"))
+                    .select(after_sales::order_id),
+            ),
+        ),
+    }
+}
+
+/// How many orders are on each work list, within `shop_ids`, as of `as_of`.
+pub fn abnormal_counts(
+    conn: &mut PgConnection,
+    shop_ids: &[i64],
+    as_of: DateTime<Utc>,
+) -> AppResult<Vec<(AbnormalKind, i64)>> {
+    AbnormalKind::ALL
+        .iter()
+        .map(|kind| {
+            let q = OrderQuery {
+                shop_ids: shop_ids.to_vec(),
+                abnormal: Some((*kind, as_of)),
+                ..OrderQuery::default()
+            };
+            Ok((*kind, count(conn, &q)?))
+        })
+        .collect()
 }
 
 /// One page of orders: up to `limit` rows after `after`, in `sort` order.
@@ -263,4 +326,40 @@ pub fn shipments_of(conn: &mut PgConnection, order_ids: &[i64]) -> AppResult<Vec
         .filter(shipments::order_id.eq_any(order_ids))
         .select(ShipmentRow::as_select())
         .load(conn)?)
+}
+
+/// Streams every matching order, oldest first, to `each` (which returns `false` to
+/// stop early), from one consistent snapshot. Rows arrive one at a time from the
+/// server, so memory does not grow with the result. Returns how many rows were read.
+pub fn stream(
+    conn: &mut PgConnection,
+    q: &OrderQuery,
+    statement_timeout_ms: u64,
+    mut each: impl FnMut(OrderRow) -> AppResult<bool>,
+) -> AppResult<u64> {
+    use diesel::connection::SimpleConnection;
+    use diesel::pg::PgRowByRowLoadingMode;
+    if q.shop_ids.is_empty() {
+        return Ok(0);
+    }
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|conn| {
+            conn.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {statement_timeout_ms}"
+            ))?;
+            let rows = filtered(q)
+                .order((orders::placed_at.asc(), orders::id.asc()))
+                .select(OrderRow::as_select())
+                .load_iter::<OrderRow, PgRowByRowLoadingMode>(conn)?;
+            let mut read = 0u64;
+            for row in rows {
+                read += 1;
+                if !each(row?)? {
+                    break;
+                }
+            }
+            Ok(read)
+        })
 }

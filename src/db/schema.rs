@@ -26,6 +26,7 @@ diesel::table! {
         requested_at -> Timestamptz,
         resolved_at -> Nullable<Timestamptz>,
         dispute -> Text,
+        resolution_note -> Nullable<Text>,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod filters;
 pub mod ingest;
 pub mod loaders;
+pub mod operations;
 pub mod orders;
 pub mod scalars;
 pub mod viewer;
@@ -23,10 +24,15 @@ pub struct QueryRoot(
     orders::OrdersQuery,
     accounts::AccountsQuery,
     analytics::AnalyticsQuery,
+    operations::OperationsQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(ingest::IngestMutation, accounts::AccountsMutation);
+pub struct MutationRoot(
+    ingest::IngestMutation,
+    accounts::AccountsMutation,
+    operations::OperationsMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

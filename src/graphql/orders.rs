@@ -95,6 +95,7 @@ impl OrderFilter {
                 .map(|id| parse_id("creatorId", id))
                 .transpose()?,
             has_after_sale: self.has_after_sale,
+            abnormal: None,
         })
     }
 }

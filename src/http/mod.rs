@@ -1,5 +1,7 @@
 //! HTTP endpoints: `/graphql` (POST, and GraphiQL on GET outside production),
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz` and `/metrics`; CSV exports live in [`export`].
+
+pub mod export;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
 use serde_json::json;
 
-use crate::auth::{bearer_token, TokenVerifier};
+use crate::auth::{bearer_token, Principal, TokenVerifier};
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::graphql::{loaders::Loaders, AppSchema};
@@ -92,6 +94,52 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
+/// Verifies the bearer token and loads the account it names (permissions and shop
+/// scope come from the database on every request).
+pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let subject = bearer_token(header).and_then(|t| state.verifier.verify(t))?;
+    db::run(&state.pool, move |c| {
+        db::accounts::load_principal(c, subject)
+    })
+    .await
+}
+
+/// Executes one GraphQL request for `principal` under the request timeout. Unmasked
+/// PII reads are audit-logged before the data leaves; if that fails the data does not
+/// leave.
+pub async fn execute(
+    state: &AppState,
+    principal: Principal,
+    request: async_graphql::Request,
+) -> Result<async_graphql::Response, AppError> {
+    let actor = crate::db::audit::Actor {
+        tenant_id: principal.tenant_id,
+        account_id: principal.account_id,
+    };
+    let pii_reads = Arc::new(PiiReads::default());
+    let request = request
+        .data(principal)
+        .data(Loaders::new(&state.pool))
+        .data(pii_reads.clone());
+    let response = tokio::time::timeout(
+        state.settings.request_timeout,
+        state.schema.execute(request),
+    )
+    .await
+    .map_err(|_| AppError::Timeout)?;
+    if let Some(details) = pii_reads.take_details() {
+        db::run(&state.pool, move |c| {
+            crate::db::audit::record(c, actor, "readPii", "orders", details)
+        })
+        .await?;
+    }
+    Ok(response)
+}
+
 pub async fn graphql(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -122,51 +170,14 @@ pub async fn graphql(
             return error_response(&state.metrics, AppError::BadUserInput(msg));
         }
     };
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let subject = match bearer_token(header).and_then(|t| state.verifier.verify(t)) {
-        Ok(s) => s,
-        Err(e) => return error_response(&state.metrics, e),
-    };
-    let principal = match db::run(&state.pool, move |c| {
-        db::accounts::load_principal(c, subject)
-    })
-    .await
-    {
+    let principal = match authenticate(&state, &req).await {
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let actor = crate::db::audit::Actor {
-        tenant_id: principal.tenant_id,
-        account_id: principal.account_id,
-    };
-    let pii_reads = Arc::new(PiiReads::default());
-    let request = request
-        .data(principal)
-        .data(Loaders::new(&state.pool))
-        .data(pii_reads.clone());
-    let executed = tokio::time::timeout(
-        state.settings.request_timeout,
-        state.schema.execute(request),
-    )
-    .await;
-    let mut response = match executed {
+    let mut response = match execute(&state, principal, request).await {
         Ok(r) => r,
-        Err(_) => return error_response(&state.metrics, AppError::Timeout),
+        Err(e) => return error_response(&state.metrics, e),
     };
-    // Unmasked PII reads are audit-logged before the data leaves; if that fails the
-    // data does not leave.
-    if let Some(details) = pii_reads.take_details() {
-        let logged = db::run(&state.pool, move |c| {
-            crate::db::audit::record(c, actor, "readPii", "orders", details)
-        })
-        .await;
-        if let Err(e) = logged {
-            return error_response(&state.metrics, e);
-        }
-    }
     // Errors raised by async-graphql itself (parsing, validation, limits, input
     // coercion) carry no code: they are all the client's to fix.
     for error in &mut response.errors {

@@ -7,7 +7,7 @@ use crate::helpers::{error_code, TestApp};
 
 /// Every metric for a set of orders (`cond` over `o`), recomputed independently of the
 /// engine: one simple query per metric, money converted per local day.
-fn sql_metrics(
+pub(crate) fn sql_metrics(
     app: &TestApp,
     cond: &str,
     tz: &str,
@@ -62,7 +62,12 @@ fn sql_metrics(
     ]
 }
 
-fn assert_metrics(label: &str, values: &Value, expected: &[(&str, Option<f64>)], field: &str) {
+pub(crate) fn assert_metrics(
+    label: &str,
+    values: &Value,
+    expected: &[(&str, Option<f64>)],
+    field: &str,
+) {
     for (metric, want) in expected {
         let got = values
             .as_array()
@@ -81,7 +86,7 @@ fn assert_metrics(label: &str, values: &Value, expected: &[(&str, Option<f64>)],
     }
 }
 
-fn window(from: &str, to: &str, tz: &str) -> String {
+pub(crate) fn window(from: &str, to: &str, tz: &str) -> String {
     format!("o.placed_at >= ('{from}'::date::timestamp AT TIME ZONE '{tz}') AND o.placed_at < (('{to}'::date + 1)::timestamp AT TIME ZONE '{tz}')")
 }
 

@@ -94,6 +94,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         db_pool_size: 8,
         db_checkout_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(20),
+        export_timeout: Duration::from_secs(120),
         jwt: JwtSettings {
             secret: "test-secret-test-secret-test-secret-0123".into(),
             issuer: "orderscope".into(),
@@ -224,6 +225,12 @@ impl TestApp {
 
     pub fn conn(&self) -> PgConnection {
         PgConnection::establish(&self.database_url).unwrap()
+    }
+
+    /// Runs SQL statements directly against the test database (fixtures, checks).
+    pub fn conn_exec(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        self.conn().batch_execute(sql).unwrap();
     }
 
     /// A scalar from raw SQL, for comparing answers with the database.

@@ -3,9 +3,11 @@
 
 mod analytics;
 mod auth;
+mod export;
 mod helpers;
 mod hygiene;
 mod ingest;
+mod operations;
 mod orders;
 mod permissions;
 mod rollups;

@@ -18,7 +18,7 @@ fn value(data: &Value, metric: &str) -> Option<f64> {
 }
 
 /// Rows of the rollup that a full rebuild would not produce, and the other way round.
-fn rollup_drift(app: &TestApp) -> i64 {
+pub(crate) fn rollup_drift(app: &TestApp) -> i64 {
     app.conn()
         .batch_execute(
             "DROP TABLE IF EXISTS kept, kept_days;

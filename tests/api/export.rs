@@ -1,0 +1,420 @@
+//! CSV exports: columns, RFC 4180 quoting of Chinese text, masking, scope, the
+//! 90-day bound, formula neutralisation, and report downloads equal to GraphQL.
+
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+const INGEST: &str = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { rejected } }";
+
+fn order(shop: &str, no: &str, placed: &str, nickname: &str, note: &str) -> Value {
+    json!({
+        "shopId": shop, "orderNo": no, "rawStatus": "AWAITING_SHIPMENT", "placedAt": placed, "paidAt": placed,
+        "paymentMethod": "ALIPAY", "currency": if shop == "2" { "USD" } else { "CNY" },
+        "goodsAmount": 12345, "paidAmount": 12345, "provinceCode": "44", "city": "广州市",
+        "channel": "LIVE", "buyerId": format!("b-{no}"), "buyerNickname": nickname,
+        "receiverName": "张三丰", "receiverPhone": "13812345678",
+        "receiverAddress": "广东省广州市天河区体育西路1号", "buyerNote": note,
+        "commissionRateBps": 1000, "creator": {"externalId": "c-1", "handle": "带货达人"},
+        "sourceUpdatedAt": placed,
+        "items": [{"productExternalId": "p1", "productTitle": "连衣裙", "category": "服装", "sku": "A", "quantity": 1, "unitPrice": 12345, "paidAmount": 12345}],
+    })
+}
+
+/// Parses RFC 4180 text (quoted cells, doubled quotes, CRLF) into rows of cells.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                '"' => quoted = false,
+                _ => cell.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            ',' => row.push(std::mem::take(&mut cell)),
+            '\r' => {
+                assert_eq!(chars.next(), Some('\n'), "rows end with CRLF");
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            _ => cell.push(c),
+        }
+    }
+    assert!(
+        cell.is_empty() && row.is_empty(),
+        "the file ends with a full row"
+    );
+    rows
+}
+
+async fn get(app: &TestApp, token: Option<&str>, path: &str) -> (u16, String) {
+    let mut req = app.client.get(format!("{}{path}", app.address));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+fn code_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    v["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_string()
+}
+
+async fn fixture() -> TestApp {
+    let app = TestApp::spawn(0).await;
+    let orders = vec![
+        order(
+            "1",
+            "E1",
+            "2026-11-01T02:00:00Z",
+            "小鱼, \"阿花\"",
+            "请周末送货\n谢谢",
+        ),
+        order(
+            "1",
+            "E2",
+            "2026-11-02T02:00:00Z",
+            "=HYPERLINK(\"http://x\")",
+            "+86 电话",
+        ),
+        order("2", "E3", "2026-11-03T02:00:00Z", "@bob", "-"),
+        order("1", "E-OLD", "2026-06-01T02:00:00Z", "old", ""),
+    ];
+    let report = app.data(&app.owner(), INGEST, json!({ "o": orders })).await;
+    assert_eq!(report["ingestOrders"]["rejected"], 0);
+    app.conn_exec(
+        "INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES
+        (6, 1, 'analyst', false, '{ANALYTICS_READ,FINANCE_READ,EXPORT}', '{}'),
+        (7, 1, 'shop1 exporter', false, '{EXPORT}', '{1}')",
+    );
+    app
+}
+
+const RANGE: &str = "placedFrom=2026-10-25&placedTo=2026-11-20";
+
+#[tokio::test]
+async fn orders_export_quotes_masks_and_neutralises() {
+    let app = fixture().await;
+    let analyst = app.token(6, 1);
+    let path = format!(
+        "/export/orders.csv?{RANGE}&fields=orderNo,shopName,paidAmount,currency,buyerNickname,buyerNote,receiverName,receiverPhone,receiverAddress,placedAt,commissionAmount&bom=true"
+    );
+    let resp = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = resp.text().await.unwrap();
+    let text = text
+        .strip_prefix('\u{feff}')
+        .expect("a UTF-8 BOM was asked for");
+    let rows = parse_csv(text);
+    assert_eq!(
+        rows[0],
+        [
+            "orderNo",
+            "shopName",
+            "paidAmount",
+            "currency",
+            "buyerNickname",
+            "buyerNote",
+            "receiverName",
+            "receiverPhone",
+            "receiverAddress",
+            "placedAt",
+            "commissionAmount"
+        ]
+    );
+    // Oldest first; the June order is outside the range.
+    let numbers: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(numbers, ["E1", "E2", "E3"]);
+    let e1 = &rows[1];
+    assert_eq!(e1[1], "抖音店");
+    assert_eq!(e1[2], "123.45");
+    assert_eq!(e1[3], "CNY");
+    assert_eq!(e1[4], "小鱼, \"阿花\"", "commas and quotes survive quoting");
+    assert_eq!(e1[5], "请周末送货\n谢谢", "newlines survive quoting");
+    // No PII_READ: masked exactly like the GraphQL fields.
+    assert_eq!(e1[6], "张**");
+    assert_eq!(e1[7], "138****5678");
+    assert_eq!(e1[8], "广东省广州市");
+    assert_eq!(e1[9], "2026-11-01T10:00:00+08:00");
+    let commission = app.sql_i64("SELECT commission_amount FROM orders WHERE order_no = 'E1'");
+    assert_eq!(
+        e1[10],
+        format!("{}.{:02}", commission / 100, commission % 100)
+    );
+    assert!(commission > 1200);
+    // Formula-like text is neutralised.
+    assert_eq!(rows[2][4], "'=HYPERLINK(\"http://x\")");
+    assert_eq!(rows[2][5], "'+86 电话");
+    assert_eq!(rows[3][4], "'@bob");
+    assert_eq!(rows[3][5], "'-");
+    assert_eq!(rows[3][3], "USD");
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action = 'orders.export' AND account_id = 6 AND details->>'unmaskedPii' = 'false'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn orders_export_keeps_scope_permissions_and_bounds() {
+    let app = fixture().await;
+    // The owner reads PII unmasked, and that is audit-logged.
+    let (status, text) = get(
+        &app,
+        Some(&app.owner()),
+        &format!(
+            "/export/orders.csv?{RANGE}&fields=orderNo,receiverName,receiverAddress&timezone=UTC"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let rows = parse_csv(&text);
+    assert_eq!(rows[1], ["E1", "张三丰", "广东省广州市天河区体育西路1号"]);
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action = 'orders.export' AND details->>'unmaskedPii' = 'true'"),
+        1
+    );
+    // Scope: the shop-1 exporter gets only shop 1, and may not name shop 2.
+    let exporter = app.token(7, 1);
+    let (_, text) = get(
+        &app,
+        Some(&exporter),
+        &format!("/export/orders.csv?{RANGE}&fields=orderNo"),
+    )
+    .await;
+    assert_eq!(parse_csv(&text), [["orderNo"], ["E1"], ["E2"]]);
+    // A shop outside the scope matches nothing, exactly like the orders list.
+    let (status, text) = get(
+        &app,
+        Some(&exporter),
+        &format!("/export/orders.csv?{RANGE}&shopIds=2&fields=orderNo"),
+    )
+    .await;
+    assert_eq!(
+        (status, parse_csv(&text)),
+        (200, vec![vec!["orderNo".to_string()]])
+    );
+    // Filters apply; the other tenant sees none of these rows.
+    let (_, text) = get(
+        &app,
+        Some(&app.owner()),
+        &format!("/export/orders.csv?{RANGE}&fields=orderNo&platforms=TIKTOK"),
+    )
+    .await;
+    assert_eq!(parse_csv(&text), [["orderNo"], ["E3"]]);
+    let (_, text) = get(
+        &app,
+        Some(&app.token(3, 2)),
+        &format!("/export/orders.csv?{RANGE}&fields=orderNo"),
+    )
+    .await;
+    assert_eq!(parse_csv(&text), [["orderNo"]]);
+    // Refusals, each with its code.
+    let cases: Vec<(Option<String>, String, u16, &str)> = vec![
+        (
+            None,
+            format!("/export/orders.csv?{RANGE}"),
+            401,
+            "UNAUTHENTICATED",
+        ),
+        (
+            Some(app.token(2, 1)),
+            format!("/export/orders.csv?{RANGE}"),
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            Some(exporter.clone()),
+            format!("/export/orders.csv?{RANGE}&fields=commissionAmount"),
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            Some(exporter.clone()),
+            "/export/orders.csv?placedFrom=2026-01-01&placedTo=2026-11-20".into(),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(exporter.clone()),
+            "/export/orders.csv".into(),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(exporter.clone()),
+            "/export/orders.csv?placedFrom=2026-11-20&placedTo=2026-11-01".into(),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(exporter.clone()),
+            format!("/export/orders.csv?{RANGE}&fields=password"),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(exporter.clone()),
+            format!("/export/orders.csv?{RANGE}&statuses=LOST"),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(exporter.clone()),
+            format!("/export/orders.csv?{RANGE}&shopId=1"),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(exporter.clone()),
+            format!("/export/orders.csv?{RANGE}&timezone=Mars/Base"),
+            400,
+            "BAD_USER_INPUT",
+        ),
+    ];
+    for (token, path, status, code) in cases {
+        let (got, body) = get(&app, token.as_deref(), &path).await;
+        assert_eq!(
+            (got, code_of(&body).as_str()),
+            (status, code),
+            "{path}: {body}"
+        );
+    }
+    // Exactly 90 days is allowed.
+    let (status, _) = get(
+        &app,
+        Some(&exporter),
+        "/export/orders.csv?placedFrom=2026-08-23T00:00:00Z&placedTo=2026-11-21T00:00:00Z",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn report_downloads_equal_the_graphql_reports() {
+    let app = TestApp::spawn(2_000).await;
+    let owner = app.owner();
+    let trend = app
+        .data(
+            &owner,
+            "{ trend(range: {from: \"2026-11-01\", to: \"2026-11-07\"}, granularity: DAY, metrics: [ORDERS, GMV], compare: PREVIOUS_PERIOD, filter: {channels: [LIVE, SHELF]}) { points { label values { metric value previous change } } } }",
+            json!({}),
+        )
+        .await;
+    let (status, text) = get(
+        &app,
+        Some(&owner),
+        "/export/trend.csv?from=2026-11-01&to=2026-11-07&granularity=DAY&metrics=ORDERS,GMV&compare=PREVIOUS_PERIOD&channels=LIVE,SHELF",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let rows = parse_csv(&text);
+    assert_eq!(
+        rows[0],
+        [
+            "start",
+            "label",
+            "ORDERS",
+            "ORDERS_previous",
+            "ORDERS_change",
+            "GMV",
+            "GMV_previous",
+            "GMV_change"
+        ]
+    );
+    let points = trend["trend"]["points"].as_array().unwrap();
+    assert_eq!(rows.len(), points.len() + 1);
+    for (row, point) in rows[1..].iter().zip(points) {
+        assert_eq!(row[1], point["label"].as_str().unwrap());
+        let values = point["values"].as_array().unwrap();
+        for (i, v) in values.iter().enumerate() {
+            for (j, field) in ["value", "previous", "change"].iter().enumerate() {
+                let cell = &row[2 + i * 3 + j];
+                match v[field].as_f64() {
+                    Some(n) => assert!(
+                        (cell.parse::<f64>().unwrap() - n).abs() < 1e-9,
+                        "{cell} vs {n}"
+                    ),
+                    None => assert!(cell.is_empty()),
+                }
+            }
+        }
+    }
+    let breakdown = app
+        .data(
+            &owner,
+            "{ breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: PROVINCE, metrics: [GMV, ORDERS], limit: 5) { rows { key label share values { value } } other { key values { value } } total { value } } }",
+            json!({}),
+        )
+        .await;
+    let (status, text) = get(
+        &app,
+        Some(&owner),
+        "/export/breakdown.csv?from=2026-11-01&to=2026-11-20&dimension=PROVINCE&metrics=GMV,ORDERS&limit=5",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let rows = parse_csv(&text);
+    assert_eq!(rows[0], ["key", "label", "share", "GMV", "ORDERS"]);
+    let b = &breakdown["breakdown"];
+    let expected_rows = b["rows"].as_array().unwrap().len() + usize::from(!b["other"].is_null());
+    assert_eq!(rows.len(), 1 + expected_rows + 1, "rows, other, total");
+    assert_eq!(rows[1][0], b["rows"][0]["key"].as_str().unwrap());
+    assert_eq!(rows[1][1], b["rows"][0]["label"].as_str().unwrap());
+    let last = rows.last().unwrap();
+    assert_eq!(last[0], "~total");
+    assert!(
+        (last[3].parse::<f64>().unwrap() - b["total"][0]["value"].as_f64().unwrap()).abs() < 1e-9
+    );
+    // Errors keep their codes: bad input, and a permission the account lacks.
+    let (status, body) = get(
+        &app,
+        Some(&owner),
+        "/export/trend.csv?from=2026-11-01&to=2026-11-07&metrics=ORDERS",
+    )
+    .await;
+    assert_eq!((status, code_of(&body).as_str()), (400, "BAD_USER_INPUT"));
+    let (status, body) = get(
+        &app,
+        Some(&owner),
+        "/export/trend.csv?from=2026-11-07&to=2026-11-01&granularity=DAY&metrics=ORDERS",
+    )
+    .await;
+    assert_eq!((status, code_of(&body).as_str()), (400, "BAD_USER_INPUT"));
+    let (status, body) = get(
+        &app,
+        Some(&app.token(3, 1)), // 处理售后: no ANALYTICS_READ
+        "/export/trend.csv?from=2026-11-01&to=2026-11-07&granularity=DAY&metrics=ORDERS",
+    )
+    .await;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (403, "FORBIDDEN"),
+        "{body}"
+    );
+}

@@ -144,6 +144,9 @@ text_enum!(
         Export => "EXPORT",
         OrdersWrite => "ORDERS_WRITE",
         AccountsManage => "ACCOUNTS_MANAGE",
+        /// May skip the aggregate cache for one request (`X-Cache-Bypass: 1`) in
+        /// production; outside production anyone may.
+        CacheBypass => "CACHE_BYPASS",
     }
 );
 

@@ -5,6 +5,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod cache;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -20,7 +20,8 @@ pub struct Settings {
     /// `host:port`; port 0 picks a free port (tests).
     pub bind: String,
     pub database_url: String,
-    pub redis_url: String,
+    /// Redis for the aggregate cache (`REDIS_URL`, `CACHE_*`).
+    pub cache: crate::cache::CacheSettings,
     pub db_pool_size: u32,
     /// How long a request waits for a pooled connection before `UNAVAILABLE`.
     pub db_checkout_timeout: Duration,
@@ -115,7 +116,17 @@ impl Settings {
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/orderscope",
             ),
-            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            cache: crate::cache::CacheSettings {
+                redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+                prefix: env_or("CACHE_PREFIX", "orderscope"),
+                ttl: Duration::from_secs(env_num("CACHE_TTL_SECONDS", 3600)?),
+                timeout: Duration::from_millis(env_num("CACHE_TIMEOUT_MS", 200)?),
+                breaker_failures: env_num("CACHE_BREAKER_FAILURES", 3)?,
+                breaker_cooldown: Duration::from_millis(env_num(
+                    "CACHE_BREAKER_COOLDOWN_MS",
+                    2_000,
+                )?),
+            },
             db_pool_size: env_num("DB_POOL_SIZE", 16)?,
             db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),

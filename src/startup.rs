@@ -33,10 +33,12 @@ impl Application {
             settings.db_checkout_timeout,
             settings.request_timeout,
         );
+        let cache = Arc::new(crate::cache::Cache::new(settings.cache.clone()));
         let shared = Shared {
             pool: pool.clone(),
             limits: settings.limits.clone(),
             provinces: Arc::new(tokio::sync::OnceCell::new()),
+            cache: cache.clone(),
         };
         let verifier = Arc::new(TokenVerifier::new(&settings.jwt)?);
         let schema = schema_builder(&settings.limits, settings.is_production())
@@ -49,6 +51,7 @@ impl Application {
             pool,
             schema,
             metrics: metrics.clone(),
+            cache,
             settings: settings.clone(),
         });
         let production = settings.is_production();

@@ -15,6 +15,8 @@ pub struct ShopRow {
     pub name: String,
     pub currency: String,
     pub timezone: String,
+    /// Set by every write to the shop's orders; part of aggregate cache keys.
+    pub data_version: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

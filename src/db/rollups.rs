@@ -2,6 +2,10 @@
 //! global order, so concurrent writers cannot deadlock) and recomputed from the raw
 //! rows, in the writer's transaction. The lock makes a later writer's recomputation
 //! wait for an earlier one's commit, so it sees every committed row of the cell.
+//!
+//! Every write path goes through [`refresh`], so it also sets the written shops' data
+//! versions (the aggregate cache keys hold them): when the write commits, no cached
+//! answer computed before it can be served again.
 
 use std::collections::BTreeSet;
 
@@ -38,6 +42,16 @@ pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> App
         .bind::<Array<BigInt>, _>(&keys)
         .execute(conn)?;
     let (shops, hours): (Vec<i64>, Vec<DateTime<Utc>>) = cells.into_iter().unzip();
+    let mut written: Vec<i64> = shops.clone();
+    written.sort_unstable();
+    written.dedup();
+    // Row locks in id order, after the cell locks: the same order for every writer.
+    diesel::sql_query(
+        "UPDATE shops SET data_version = nextval('data_version_seq') \
+         WHERE id IN (SELECT id FROM shops WHERE id = ANY($1) ORDER BY id FOR UPDATE)",
+    )
+    .bind::<Array<BigInt>, _>(&written)
+    .execute(conn)?;
     // Hours first: the day cells are summed from them.
     for function in ["rollup_refresh", "rollup_refresh_days"] {
         diesel::sql_query(format!("SELECT {function}($1, $2)"))

@@ -184,6 +184,7 @@ diesel::table! {
         currency -> Text,
         timezone -> Text,
         created_at -> Timestamptz,
+        data_version -> Int8,
     }
 }
 

@@ -6,11 +6,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::filters::{ids, list_len, province_codes, scoped_shops, spell};
 use super::scalars::Date;
 use super::viewer::region_names;
-use super::{principal, provinces, shared};
+use super::{cache_of, principal, provinces, shared};
 use crate::analytics::buckets::{parse_zone, LocalRange};
 use crate::analytics::{change, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY};
 use crate::auth::Principal;
@@ -28,7 +30,7 @@ pub struct DateRange {
     pub to: Date,
 }
 
-#[derive(SimpleObject, Clone, Copy)]
+#[derive(SimpleObject, Clone, Copy, Serialize, Deserialize)]
 pub struct DateRangeOut {
     pub from: Date,
     pub to: Date,
@@ -49,7 +51,7 @@ pub struct AnalyticsFilter {
     pub payment_methods: Option<Vec<PaymentMethod>>,
 }
 
-#[derive(SimpleObject, Clone)]
+#[derive(SimpleObject, Clone, Serialize, Deserialize)]
 pub struct MetricValue {
     pub metric: Metric,
     pub value: Option<f64>,
@@ -59,26 +61,26 @@ pub struct MetricValue {
     pub change: Option<f64>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct KpiReport {
     pub range: DateRangeOut,
     pub values: Vec<MetricValue>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct TrendPoint {
     pub start: DateTime<Utc>,
     pub label: String,
     pub values: Vec<MetricValue>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct TrendReport {
     pub granularity: Granularity,
     pub points: Vec<TrendPoint>,
 }
 
-#[derive(SimpleObject, Clone)]
+#[derive(SimpleObject, Clone, Serialize, Deserialize)]
 pub struct BreakdownRow {
     pub key: String,
     pub label: String,
@@ -87,7 +89,7 @@ pub struct BreakdownRow {
     pub values: Vec<MetricValue>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, Deserialize)]
 pub struct BreakdownReport {
     pub dimension: Dimension,
     pub rows: Vec<BreakdownRow>,
@@ -250,6 +252,68 @@ fn forbid_commission(ctx: &Context<'_>, prepared: &Prepared) {
     }
 }
 
+impl Prepared {
+    /// The normalised arguments of a report, for its cache key: equivalent requests
+    /// (metrics repeated, filter lists in another order) share one entry.
+    fn cache_arguments(&self, extra: serde_json::Value) -> serde_json::Value {
+        let sorted = |v: &Option<Vec<String>>| {
+            v.clone().map(|mut v| {
+                v.sort();
+                v.dedup();
+                v
+            })
+        };
+        let sorted_ids = |v: &Option<Vec<i64>>| {
+            v.clone().map(|mut v| {
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+        };
+        let f = &self.filters;
+        json!({
+            "from": self.range.from,
+            "to": self.range.to,
+            "timezone": self.range.tz.name(),
+            "currency": self.currency,
+            "metrics": self.metrics,
+            "hideCommission": self.hide_commission,
+            "productIds": sorted_ids(&f.product_ids),
+            "categories": sorted(&f.categories),
+            "provinces": sorted(&f.provinces),
+            "regions": sorted(&f.regions),
+            "channels": sorted(&f.channels),
+            "creatorIds": sorted_ids(&f.creator_ids),
+            "paymentMethods": sorted(&f.payment_methods),
+            "extra": extra,
+        })
+    }
+}
+
+/// A report from the cache, or computed (once per key at a time) and cached.
+async fn cached<T, F, Fut>(
+    ctx: &Context<'_>,
+    p: &Principal,
+    prepared: &Prepared,
+    operation: &str,
+    extra: serde_json::Value,
+    compute: F,
+) -> AppResult<T>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = AppResult<T>>,
+{
+    let cache = cache_of(ctx);
+    let scope = crate::cache::Scope {
+        principal: p,
+        shop_ids: &prepared.filters.shop_ids,
+    };
+    let key = cache.key(&scope, operation, &prepared.cache_arguments(extra));
+    let bypass = ctx.data_opt::<crate::cache::Bypass>().is_some();
+    cache.get_or_compute(key, bypass, compute).await
+}
+
 fn total_of(rows: &[GroupRow]) -> Measures {
     rows.iter()
         .find(|r| r.key.is_none())
@@ -284,21 +348,32 @@ impl AnalyticsQuery {
             Some(currency),
             None,
         )?;
-        let mut plan = vec![(prepared.range, Grouping::Total)];
-        if let Some(c) = compare {
-            plan.push((prepared.range.compared(c), Grouping::Total));
-        }
-        let results = run(ctx, p, &prepared, plan).await?;
-        forbid_commission(ctx, &prepared);
-        let current = total_of(&results[0]);
-        let previous = results.get(1).map(|r| total_of(r));
-        Ok(KpiReport {
-            range: DateRangeOut {
-                from: range.from,
-                to: range.to,
+        let report = cached(
+            ctx,
+            p,
+            &prepared,
+            "kpis",
+            json!({ "compare": compare }),
+            || async {
+                let mut plan = vec![(prepared.range, Grouping::Total)];
+                if let Some(c) = compare {
+                    plan.push((prepared.range.compared(c), Grouping::Total));
+                }
+                let results = run(ctx, p, &prepared, plan).await?;
+                let current = total_of(&results[0]);
+                let previous = results.get(1).map(|r| total_of(r));
+                Ok(KpiReport {
+                    range: DateRangeOut {
+                        from: range.from,
+                        to: range.to,
+                    },
+                    values: prepared.values(&current, previous.as_ref()),
+                })
             },
-            values: prepared.values(&current, previous.as_ref()),
-        })
+        )
+        .await?;
+        forbid_commission(ctx, &prepared);
+        Ok(report)
     }
 
     /// One point per bucket of the range, zero-filled; with `compare`, `previous` is the
@@ -325,53 +400,58 @@ impl AnalyticsQuery {
             currency,
             Some(granularity),
         )?;
-        let buckets = prepared.range.buckets(granularity);
-        let grouping = |b: &[crate::analytics::buckets::Bucket]| Grouping::Buckets {
-            boundaries: b
+        let extra = json!({ "granularity": granularity, "compare": compare });
+        let report = cached(ctx, p, &prepared, "trend", extra, || async {
+            let buckets = prepared.range.buckets(granularity);
+            let grouping = |b: &[crate::analytics::buckets::Bucket]| Grouping::Buckets {
+                boundaries: b
+                    .iter()
+                    .map(|x| x.start)
+                    .chain(b.last().map(|x| x.end))
+                    .collect(),
+            };
+            let mut plan = vec![(prepared.range, grouping(&buckets))];
+            let compared_buckets = compare.map(|c| prepared.range.compared(c).buckets(granularity));
+            if let (Some(c), Some(cb)) = (compare, &compared_buckets) {
+                plan.push((prepared.range.compared(c), grouping(cb)));
+            }
+            let results = run(ctx, p, &prepared, plan).await?;
+            let by_bucket = |rows: &[GroupRow]| -> HashMap<i32, Measures> {
+                rows.iter()
+                    .map(|r| (r.bucket, r.measures.clone()))
+                    .collect()
+            };
+            let current = by_bucket(&results[0]);
+            let previous = results.get(1).map(|r| by_bucket(r));
+            let zero = Measures::default();
+            let points = buckets
                 .iter()
-                .map(|x| x.start)
-                .chain(b.last().map(|x| x.end))
-                .collect(),
-        };
-        let mut plan = vec![(prepared.range, grouping(&buckets))];
-        let compared_buckets = compare.map(|c| prepared.range.compared(c).buckets(granularity));
-        if let (Some(c), Some(cb)) = (compare, &compared_buckets) {
-            plan.push((prepared.range.compared(c), grouping(cb)));
-        }
-        let results = run(ctx, p, &prepared, plan).await?;
-        forbid_commission(ctx, &prepared);
-        let by_bucket = |rows: &[GroupRow]| -> HashMap<i32, Measures> {
-            rows.iter()
-                .map(|r| (r.bucket, r.measures.clone()))
-                .collect()
-        };
-        let current = by_bucket(&results[0]);
-        let previous = results.get(1).map(|r| by_bucket(r));
-        let zero = Measures::default();
-        let points = buckets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let idx = i as i32 + 1;
-                let prev = previous.as_ref().map(|p| {
-                    let exists = compared_buckets.as_ref().is_some_and(|cb| i < cb.len());
-                    if exists {
-                        p.get(&idx).unwrap_or(&zero)
-                    } else {
-                        &zero
+                .enumerate()
+                .map(|(i, b)| {
+                    let idx = i as i32 + 1;
+                    let prev = previous.as_ref().map(|p| {
+                        let exists = compared_buckets.as_ref().is_some_and(|cb| i < cb.len());
+                        if exists {
+                            p.get(&idx).unwrap_or(&zero)
+                        } else {
+                            &zero
+                        }
+                    });
+                    TrendPoint {
+                        start: b.start,
+                        label: b.label.clone(),
+                        values: prepared.values(current.get(&idx).unwrap_or(&zero), prev),
                     }
-                });
-                TrendPoint {
-                    start: b.start,
-                    label: b.label.clone(),
-                    values: prepared.values(current.get(&idx).unwrap_or(&zero), prev),
-                }
+                })
+                .collect();
+            Ok(TrendReport {
+                granularity,
+                points,
             })
-            .collect();
-        Ok(TrendReport {
-            granularity,
-            points,
         })
+        .await?;
+        forbid_commission(ctx, &prepared);
+        Ok(report)
     }
 
     /// The top `limit` values of a dimension by `sortBy`, the rest folded into `other`,
@@ -402,52 +482,14 @@ impl AnalyticsQuery {
             )
             .into());
         }
-        let compared = compare.map(|c| prepared.range.compared(c));
-        let mut plan = vec![(
-            prepared.range,
-            Grouping::Dimension {
-                dimension,
-                keep: None,
-            },
-        )];
-        if let Some(r) = compared {
-            plan.push((
-                r,
-                Grouping::Dimension {
-                    dimension,
-                    keep: None,
-                },
-            ));
-        }
-        let results = run(ctx, p, &prepared, plan).await?;
-        let total = total_of(&results[0]);
-        let mut keyed: Vec<(String, Measures)> = results[0]
-            .iter()
-            .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-            .collect();
-        keyed.sort_by(|a, b| {
-            let (x, y) = (a.1.value(sort_by), b.1.value(sort_by));
-            y.partial_cmp(&x)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| a.0.cmp(&b.0))
-        });
-        let rest = keyed.split_off((limit as usize).min(keyed.len()));
-        let previous: Option<HashMap<String, Measures>> = results.get(1).map(|rows| {
-            rows.iter()
-                .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-                .collect()
-        });
-        let previous_total = results.get(1).map(|r| total_of(r));
-        // The other row is computed exactly (distinct counts do not subtract).
-        let (other, other_previous) = if rest.is_empty() {
-            (None, None)
-        } else {
-            let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
+        let extra = json!({ "dimension": dimension, "sortBy": sort_by, "limit": limit, "compare": compare });
+        let report = cached(ctx, p, &prepared, "breakdown", extra, || async {
+            let compared = compare.map(|c| prepared.range.compared(c));
             let mut plan = vec![(
                 prepared.range,
                 Grouping::Dimension {
                     dimension,
-                    keep: Some(keep.clone()),
+                    keep: None,
                 },
             )];
             if let Some(r) = compared {
@@ -455,63 +497,106 @@ impl AnalyticsQuery {
                     r,
                     Grouping::Dimension {
                         dimension,
-                        keep: Some(keep),
+                        keep: None,
                     },
                 ));
             }
-            let folded = run(ctx, p, &prepared, plan).await?;
-            let pick = |rows: &Vec<GroupRow>| {
+            let results = run(ctx, p, &prepared, plan).await?;
+            let total = total_of(&results[0]);
+            let mut keyed: Vec<(String, Measures)> = results[0]
+                .iter()
+                .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+                .collect();
+            keyed.sort_by(|a, b| {
+                let (x, y) = (a.1.value(sort_by), b.1.value(sort_by));
+                y.partial_cmp(&x)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            let rest = keyed.split_off((limit as usize).min(keyed.len()));
+            let previous: Option<HashMap<String, Measures>> = results.get(1).map(|rows| {
                 rows.iter()
-                    .find(|r| r.key.as_deref() == Some(OTHER_KEY))
-                    .map(|r| r.measures.clone())
-                    .unwrap_or_default()
+                    .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+                    .collect()
+            });
+            let previous_total = results.get(1).map(|r| total_of(r));
+            // The other row is computed exactly (distinct counts do not subtract).
+            let (other, other_previous) = if rest.is_empty() {
+                (None, None)
+            } else {
+                let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
+                let mut plan = vec![(
+                    prepared.range,
+                    Grouping::Dimension {
+                        dimension,
+                        keep: Some(keep.clone()),
+                    },
+                )];
+                if let Some(r) = compared {
+                    plan.push((
+                        r,
+                        Grouping::Dimension {
+                            dimension,
+                            keep: Some(keep),
+                        },
+                    ));
+                }
+                let folded = run(ctx, p, &prepared, plan).await?;
+                let pick = |rows: &Vec<GroupRow>| {
+                    rows.iter()
+                        .find(|r| r.key.as_deref() == Some(OTHER_KEY))
+                        .map(|r| r.measures.clone())
+                        .unwrap_or_default()
+                };
+                (Some(pick(&folded[0])), folded.get(1).map(pick))
             };
-            (Some(pick(&folded[0])), folded.get(1).map(pick))
-        };
-        forbid_commission(ctx, &prepared);
-        let labels = labels(
-            ctx,
-            p,
-            dimension,
-            keyed.iter().map(|(k, _)| k.clone()).collect(),
-        )
-        .await?;
-        let share = |m: &Measures| {
-            if !sort_by.is_additive() {
-                return None;
-            }
-            match (m.value(sort_by), total.value(sort_by)) {
-                (Some(v), Some(t)) if t != 0.0 => Some(v / t),
-                _ => None,
-            }
-        };
-        let rows = keyed
-            .iter()
-            .map(|(key, m)| BreakdownRow {
-                key: key.clone(),
-                label: labels.get(key).cloned().unwrap_or_else(|| key.clone()),
-                share: share(m),
-                values: prepared.values(
-                    m,
-                    previous
-                        .as_ref()
-                        .map(|p| p.get(key).unwrap_or(&Measures::default()).clone())
-                        .as_ref(),
-                ),
+            let labels = labels(
+                ctx,
+                p,
+                dimension,
+                keyed.iter().map(|(k, _)| k.clone()).collect(),
+            )
+            .await?;
+            let share = |m: &Measures| {
+                if !sort_by.is_additive() {
+                    return None;
+                }
+                match (m.value(sort_by), total.value(sort_by)) {
+                    (Some(v), Some(t)) if t != 0.0 => Some(v / t),
+                    _ => None,
+                }
+            };
+            let rows = keyed
+                .iter()
+                .map(|(key, m)| BreakdownRow {
+                    key: key.clone(),
+                    label: labels.get(key).cloned().unwrap_or_else(|| key.clone()),
+                    share: share(m),
+                    values: prepared.values(
+                        m,
+                        previous
+                            .as_ref()
+                            .map(|p| p.get(key).unwrap_or(&Measures::default()).clone())
+                            .as_ref(),
+                    ),
+                })
+                .collect();
+            let other = other.map(|m| BreakdownRow {
+                key: OTHER_KEY.to_string(),
+                label: "其他 (other)".to_string(),
+                share: share(&m),
+                values: prepared.values(&m, other_previous.as_ref()),
+            });
+            Ok(BreakdownReport {
+                dimension,
+                rows,
+                other,
+                total: prepared.values(&total, previous_total.as_ref()),
             })
-            .collect();
-        let other = other.map(|m| BreakdownRow {
-            key: OTHER_KEY.to_string(),
-            label: "其他 (other)".to_string(),
-            share: share(&m),
-            values: prepared.values(&m, other_previous.as_ref()),
-        });
-        Ok(BreakdownReport {
-            dimension,
-            rows,
-            other,
-            total: prepared.values(&total, previous_total.as_ref()),
         })
+        .await?;
+        forbid_commission(ctx, &prepared);
+        Ok(report)
     }
 }
 

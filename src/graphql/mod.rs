@@ -67,6 +67,7 @@ pub struct Shared {
     pub pool: PgPool,
     pub limits: Limits,
     pub provinces: std::sync::Arc<tokio::sync::OnceCell<Vec<crate::db::reference::ProvinceRow>>>,
+    pub cache: std::sync::Arc<crate::cache::Cache>,
 }
 
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
@@ -76,6 +77,10 @@ pub(crate) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
 
 pub(crate) fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
     ctx.data_unchecked::<Shared>()
+}
+
+pub(crate) fn cache_of<'a>(ctx: &Context<'a>) -> &'a crate::cache::Cache {
+    &shared(ctx).cache
 }
 
 /// The provinces reference table, read once per process (it only changes by migration).

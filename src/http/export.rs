@@ -777,7 +777,7 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, breakdown: bool) -
     };
     let request =
         async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(vars));
-    let response = match execute(&state, principal, request).await {
+    let response = match execute(&state, &req, principal, request).await {
         Ok(r) => r,
         Err(e) => return error_response(&state.metrics, e),
     };

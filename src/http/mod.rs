@@ -52,6 +52,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub verifier: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
+    pub cache: Arc<crate::cache::Cache>,
 }
 
 fn status_of(err: &AppError) -> StatusCode {
@@ -108,14 +109,42 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
     .await
 }
 
+/// Whether the request asks to skip the aggregate cache (`X-Cache-Bypass: 1`), which
+/// needs `CACHE_BYPASS` in production.
+fn cache_bypass(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<bool, AppError> {
+    let asked = req
+        .headers()
+        .get("x-cache-bypass")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "1" | "true"));
+    if asked
+        && state.settings.is_production()
+        && !principal.has(crate::domain::Permission::CacheBypass)
+    {
+        return Err(AppError::Forbidden(
+            "bypassing the cache needs the CACHE_BYPASS permission".into(),
+        ));
+    }
+    Ok(asked)
+}
+
 /// Executes one GraphQL request for `principal` under the request timeout. Unmasked
 /// PII reads are audit-logged before the data leaves; if that fails the data does not
 /// leave.
 pub async fn execute(
     state: &AppState,
+    req: &HttpRequest,
     principal: Principal,
     request: async_graphql::Request,
 ) -> Result<async_graphql::Response, AppError> {
+    let request = match cache_bypass(state, req, &principal)? {
+        true => request.data(crate::cache::Bypass),
+        false => request,
+    };
     let actor = crate::db::audit::Actor {
         tenant_id: principal.tenant_id,
         account_id: principal.account_id,
@@ -174,7 +203,7 @@ pub async fn graphql(
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let mut response = match execute(&state, principal, request).await {
+    let mut response = match execute(&state, &req, principal, request).await {
         Ok(r) => r,
         Err(e) => return error_response(&state.metrics, e),
     };
@@ -212,11 +241,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         c.batch_execute("SELECT 1").map_err(AppError::from)
     })
     .await;
-    let redis = redis_ping(&state.settings.redis_url).await;
+    let redis = redis_ping(&state.settings.cache.redis_url).await;
     let body = json!({
         "status": if postgres.is_ok() { "ready" } else { "unavailable" },
         "postgres": if postgres.is_ok() { "up" } else { "down" },
         "redis": if redis { "up" } else { "degraded" },
+        "cacheBreaker": state.cache.breaker_state().as_str(),
     });
     if postgres.is_ok() {
         HttpResponse::Ok().json(body)
@@ -248,7 +278,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
          orderscope_db_pool_connections{{state=\"busy\"}} {}\n",
         pool.idle_connections,
         pool.connections - pool.idle_connections
-    );
+    ) + &state.cache.render_metrics();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render(&extra))

@@ -90,7 +90,16 @@ pub fn test_settings(database_url: &str) -> Settings {
         environment: Environment::Development,
         bind: "127.0.0.1:0".into(),
         database_url: database_url.into(),
-        redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        cache: orderscope::cache::CacheSettings {
+            redis_url: std::env::var("REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            // Each test has its own key space.
+            prefix: format!("orderscope-test-{}", uuid::Uuid::new_v4()),
+            ttl: Duration::from_secs(300),
+            timeout: Duration::from_millis(100),
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_millis(300),
+        },
         db_pool_size: 8,
         db_checkout_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(20),

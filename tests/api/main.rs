@@ -3,6 +3,7 @@
 
 mod analytics;
 mod auth;
+mod cache;
 mod export;
 mod helpers;
 mod hygiene;

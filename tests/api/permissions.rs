@@ -37,6 +37,7 @@ async fn every_preset_gets_exactly_its_permissions_field_by_field() {
                 "EXPORT",
                 "ORDERS_WRITE",
                 "ACCOUNTS_MANAGE",
+                "CACHE_BYPASS",
             ],
             true,
             true,

@@ -1,0 +1,2 @@
+ALTER TABLE shops DROP COLUMN data_version;
+DROP SEQUENCE data_version_seq;

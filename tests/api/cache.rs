@@ -1,0 +1,396 @@
+//! The aggregate cache against a real Redis: answers never cross tenants or scopes,
+//! writes are visible to the very next request, concurrent misses compute once, and a
+//! private Redis that is killed and restarted never breaks a query.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::analytics::{assert_metrics, sql_metrics, window};
+use crate::helpers::{error_code, TestApp};
+
+const KPIS: &str = "query($from: Date!, $to: Date!) { kpis(range: {from: $from, to: $to}) { values { metric value } } }";
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+const HITS: &str = "orderscope_cache_requests_total{result=\"hit\"}";
+const COMPUTATIONS: &str = "orderscope_cache_computations_total";
+
+async fn kpis(app: &TestApp, token: &str, from: &str, to: &str) -> Value {
+    app.data(token, KPIS, json!({ "from": from, "to": to }))
+        .await["kpis"]["values"]
+        .clone()
+}
+
+fn expect(app: &TestApp, scope: &str, from: &str, to: &str) -> Vec<(&'static str, Option<f64>)> {
+    let cond = format!("{scope} AND {}", window(from, to, "Asia/Shanghai"));
+    sql_metrics(app, &cond, "Asia/Shanghai", "CNY")
+}
+
+#[tokio::test]
+async fn identical_queries_in_different_scopes_get_their_own_numbers() {
+    let app = TestApp::spawn(2_000).await;
+    // A tenant-1 analyst narrowed to shop 1, beside the owners of both tenants.
+    app.conn_exec("INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES (20, 1, 'shop1 analyst', false, '{ANALYTICS_READ,FINANCE_READ}', '{1}')");
+    let (from, to) = ("2026-10-01", "2026-11-20");
+    let callers = [
+        (
+            app.token(1, 1),
+            "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)",
+        ),
+        (app.token(20, 1), "o.shop_id = 1"),
+        (
+            app.token(7, 2),
+            "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 2)",
+        ),
+        (
+            app.token(2, 1),
+            "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)",
+        ),
+    ];
+    let hits_before = metric(&app, HITS).await;
+    // Twice each, interleaved: the second round is served from the cache.
+    for round in 0..2 {
+        for (token, scope) in &callers {
+            let body = app
+                .gql(token, KPIS, json!({ "from": from, "to": to }))
+                .await;
+            let got = body["data"]["kpis"]["values"].clone();
+            let mut want = expect(&app, scope, from, to);
+            if token == &callers[3].0 {
+                assert_eq!(
+                    error_code(&body),
+                    "FORBIDDEN",
+                    "COMMISSION without FINANCE_READ"
+                );
+                // The viewer lacks FINANCE_READ: COMMISSION is hidden, not shared.
+                want.retain(|(m, _)| *m != "COMMISSION");
+                let commission = got
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["metric"] == "COMMISSION")
+                    .unwrap();
+                assert!(commission["value"].is_null());
+            } else {
+                assert!(body.get("errors").is_none(), "{body}");
+            }
+            assert_metrics(&format!("round {round} {scope}"), &got, &want, "value");
+        }
+    }
+    // The owner and the viewer of tenant 1 share the scope but not the entry.
+    assert_eq!(metric(&app, HITS).await - hits_before, 4.0);
+}
+
+#[tokio::test]
+async fn a_write_is_visible_to_the_very_next_query() {
+    let app = TestApp::spawn(0).await;
+    let owner = app.owner();
+    let (from, to) = ("2026-11-01", "2026-11-30");
+    let scope = "o.shop_id = 1";
+    let query = "query($from: Date!, $to: Date!) { kpis(range: {from: $from, to: $to}, filter: {shopIds: [\"1\"]}) { values { metric value } } }";
+    let ingest = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { created updated } }";
+    for i in 0..5 {
+        let order = json!({
+            "shopId": "1", "orderNo": format!("RYW{i}"), "rawStatus": "AWAITING_SHIPMENT",
+            "placedAt": "2026-11-10T02:00:00Z", "paidAt": "2026-11-10T02:01:00Z",
+            "paymentMethod": "ALIPAY", "currency": "CNY", "goodsAmount": 1000 + i, "paidAmount": 1000 + i,
+            "channel": "LIVE", "buyerId": format!("b{i}"), "sourceUpdatedAt": "2026-11-10T02:01:00Z",
+            "items": [{"productExternalId": "p", "sku": "s", "quantity": 1, "unitPrice": 1000 + i, "paidAmount": 1000 + i}],
+            "afterSales": [{"externalId": format!("as{i}"), "kind": "REFUND_ONLY", "status": "REQUESTED", "refundAmount": 500, "requestedAt": "2026-11-11T00:00:00Z", "dispute": "NONE"}],
+        });
+        // Warm the cache, write, and read again at once.
+        app.data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        app.data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        let written = app.data(&owner, ingest, json!({ "o": [order] })).await;
+        assert_eq!(written["ingestOrders"]["created"], 1);
+        let got = app
+            .data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        assert_metrics(
+            &format!("after ingest {i}"),
+            &got["kpis"]["values"],
+            &expect(&app, scope, from, to),
+            "value",
+        );
+        // An after-sale decision is a write too.
+        let case = app.sql_i64(&format!(
+            "SELECT id FROM after_sales WHERE external_id = 'as{i}'"
+        ));
+        app.data(
+            &owner,
+            "mutation($id: ID!) { resolveAfterSale(id: $id, decision: APPROVE) { afterSale { status } } }",
+            json!({ "id": case.to_string() }),
+        )
+        .await;
+        let got = app
+            .data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        let want = expect(&app, scope, from, to);
+        assert_eq!(
+            want.iter().find(|(m, _)| *m == "REFUND_ORDERS").unwrap().1,
+            Some(f64::from(i + 1))
+        );
+        assert_metrics(
+            &format!("after refund {i}"),
+            &got["kpis"]["values"],
+            &want,
+            "value",
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_cold_requests_compute_once() {
+    // A generous Redis timeout: this test is about single flight, not a slow machine.
+    let app = TestApp::spawn_with(2_000, |s| s.cache.timeout = Duration::from_secs(2)).await;
+    let token = app.owner();
+    let before = metric(&app, COMPUTATIONS).await;
+    let query = "{ breakdown(range: {from: \"2026-10-01\", to: \"2026-11-20\"}, dimension: PROVINCE, metrics: [GMV, ORDERS, BUYERS], limit: 5) { rows { key values { value } } total { value } } }";
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let client = app.client.clone();
+        let url = format!("{}/graphql", app.address);
+        let token = token.clone();
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.unwrap();
+        assert!(answer.get("errors").is_none(), "{answer}");
+        answers.push(answer["data"].clone());
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "every caller got the same answer"
+    );
+    let errors = metric(&app, "orderscope_cache_errors_total").await;
+    assert_eq!(
+        metric(&app, COMPUTATIONS).await - before,
+        1.0,
+        "redis errors: {errors}"
+    );
+}
+
+#[tokio::test]
+async fn bypass_and_corrupt_entries_compute_again() {
+    let app = TestApp::spawn(0).await;
+    app.conn_exec("INSERT INTO fx_rates (day, currency, rate_to_cny) SELECT d::date, 'USD', 7.1 FROM generate_series('2026-10-01'::date, '2026-11-30'::date, interval '1 day') d");
+    let owner = app.owner();
+    kpis(&app, &owner, "2026-11-01", "2026-11-02").await;
+    let before = metric(&app, COMPUTATIONS).await;
+    kpis(&app, &owner, "2026-11-01", "2026-11-02").await;
+    assert_eq!(metric(&app, COMPUTATIONS).await, before, "a hit");
+    let bypassed = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&owner)
+        .header("X-Cache-Bypass", "1")
+        .json(&json!({ "query": KPIS, "variables": { "from": "2026-11-01", "to": "2026-11-02" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bypassed.status().as_u16(), 200);
+    assert_eq!(metric(&app, COMPUTATIONS).await, before + 1.0);
+    // Garbage under every key of this app is a miss, answered correctly.
+    let client = redis::Client::open(app.settings.cache.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.settings.cache.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("{not json")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let got = kpis(&app, &owner, "2026-11-01", "2026-11-02").await;
+    assert_eq!(got[0]["metric"], "ORDERS");
+    assert_eq!(
+        metric(&app, "orderscope_cache_requests_total{result=\"corrupt\"}").await,
+        1.0
+    );
+    assert_eq!(metric(&app, COMPUTATIONS).await, before + 2.0);
+
+    // In production the bypass needs CACHE_BYPASS.
+    let prod = TestApp::spawn_with(0, |s| {
+        s.environment = orderscope::settings::Environment::Production;
+    })
+    .await;
+    let (status, body) = {
+        let resp = prod
+            .client
+            .post(format!("{}/graphql", prod.address))
+            .bearer_auth(prod.token(2, 1))
+            .header("X-Cache-Bypass", "1")
+            .json(&json!({ "query": KPIS, "variables": { "from": "2026-11-01", "to": "2026-11-02" } }))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+    assert_eq!((status, error_code(&body).as_str()), (403, "FORBIDDEN"));
+}
+
+/// A redis-server of this test's own on a free port.
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/services.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis { port, child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn killing_and_restarting_redis_never_breaks_a_query() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = PrivateRedis::start(port);
+    let app = TestApp::spawn_with(2_000, |s| {
+        s.cache.redis_url = format!("redis://127.0.0.1:{port}");
+    })
+    .await;
+    let owner = app.owner();
+    let scope = "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)";
+    let check = |got: &Value, label: &str| {
+        assert_metrics(
+            label,
+            got,
+            &expect(&app, scope, "2026-11-01", "2026-11-20"),
+            "value",
+        );
+    };
+    check(
+        &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
+        "cold",
+    );
+    let hits = metric(&app, HITS).await;
+    check(
+        &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
+        "warm",
+    );
+    assert_eq!(metric(&app, HITS).await, hits + 1.0);
+
+    redis.kill();
+    let started = Instant::now();
+    for i in 0..20 {
+        check(
+            &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
+            &format!("redis down {i}"),
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no request waits long on a dead Redis"
+    );
+    assert!(metric(&app, "orderscope_cache_errors_total").await >= 1.0);
+    assert!(
+        metric(&app, "orderscope_cache_skipped_total").await >= 1.0,
+        "the breaker skipped Redis"
+    );
+    let ready: Value = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["redis"], "degraded");
+
+    let _redis = PrivateRedis::start(redis.port);
+    // After the breaker's cool-down caching resumes by itself.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let hits = metric(&app, HITS).await;
+        check(
+            &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
+            "recovering",
+        );
+        check(
+            &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
+            "recovering",
+        );
+        if metric(&app, HITS).await > hits {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hits did not come back after Redis restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&app, "orderscope_cache_breaker_open").await, 0.0);
+}

@@ -101,13 +101,13 @@ pub struct BreakdownReport {
 const DEFAULT_ZONE: &str = "Asia/Shanghai";
 
 /// Everything a report needs, validated.
-struct Prepared {
-    range: LocalRange,
-    filters: Filters,
-    currency: String,
-    metrics: Vec<Metric>,
+pub(super) struct Prepared {
+    pub(super) range: LocalRange,
+    pub(super) filters: Filters,
+    pub(super) currency: String,
+    pub(super) metrics: Vec<Metric>,
     /// COMMISSION was asked for without FINANCE_READ: it resolves to null.
-    hide_commission: bool,
+    pub(super) hide_commission: bool,
 }
 
 impl AnalyticsFilter {
@@ -128,7 +128,7 @@ impl AnalyticsFilter {
     }
 }
 
-fn prepare(
+pub(super) fn prepare(
     p: &Principal,
     range: DateRange,
     filter: Option<AnalyticsFilter>,
@@ -208,7 +208,7 @@ impl Prepared {
 }
 
 /// Runs aggregates after checking exchange rates for every currency in scope.
-async fn run(
+pub(super) async fn run(
     ctx: &Context<'_>,
     p: &Principal,
     prepared: &Prepared,
@@ -291,7 +291,7 @@ impl Prepared {
 }
 
 /// A report from the cache, or computed (once per key at a time) and cached.
-async fn cached<T, F, Fut>(
+pub(super) async fn cached<T, F, Fut>(
     ctx: &Context<'_>,
     p: &Principal,
     prepared: &Prepared,
@@ -314,7 +314,7 @@ where
     cache.get_or_compute(key, bypass, compute).await
 }
 
-fn total_of(rows: &[GroupRow]) -> Measures {
+pub(super) fn total_of(rows: &[GroupRow]) -> Measures {
     rows.iter()
         .find(|r| r.key.is_none())
         .map(|r| r.measures.clone())
@@ -602,7 +602,7 @@ impl AnalyticsQuery {
 
 /// Human names for dimension keys: shop names, product titles, province names, creator
 /// handles, region names.
-async fn labels(
+pub(super) async fn labels(
     ctx: &Context<'_>,
     p: &Principal,
     dimension: Dimension,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod daily;
 pub mod filters;
 pub mod ingest;
 pub mod loaders;
@@ -25,6 +26,7 @@ pub struct QueryRoot(
     accounts::AccountsQuery,
     analytics::AnalyticsQuery,
     operations::OperationsQuery,
+    daily::DailyQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -522,3 +522,100 @@ async fn bad_analytics_input_is_a_clear_error() {
         .clone();
     assert!(conv["value"].is_null());
 }
+
+#[tokio::test]
+async fn daily_report_compares_the_day_with_yesterday_and_last_week() {
+    let app = TestApp::spawn(3_000).await;
+    let owner = app.owner();
+    let report = app
+        .data(
+            &owner,
+            "{ dailyReport(date: \"2026-11-20\") { date timezone
+                 metrics { metric today yesterday sameDayLastWeek dayOverDay weekOverWeek }
+                 topProducts { key label share values { metric value } }
+                 abnormal { kind count } } }",
+            json!({}),
+        )
+        .await["dailyReport"]
+        .clone();
+    assert_eq!(report["date"], "2026-11-20");
+    let tz = "Asia/Shanghai";
+    let day = |d: &str| {
+        sql_metrics(
+            &app,
+            &format!("{TENANT1} AND {}", window(d, d, tz)),
+            tz,
+            "CNY",
+        )
+    };
+    let (today, yesterday, last_week) = (day("2026-11-20"), day("2026-11-19"), day("2026-11-13"));
+    let metrics = report["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 6);
+    for m in metrics {
+        let name = m["metric"].as_str().unwrap();
+        for (field, want) in [
+            ("today", &today),
+            ("yesterday", &yesterday),
+            ("sameDayLastWeek", &last_week),
+        ] {
+            let want = want.iter().find(|(n, _)| *n == name).unwrap().1;
+            let got = m[field].as_f64();
+            match (got, want) {
+                (Some(g), Some(w)) => assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "{name} {field}: {g} vs {w}"
+                ),
+                (g, w) => assert_eq!(g, w, "{name} {field}"),
+            }
+        }
+        if let (Some(t), Some(y)) = (m["today"].as_f64(), m["yesterday"].as_f64()) {
+            if y != 0.0 {
+                assert!((m["dayOverDay"].as_f64().unwrap() - (t - y) / y).abs() < 1e-9);
+            }
+        }
+    }
+    // Top products equal the PRODUCT breakdown of the day by GMV.
+    let breakdown = app
+        .data(
+            &owner,
+            "{ breakdown(range: {from: \"2026-11-20\", to: \"2026-11-20\"}, dimension: PRODUCT, metrics: [GMV, UNITS], sortBy: GMV, limit: 5) { rows { key label values { value } } } }",
+            json!({}),
+        )
+        .await;
+    let rows = breakdown["breakdown"]["rows"].as_array().unwrap();
+    let top = report["topProducts"].as_array().unwrap();
+    assert_eq!(top.len(), rows.len());
+    for (t, r) in top.iter().zip(rows) {
+        assert_eq!(t["key"], r["key"]);
+        assert_eq!(t["label"], r["label"]);
+        assert_eq!(t["values"][0]["value"], r["values"][0]["value"]);
+        assert_eq!(t["values"][1]["value"], r["values"][1]["value"]);
+    }
+    // Abnormal counts equal the work lists.
+    for entry in report["abnormal"].as_array().unwrap() {
+        let list = app
+            .data(
+                &owner,
+                "query($k: AbnormalKind!) { abnormalOrders(kind: $k, first: 1) { totalCount } }",
+                json!({ "k": entry["kind"] }),
+            )
+            .await;
+        assert_eq!(
+            entry["count"], list["abnormalOrders"]["totalCount"],
+            "{}",
+            entry["kind"]
+        );
+    }
+    let body = app
+        .gql(
+            &owner,
+            "{ dailyReport(timezone: \"Nowhere/Else\") { date } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let body = app
+        .gql(&app.token(6, 1), "{ dailyReport { date } }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+}

@@ -143,6 +143,8 @@ pub struct Cache {
     client: Option<redis::Client>,
     connection: RwLock<Option<MultiplexedConnection>>,
     connecting: tokio::sync::Mutex<()>,
+    /// Breaker-clock milliseconds before which no new connection is attempted.
+    retry_connect_at: AtomicU64,
     breaker: Breaker,
     flights: Mutex<HashMap<String, Flight>>,
     counters: Counters,
@@ -177,6 +179,7 @@ impl Cache {
             client,
             connection: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
+            retry_connect_at: AtomicU64::new(0),
             flights: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
@@ -272,27 +275,44 @@ impl Cache {
         serde_json::from_slice(&bytes).map_err(crate::error::AppError::internal)
     }
 
-    async fn connection(&self) -> Option<MultiplexedConnection> {
-        if let Some(conn) = self
-            .connection
+    fn current_connection(&self) -> Option<MultiplexedConnection> {
+        self.connection
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-        {
+    }
+
+    async fn connection(&self) -> Option<MultiplexedConnection> {
+        if let Some(conn) = self.current_connection() {
             return Some(conn);
         }
         let client = self.client.as_ref()?;
-        // One task connects; the others go without the cache meanwhile.
-        let _guard = self.connecting.try_lock().ok()?;
-        let conn = tokio::time::timeout(
+        // One task connects while the others wait for its result (one multiplexed
+        // connection serves them all); after a failed attempt, callers do not retry
+        // until the timeout has passed again.
+        let _guard = self.connecting.lock().await;
+        if let Some(conn) = self.current_connection() {
+            return Some(conn);
+        }
+        if self.breaker.now_ms() < self.retry_connect_at.load(Ordering::Acquire) {
+            return None;
+        }
+        let connected = tokio::time::timeout(
             self.settings.timeout.max(Duration::from_millis(200)),
             client.get_multiplexed_async_connection(),
         )
-        .await
-        .ok()?
-        .ok()?;
-        *self.connection.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
-        Some(conn)
+        .await;
+        match connected {
+            Ok(Ok(conn)) => {
+                *self.connection.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+                Some(conn)
+            }
+            _ => {
+                let retry = self.breaker.now_ms() + self.settings.timeout.as_millis() as u64;
+                self.retry_connect_at.store(retry, Ordering::Release);
+                None
+            }
+        }
     }
 
     fn drop_connection(&self) {

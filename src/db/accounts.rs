@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 
-use super::reference::tenant_shops;
-use super::schema::{accounts, tenants};
+use super::reference::ShopRow;
+use super::schema::{accounts, shops, tenants};
 use crate::auth::{Principal, TokenSubject};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult};
@@ -27,18 +27,25 @@ pub struct AccountRow {
 /// Loads the account a token speaks for, with its tenant and shop scope. An unknown,
 /// disabled or other-tenant account is `UNAUTHENTICATED`, like a bad token.
 pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResult<Principal> {
-    let found: Option<(AccountRow, String)> = accounts::table
+    // One round trip on every request: the account, its tenant and the tenant's shops
+    // (with their data versions, for cache keys).
+    let rows: Vec<(AccountRow, String, Option<ShopRow>)> = accounts::table
         .inner_join(tenants::table)
+        .left_join(shops::table.on(shops::tenant_id.eq(accounts::tenant_id)))
         .filter(accounts::id.eq(subject.account_id))
         .filter(accounts::tenant_id.eq(subject.tenant_id))
-        .select((AccountRow::as_select(), tenants::name))
-        .first(conn)
-        .optional()?;
-    let (account, tenant_name) = match found {
-        Some(found)
-            if found.0.disabled_at.is_none() && found.0.token_generation == subject.generation =>
+        .select((
+            AccountRow::as_select(),
+            tenants::name,
+            Option::<ShopRow>::as_select(),
+        ))
+        .order(shops::id)
+        .load(conn)?;
+    let (account, tenant_name) = match rows.first() {
+        Some((account, tenant, _))
+            if account.disabled_at.is_none() && account.token_generation == subject.generation =>
         {
-            found
+            (account.clone(), tenant.clone())
         }
         _ => {
             return Err(AppError::Unauthenticated(
@@ -46,7 +53,7 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
             ))
         }
     };
-    let all_shops = tenant_shops(conn, account.tenant_id, &[])?;
+    let all_shops: Vec<ShopRow> = rows.into_iter().filter_map(|(_, _, shop)| shop).collect();
     let tenant_shop_count = all_shops.len();
     let shops = if account.shop_ids.is_empty() {
         all_shops

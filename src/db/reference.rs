@@ -50,23 +50,6 @@ pub struct ProductRow {
     pub list_price: i64,
 }
 
-/// The shops of a tenant, narrowed to `only` when it is not empty.
-pub fn tenant_shops(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    only: &[i64],
-) -> AppResult<Vec<ShopRow>> {
-    let mut query = shops::table
-        .filter(shops::tenant_id.eq(tenant_id))
-        .select(ShopRow::as_select())
-        .order(shops::id)
-        .into_boxed();
-    if !only.is_empty() {
-        query = query.filter(shops::id.eq_any(only.to_vec()));
-    }
-    Ok(query.load(conn)?)
-}
-
 pub fn all_provinces(conn: &mut PgConnection) -> AppResult<Vec<ProvinceRow>> {
     Ok(provinces::table
         .select(ProvinceRow::as_select())

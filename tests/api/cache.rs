@@ -322,14 +322,9 @@ async fn killing_and_restarting_redis_never_breaks_a_query() {
     .await;
     let owner = app.owner();
     let scope = "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)";
-    let check = |got: &Value, label: &str| {
-        assert_metrics(
-            label,
-            got,
-            &expect(&app, scope, "2026-11-01", "2026-11-20"),
-            "value",
-        );
-    };
+    // The data does not change in this test: one SQL recomputation serves every check.
+    let want = expect(&app, scope, "2026-11-01", "2026-11-20");
+    let check = |got: &Value, label: &str| assert_metrics(label, got, &want, "value");
     check(
         &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
         "cold",
@@ -342,16 +337,17 @@ async fn killing_and_restarting_redis_never_breaks_a_query() {
     assert_eq!(metric(&app, HITS).await, hits + 1.0);
 
     redis.kill();
-    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
     for i in 0..20 {
-        check(
-            &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
-            &format!("redis down {i}"),
-        );
+        let started = Instant::now();
+        let got = kpis(&app, &owner, "2026-11-01", "2026-11-20").await;
+        slowest = slowest.max(started.elapsed());
+        check(&got, &format!("redis down {i}"));
     }
+    // A dead Redis costs at most one short timeout, never a hang.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "no request waits long on a dead Redis"
+        slowest < Duration::from_secs(3),
+        "a request waited {slowest:?} on a dead Redis"
     );
     assert!(metric(&app, "orderscope_cache_errors_total").await >= 1.0);
     assert!(

@@ -135,7 +135,22 @@ struct Counters {
     skipped: AtomicU64,
 }
 
-type Flight = Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>;
+/// One computation of a key: callers that miss while it runs wait for its answer, and
+/// for a short grace period after it finishes they take it too, so a burst is computed
+/// once even when Redis failed to store it. (The key holds the data versions, so this
+/// never serves an answer from before a write.)
+#[derive(Default)]
+struct FlightState {
+    answer: tokio::sync::OnceCell<Arc<Vec<u8>>>,
+    done_at: std::sync::OnceLock<Instant>,
+}
+
+type Flight = Arc<FlightState>;
+
+/// How long a finished flight still answers its key in this process.
+const FLIGHT_GRACE: Duration = Duration::from_secs(2);
+/// Above this many flights, finished ones past their grace are dropped.
+const FLIGHTS_KEPT: usize = 1024;
 
 /// The process's cache client; cheap to share.
 pub struct Cache {
@@ -241,14 +256,20 @@ impl Cache {
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let flight: Flight = self
-            .flights
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let expired = |f: &Flight| f.done_at.get().is_some_and(|t| t.elapsed() >= FLIGHT_GRACE);
+        let flight: Flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            if flights.len() > FLIGHTS_KEPT {
+                flights.retain(|_, f| !expired(f));
+            }
+            let entry = flights.entry(key.clone()).or_default();
+            if expired(entry) {
+                *entry = Flight::default();
+            }
+            entry.clone()
+        };
         let bytes = flight
+            .answer
             .get_or_try_init(|| async {
                 // A flight that finished between our lookup and joining it has already
                 // stored the answer: look once more before computing.
@@ -265,7 +286,9 @@ impl Cache {
             })
             .await
             .cloned();
-        {
+        if bytes.is_ok() {
+            flight.done_at.get_or_init(Instant::now);
+        } else {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
             if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
                 flights.remove(&key);
@@ -303,7 +326,9 @@ impl Cache {
         )
         .await;
         match connected {
-            Ok(Ok(conn)) => {
+            Ok(Ok(mut conn)) => {
+                // redis-rs has its own 500 ms default; ours is the one configured.
+                conn.set_response_timeout(self.settings.timeout);
                 *self.connection.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
                 Some(conn)
             }

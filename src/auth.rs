@@ -279,6 +279,14 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Who acts, for audit entries.
+    pub fn actor(&self) -> crate::db::audit::Actor {
+        crate::db::audit::Actor {
+            tenant_id: self.tenant_id,
+            account_id: self.account_id,
+        }
+    }
+
     pub fn has(&self, permission: Permission) -> bool {
         self.is_owner || self.permissions.contains(&permission)
     }

@@ -402,6 +402,11 @@ impl Cache {
         let _: Option<()> = self.call(cmd).await;
     }
 
+    /// Whether Redis answers a PING now (false while the breaker skips it).
+    pub async fn ping(&self) -> bool {
+        self.call::<String>(redis::cmd("PING")).await.is_some()
+    }
+
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }

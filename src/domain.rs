@@ -374,6 +374,11 @@ pub fn mask_phone(phone: &str) -> String {
     }
 }
 
+/// Masks a receiver's address: only the province's name and the city remain.
+pub fn mask_address(province_name: &str, city: Option<&str>) -> String {
+    format!("{province_name}{}", city.unwrap_or(""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use super::{parse_id, principal, shared};
 use crate::auth::{Principal, TokenSubject, TokenVerifier};
 use crate::db::accounts::{AccountChanges, AccountRow};
-use crate::db::audit::Actor;
 use crate::db::{self};
 use crate::domain::{Permission, RolePreset};
 use crate::error::{AppError, AppResult};
@@ -126,13 +125,6 @@ fn manager<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
     let p = principal(ctx)?;
     p.require(Permission::AccountsManage)?;
     Ok(p)
-}
-
-fn actor(p: &Principal) -> Actor {
-    Actor {
-        tenant_id: p.tenant_id,
-        account_id: p.account_id,
-    }
 }
 
 fn check_name(name: &str) -> AppResult<String> {
@@ -308,7 +300,7 @@ impl AccountsMutation {
         let name = check_name(&input.name)?;
         let permissions = grantable(p, input.preset, input.permissions.as_deref())?;
         let shops = grantable_shops(p, input.shop_ids.as_deref())?;
-        let actor = actor(p);
+        let actor = p.actor();
         let row = db::run(&shared(ctx).pool, move |c| {
             c.build_transaction().run(|c| {
                 let row = db::accounts::create_sub_account(c, actor.tenant_id, &name, &permissions, &shops)?;
@@ -347,7 +339,7 @@ impl AccountsMutation {
             }
             changes.disabled_at = Some(disabled.then(Utc::now));
         }
-        let actor = actor(p);
+        let actor = p.actor();
         let details = serde_json::json!({
             "name": changes.name, "permissions": changes.permissions, "shopIds": changes.shop_ids,
             "disabled": input.disabled,
@@ -399,7 +391,7 @@ impl AccountsMutation {
                 },
                 Some(ttl_seconds),
             )?;
-        let actor = actor(p);
+        let actor = p.actor();
         let details = serde_json::json!({ "jti": issued.jti, "expiresAt": issued.expires_at });
         let target_id = target.id;
         db::run(&shared(ctx).pool, move |c| {
@@ -429,7 +421,7 @@ impl AccountsMutation {
     ) -> async_graphql::Result<Account> {
         let p = manager(ctx)?;
         let target = target_account(ctx, p, &account_id, true).await?;
-        let actor = actor(p);
+        let actor = p.actor();
         let row = db::run(&shared(ctx).pool, move |c| {
             c.build_transaction().run(|c| {
                 let row = db::accounts::revoke_tokens(c, actor.tenant_id, target.id)?;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use async_graphql::{Context, Object};
 
 use super::{principal, provinces, shared};
-use crate::db::{self, ingest::Actor};
+use crate::db;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::ingest::{dedupe, validate, IngestOutcome, IngestReport, IngestResult, OrderInput};
@@ -56,10 +56,7 @@ impl IngestMutation {
         }
         let (batch, superseded) = dedupe(valid);
         results.extend(superseded);
-        let actor = Actor {
-            tenant_id: p.tenant_id,
-            account_id: p.account_id,
-        };
+        let actor = p.actor();
         let written = db::run(&shared(ctx).pool, move |c| {
             db::ingest::apply(c, &batch, actor)
         })

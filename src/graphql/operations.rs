@@ -7,7 +7,7 @@ use chrono::Utc;
 use super::orders::{order_page, AfterSale, Order, OrderConnection, OrderFilter, OrderOrder};
 use super::{parse_id, principal, shared};
 use crate::auth::Principal;
-use crate::db::{self, audit::Actor};
+use crate::db;
 use crate::domain::{AbnormalKind, AfterSaleDecision, Permission, Platform};
 use crate::error::{AppError, AppResult};
 
@@ -59,19 +59,12 @@ pub struct ResolveAfterSalePayload {
 #[derive(Default)]
 pub struct OperationsMutation;
 
-fn actor_and_shops(p: &Principal) -> (Actor, Vec<(i64, Platform)>) {
-    let shops = p
-        .shops
+/// The caller's shops with their platforms (status codes are written per platform).
+fn shop_platforms(p: &Principal) -> Vec<(i64, Platform)> {
+    p.shops
         .iter()
         .filter_map(|s| Platform::parse(&s.platform).map(|platform| (s.id, platform)))
-        .collect();
-    (
-        Actor {
-            tenant_id: p.tenant_id,
-            account_id: p.account_id,
-        },
-        shops,
-    )
+        .collect()
 }
 
 /// Trims a required free-text argument and bounds its length.
@@ -106,7 +99,7 @@ impl OperationsMutation {
         let order_id = parse_id("id", &id)?;
         let carrier = text_arg("carrier", &carrier, 64)?;
         let tracking_no = text_arg("trackingNo", &tracking_no, 64)?;
-        let (actor, shops) = actor_and_shops(p);
+        let (actor, shops) = (p.actor(), shop_platforms(p));
         let shipped = db::run(&shared(ctx).pool, move |c| {
             db::operations::ship(
                 c,
@@ -146,7 +139,7 @@ impl OperationsMutation {
         if refund_amount.is_some_and(|a| a <= 0) {
             return Err(AppError::bad_input("refundAmount must be positive").into());
         }
-        let (actor, shops) = actor_and_shops(p);
+        let (actor, shops) = (p.actor(), shop_platforms(p));
         let resolved = db::run(&shared(ctx).pool, move |c| {
             let decision = db::operations::Decision {
                 decision,

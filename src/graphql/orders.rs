@@ -15,8 +15,8 @@ use crate::db::orders::{
 };
 use crate::db::{self};
 use crate::domain::{
-    mask_name, mask_phone, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus,
-    PaymentMethod, Permission, Platform,
+    mask_address, mask_name, mask_phone, AfterSaleKind, AfterSaleStatus, Channel, Dispute,
+    OrderStatus, PaymentMethod, Permission, Platform,
 };
 use crate::error::{AppError, AppResult};
 
@@ -561,10 +561,7 @@ impl Order {
                 .unwrap_or_default(),
             None => String::new(),
         };
-        Ok(Some(format!(
-            "{province}{}",
-            self.0.city.as_deref().unwrap_or("")
-        )))
+        Ok(Some(mask_address(&province, self.0.city.as_deref())))
     }
     async fn buyer_note(&self) -> Option<&str> {
         self.0.buyer_note.as_deref()

@@ -24,7 +24,8 @@ use super::{authenticate, error_response, execute, AppState};
 use crate::auth::Principal;
 use crate::db::{self, orders::OrderRow, reference::ProvinceRow};
 use crate::domain::{
-    mask_name, mask_phone, AbnormalKind, Channel, OrderStatus, PaymentMethod, Permission, Platform,
+    mask_address, mask_name, mask_phone, AbnormalKind, Channel, OrderStatus, PaymentMethod,
+    Permission, Platform,
 };
 use crate::error::{AppError, AppResult};
 use crate::graphql::orders::OrderFilter;
@@ -263,10 +264,7 @@ impl OrderWriter {
                 },
                 Field::ReceiverAddress => match &o.receiver_address {
                     Some(a) if self.pii => push_text(out, a),
-                    Some(_) => {
-                        let city = o.city.as_deref().unwrap_or("");
-                        push_text(out, &format!("{province}{city}"));
-                    }
+                    Some(_) => push_text(out, &mask_address(province, o.city.as_deref())),
                     None => {}
                 },
                 Field::BuyerNote => push_text(out, o.buyer_note.as_deref().unwrap_or("")),
@@ -542,10 +540,7 @@ pub async fn orders_csv(
         return error_response(&state.metrics, err);
     };
     // The export is recorded before any row leaves.
-    let actor = db::audit::Actor {
-        tenant_id: principal.tenant_id,
-        account_id: principal.account_id,
-    };
+    let actor = principal.actor();
     let details = export.audit.clone();
     let provinces = db::run(&state.pool, move |c| {
         db::audit::record(c, actor, "orders.export", "orders", details)?;

@@ -4,7 +4,6 @@
 pub mod export;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -145,10 +144,7 @@ pub async fn execute(
         true => request.data(crate::cache::Bypass),
         false => request,
     };
-    let actor = crate::db::audit::Actor {
-        tenant_id: principal.tenant_id,
-        account_id: principal.account_id,
-    };
+    let actor = principal.actor();
     let pii_reads = Arc::new(PiiReads::default());
     let request = request
         .data(principal)
@@ -241,7 +237,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         c.batch_execute("SELECT 1").map_err(AppError::from)
     })
     .await;
-    let redis = redis_ping(&state.settings.cache.redis_url).await;
+    // Through the cache's own connection, timeout and breaker: what requests see.
+    let redis = state.cache.ping().await;
     let body = json!({
         "status": if postgres.is_ok() { "ready" } else { "unavailable" },
         "postgres": if postgres.is_ok() { "up" } else { "down" },
@@ -253,20 +250,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
-}
-
-async fn redis_ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let attempt = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), attempt).await,
-        Ok(Ok(_))
-    )
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -276,6 +276,17 @@ pub struct Principal {
     pub shops: Vec<ShopRow>,
     /// How many shops the tenant has in all (to tell a narrowed account).
     pub tenant_shop_count: usize,
+    /// What the response cache checks an entry against (read with the account).
+    pub stamp: ResponseStamp,
+}
+
+/// The versions a cached response was computed at: the greatest data version of the
+/// tenant's shops, the account's own data version, and the token generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseStamp {
+    pub tenant_version: i64,
+    pub account_version: i64,
+    pub token_generation: i32,
 }
 
 impl Principal {

@@ -23,7 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::auth::Principal;
+use crate::auth::{Principal, ResponseStamp, TokenSubject};
+use crate::db::accounts::TenantVersions;
 use crate::domain::Permission;
 use crate::error::AppResult;
 
@@ -43,6 +44,10 @@ pub struct CacheSettings {
     pub breaker_failures: u32,
     /// How long the open breaker skips Redis before one request probes it.
     pub breaker_cooldown: Duration,
+    /// Lifetime of the version keys the response cache checks entries against; it
+    /// bounds how long a write whose publication to Redis failed can go unseen by
+    /// other processes.
+    pub version_ttl: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +138,10 @@ struct Counters {
     computations: AtomicU64,
     bypassed: AtomicU64,
     skipped: AtomicU64,
+    response_hits: AtomicU64,
+    response_misses: AtomicU64,
+    response_stored: AtomicU64,
+    publish_failures: AtomicU64,
 }
 
 /// One computation of a key: callers that miss while it runs wait for its answer, and
@@ -163,6 +172,9 @@ pub struct Cache {
     breaker: Breaker,
     flights: Mutex<HashMap<String, Flight>>,
     counters: Counters,
+    /// Tenants whose latest write this process could not publish to Redis, until when:
+    /// the response cache is not used for them here meanwhile.
+    unpublished: Mutex<HashMap<i64, Instant>>,
 }
 
 /// Put in a request's data when the caller asked to skip the cache and may.
@@ -197,6 +209,7 @@ impl Cache {
             retry_connect_at: AtomicU64::new(0),
             flights: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            unpublished: Mutex::new(HashMap::new()),
         }
     }
 
@@ -296,6 +309,160 @@ impl Cache {
         }
         let bytes = bytes?;
         serde_json::from_slice(&bytes).map_err(crate::error::AppError::internal)
+    }
+
+    fn tenant_version_key(&self, tenant_id: i64) -> String {
+        // One hash tag per tenant: a Redis Cluster keeps a tenant's version and response
+        // keys on one node, so one MGET or script reaches them all.
+        format!("{}:ver:{{t{tenant_id}}}", self.settings.prefix)
+    }
+
+    fn account_version_key(&self, tenant_id: i64, account_id: i64) -> String {
+        format!(
+            "{}:ver:{{t{tenant_id}}}:a{account_id}",
+            self.settings.prefix
+        )
+    }
+
+    fn response_key(&self, tenant_id: i64, account_id: i64, request: &[u8; 32]) -> String {
+        let hex: String = request.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}:resp:{FORMAT}:{{t{tenant_id}}}:a{account_id}:{hex}",
+            self.settings.prefix
+        )
+    }
+
+    /// Whether this process may use the response cache for a tenant: not while one of
+    /// its writes here could not be published to Redis.
+    fn versions_trusted(&self, tenant_id: i64) -> bool {
+        let mut unpublished = self.unpublished.lock().unwrap_or_else(|e| e.into_inner());
+        if unpublished.is_empty() {
+            return true;
+        }
+        unpublished.retain(|_, until| *until > Instant::now());
+        !unpublished.contains_key(&tenant_id)
+    }
+
+    /// The stored response body of this exact request (`request` is the SHA-256 of its
+    /// body) by this account, if it was computed at the versions Redis holds now for
+    /// the tenant and the account, and for this token generation.
+    pub async fn cached_response(
+        &self,
+        subject: TokenSubject,
+        request: &[u8; 32],
+    ) -> Option<Vec<u8>> {
+        if !self.versions_trusted(subject.tenant_id) {
+            return None;
+        }
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.tenant_version_key(subject.tenant_id))
+            .arg(self.account_version_key(subject.tenant_id, subject.account_id))
+            .arg(self.response_key(subject.tenant_id, subject.account_id, request));
+        let values: Vec<Option<Vec<u8>>> = self.call(cmd).await?;
+        let hit = match values.as_slice() {
+            [Some(tenant), Some(account), Some(entry)] => {
+                split_entry(entry).and_then(|(stamp, body_at)| {
+                    (stamp.tenant_version.to_string().as_bytes() == tenant.as_slice()
+                        && stamp.account_version.to_string().as_bytes() == account.as_slice()
+                        && stamp.token_generation == subject.generation)
+                        .then_some(body_at)
+                })
+            }
+            _ => None,
+        };
+        match hit {
+            Some(body_at) => {
+                self.counters.response_hits.fetch_add(1, Ordering::Relaxed);
+                let mut entry = values.into_iter().nth(2).flatten()?;
+                Some(entry.split_off(body_at))
+            }
+            None => {
+                self.counters
+                    .response_misses
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Stores a response computed for `principal`, labelled with the versions read with
+    /// the principal before computing (a later write only makes it unreachable), and
+    /// raises the tenant's and the account's version keys to those versions.
+    /// `loaded` is when the principal was read: versions older than a second are not
+    /// written back, so an expired version key is never set to a value from before a
+    /// write that was published meanwhile.
+    pub async fn store_response(
+        &self,
+        principal: &Principal,
+        loaded: Instant,
+        request: &[u8; 32],
+        body: &[u8],
+    ) {
+        if !self.versions_trusted(principal.tenant_id) {
+            return;
+        }
+        let stamp = principal.stamp;
+        let mut entry = format!(
+            "{}:{}:{}:",
+            stamp.tenant_version, stamp.account_version, stamp.token_generation
+        )
+        .into_bytes();
+        entry.extend_from_slice(body);
+        let raise = loaded.elapsed() < Duration::from_secs(1);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(STORE_RESPONSE)
+            .arg(3)
+            .arg(self.tenant_version_key(principal.tenant_id))
+            .arg(self.account_version_key(principal.tenant_id, principal.account_id))
+            .arg(self.response_key(principal.tenant_id, principal.account_id, request))
+            .arg(stamp.tenant_version)
+            .arg(stamp.account_version)
+            .arg(entry)
+            .arg(self.settings.ttl.as_millis().max(1) as u64)
+            .arg(self.settings.version_ttl.as_millis().max(1) as u64)
+            .arg(if raise { "1" } else { "0" });
+        if self.call::<i64>(cmd).await.is_some() {
+            self.counters
+                .response_stored
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// After a write has committed and before it is acknowledged: raises the tenant's
+    /// and its accounts' version keys in Redis, so that no process serves a response
+    /// computed before the write. If that fails, this process stops using the response
+    /// cache for the tenant until the version keys have expired everywhere.
+    pub async fn publish_versions(&self, versions: &TenantVersions) -> bool {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RAISE_VERSIONS)
+            .arg(1 + versions.accounts.len())
+            .arg(self.tenant_version_key(versions.tenant_id));
+        for (account, _) in &versions.accounts {
+            cmd.arg(self.account_version_key(versions.tenant_id, *account));
+        }
+        cmd.arg(self.settings.version_ttl.as_millis().max(1) as u64)
+            .arg(versions.tenant_version);
+        for (_, version) in &versions.accounts {
+            cmd.arg(*version);
+        }
+        let published = self.call::<i64>(cmd).await.is_some();
+        if !published {
+            self.counters
+                .publish_failures
+                .fetch_add(1, Ordering::Relaxed);
+            self.distrust(versions.tenant_id);
+        }
+        published
+    }
+
+    /// Stops using the response cache for a tenant in this process until every version
+    /// key written before now has expired.
+    pub fn distrust(&self, tenant_id: i64) {
+        let until = Instant::now() + self.settings.version_ttl + Duration::from_secs(1);
+        self.unpublished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant_id, until);
     }
 
     fn current_connection(&self) -> Option<MultiplexedConnection> {
@@ -430,6 +597,26 @@ impl Cache {
                 n.load(Ordering::Relaxed)
             ));
         }
+        out.push_str(
+            "# HELP orderscope_response_cache_total Whole-response cache lookups and stores.\n\
+             # TYPE orderscope_response_cache_total counter\n",
+        );
+        for (result, n) in [
+            ("hit", &c.response_hits),
+            ("miss", &c.response_misses),
+            ("stored", &c.response_stored),
+        ] {
+            out.push_str(&format!(
+                "orderscope_response_cache_total{{result=\"{result}\"}} {}\n",
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP orderscope_cache_publish_failures_total Writes whose versions could not be published to Redis.\n\
+             # TYPE orderscope_cache_publish_failures_total counter\n\
+             orderscope_cache_publish_failures_total {}\n",
+            c.publish_failures.load(Ordering::Relaxed)
+        ));
         out.push_str(&format!(
             "# HELP orderscope_cache_errors_total Redis calls that failed or timed out.\n\
              # TYPE orderscope_cache_errors_total counter\n\
@@ -453,5 +640,114 @@ impl Cache {
             }
         ));
         out
+    }
+}
+
+/// For data changed outside the API (hand-made SQL, exchange rates loaded by a
+/// script): sets a new data version on every shop and account, then publishes each
+/// tenant's versions to Redis, so that no answer cached before the change is served
+/// again. Returns how many tenants were published.
+pub async fn invalidate_all(database_url: &str, cache: &Cache) -> anyhow::Result<usize> {
+    let url = database_url.to_string();
+    let tenants = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<TenantVersions>> {
+        use diesel::prelude::*;
+        let mut conn = PgConnection::establish(&url)?;
+        conn.transaction(|c| {
+            diesel::sql_query("UPDATE shops SET data_version = nextval('data_version_seq')")
+                .execute(c)?;
+            diesel::sql_query("UPDATE accounts SET data_version = nextval('data_version_seq')")
+                .execute(c)?;
+            Ok::<_, diesel::result::Error>(())
+        })?;
+        let ids: Vec<i64> = crate::db::schema::tenants::table
+            .select(crate::db::schema::tenants::id)
+            .load(&mut conn)?;
+        ids.into_iter()
+            .map(|id| {
+                crate::db::accounts::tenant_versions(&mut conn, id)
+                    .map_err(|e| anyhow::anyhow!("{}", e.public_message()))
+            })
+            .collect()
+    })
+    .await??;
+    for versions in &tenants {
+        if !cache.publish_versions(versions).await {
+            anyhow::bail!(
+                "Redis did not take tenant {}'s versions; cached answers stop being served within CACHE_VERSION_TTL_MS",
+                versions.tenant_id
+            );
+        }
+    }
+    Ok(tenants.len())
+}
+
+/// Sets each version key to its version unless it holds a greater one (a value that is
+/// not a number is replaced). KEYS: version
+/// keys; ARGV[1]: lifetime in ms; ARGV[2..]: the versions, in the order of KEYS.
+const RAISE_VERSIONS: &str = r#"
+for i, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key))
+  if (not current) or current < tonumber(ARGV[i + 1]) then
+    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+  end
+end
+return 1
+"#;
+
+/// Stores a response entry and, when ARGV[6] is '1', raises the version keys as
+/// RAISE_VERSIONS does. KEYS: tenant version, account version, response. ARGV: tenant
+/// version, account version, entry, entry lifetime ms, version lifetime ms, raise.
+const STORE_RESPONSE: &str = r#"
+if ARGV[6] == '1' then
+  for i = 1, 2 do
+    local current = tonumber(redis.call('GET', KEYS[i]))
+    if (not current) or current < tonumber(ARGV[i]) then
+      redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[5])
+    end
+  end
+end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+return 1
+"#;
+
+/// Splits a response entry `tenant:account:generation:body` into its stamp and the
+/// offset of the body; `None` when it does not parse (a corrupt entry is a miss).
+fn split_entry(entry: &[u8]) -> Option<(ResponseStamp, usize)> {
+    let mut fields = [0i64; 3];
+    let mut at = 0;
+    for field in &mut fields {
+        let end = at + entry.get(at..)?.iter().position(|b| *b == b':')?;
+        *field = std::str::from_utf8(&entry[at..end]).ok()?.parse().ok()?;
+        at = end + 1;
+    }
+    Some((
+        ResponseStamp {
+            tenant_version: fields[0],
+            account_version: fields[1],
+            token_generation: i32::try_from(fields[2]).ok()?,
+        },
+        at,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_split_into_stamp_and_body() {
+        let (stamp, at) = split_entry(b"17:23:2:{\"data\":1}").unwrap();
+        assert_eq!(
+            stamp,
+            ResponseStamp {
+                tenant_version: 17,
+                account_version: 23,
+                token_generation: 2
+            }
+        );
+        assert_eq!(at, 8);
+        assert!(split_entry(b"garbage").is_none());
+        assert!(split_entry(b"1:2:x:{}").is_none());
+        assert!(split_entry(b"").is_none());
     }
 }

@@ -1,4 +1,5 @@
-//! The `orderscope` command: `serve`, `migrate`, `seed`, `export-schema`, `token`.
+//! The `orderscope` command: `serve`, `migrate`, `seed`, `invalidate-cache`,
+//! `export-schema`, `token`.
 
 use clap::{Parser, Subcommand};
 use diesel::Connection;
@@ -28,6 +29,9 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// After changing data outside the API: give every shop and account a new data
+    /// version and publish them to Redis, so no cached answer from before is served.
+    InvalidateCache,
     /// Print a signed JWT for an account (by id, or the owner of a tenant).
     Token {
         #[arg(long, conflicts_with = "tenant")]
@@ -65,6 +69,16 @@ fn main() -> anyhow::Result<()> {
             let report = orderscope::seed::run(&settings.database_url, &args)?;
             println!("{report}");
             Ok(())
+        }
+        Command::InvalidateCache => {
+            let runtime = actix_web::rt::System::new();
+            runtime.block_on(async move {
+                let cache = orderscope::cache::Cache::new(settings.cache.clone());
+                let tenants =
+                    orderscope::cache::invalidate_all(&settings.database_url, &cache).await?;
+                println!("new data versions published for {tenants} tenants");
+                Ok::<_, anyhow::Error>(())
+            })
         }
         Command::ExportSchema { out } => {
             let sdl = orderscope::graphql::sdl();

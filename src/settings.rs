@@ -126,6 +126,7 @@ impl Settings {
                     "CACHE_BREAKER_COOLDOWN_MS",
                     2_000,
                 )?),
+                version_ttl: Duration::from_millis(env_num("CACHE_VERSION_TTL_MS", 5_000)?),
             },
             db_pool_size: env_num("DB_POOL_SIZE", 16)?,
             db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),

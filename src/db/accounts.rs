@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::reference::ShopRow;
 use super::schema::{accounts, shops, tenants};
-use crate::auth::{Principal, TokenSubject};
+use crate::auth::{Principal, ResponseStamp, TokenSubject};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult};
 
@@ -22,6 +22,12 @@ pub struct AccountRow {
     pub disabled_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub token_generation: i32,
+    pub data_version: i64,
+}
+
+/// The next value of the data version sequence (shared by shops and accounts).
+fn next_data_version() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
+    diesel::dsl::sql("nextval('data_version_seq')")
 }
 
 /// Loads the account a token speaks for, with its tenant and shop scope. An unknown,
@@ -55,6 +61,11 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
     };
     let all_shops: Vec<ShopRow> = rows.into_iter().filter_map(|(_, _, shop)| shop).collect();
     let tenant_shop_count = all_shops.len();
+    let stamp = ResponseStamp {
+        tenant_version: all_shops.iter().map(|s| s.data_version).max().unwrap_or(0),
+        account_version: account.data_version,
+        token_generation: account.token_generation,
+    };
     let shops = if account.shop_ids.is_empty() {
         all_shops
     } else {
@@ -77,7 +88,35 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
         permissions,
         shops,
         tenant_shop_count,
+        stamp,
     })
+}
+
+/// The versions a mutation publishes to the response cache: the greatest data version
+/// of the tenant's shops and every account's own.
+pub fn tenant_versions(conn: &mut PgConnection, tenant_id: i64) -> AppResult<TenantVersions> {
+    let shops: Option<i64> = shops::table
+        .filter(shops::tenant_id.eq(tenant_id))
+        .select(diesel::dsl::max(shops::data_version))
+        .first(conn)?;
+    let accounts: Vec<(i64, i64)> = accounts::table
+        .filter(accounts::tenant_id.eq(tenant_id))
+        .select((accounts::id, accounts::data_version))
+        .load(conn)?;
+    Ok(TenantVersions {
+        tenant_id,
+        tenant_version: shops.unwrap_or(0),
+        accounts,
+    })
+}
+
+/// See [`tenant_versions`].
+#[derive(Debug, Clone)]
+pub struct TenantVersions {
+    pub tenant_id: i64,
+    pub tenant_version: i64,
+    /// `(account id, data version)`.
+    pub accounts: Vec<(i64, i64)>,
 }
 
 /// The owner account of a tenant (for `orderscope token --tenant`).
@@ -168,7 +207,7 @@ pub fn update_sub_account(
         return Ok(target.select(AccountRow::as_select()).first(conn)?);
     }
     Ok(diesel::update(target)
-        .set(changes)
+        .set((changes, accounts::data_version.eq(next_data_version())))
         .returning(AccountRow::as_returning())
         .get_result(conn)?)
 }
@@ -180,7 +219,10 @@ pub fn revoke_tokens(conn: &mut PgConnection, tenant_id: i64, id: i64) -> AppRes
             .filter(accounts::tenant_id.eq(tenant_id))
             .filter(accounts::id.eq(id)),
     )
-    .set(accounts::token_generation.eq(accounts::token_generation + 1))
+    .set((
+        accounts::token_generation.eq(accounts::token_generation + 1),
+        accounts::data_version.eq(next_data_version()),
+    ))
     .returning(AccountRow::as_returning())
     .get_result(conn)?)
 }

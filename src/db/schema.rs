@@ -11,6 +11,7 @@ diesel::table! {
         disabled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         token_generation -> Int4,
+        data_version -> Int8,
     }
 }
 

@@ -104,3 +104,100 @@ pub(crate) fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<i64> {
         .filter(|v| *v > 0)
         .ok_or_else(|| AppError::bad_input(format!("{field} is not a valid id: {:?}", id.as_str())))
 }
+
+/// What a request's operation is, for the response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// A query of aggregate reports only (`kpis`, `trend`, `breakdown`): its answer
+    /// changes only with the data versions, so the whole response may be cached.
+    Cacheable,
+    /// A mutation: after it the tenant's versions are published.
+    Mutation,
+    /// Anything else, including documents that do not parse (execution reports those).
+    Other,
+}
+
+/// Root fields whose answers depend only on the data versions and the caller's scope.
+/// (`dailyReport` is not one: its abnormal-order counts move with the clock.)
+const CACHEABLE_FIELDS: &[&str] = &["kpis", "trend", "breakdown", "__typename"];
+
+/// Classifies the operation a request will run.
+pub fn classify(request: &async_graphql::Request) -> OperationKind {
+    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return OperationKind::Other;
+    };
+    let operation = match (&document.operations, &request.operation_name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
+            Some(op) => op,
+            None => return OperationKind::Other,
+        },
+        // One named operation runs without being named.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => op,
+            None => return OperationKind::Other,
+        },
+        (DocumentOperations::Multiple(_), None) => return OperationKind::Other,
+    };
+    match operation.node.ty {
+        OperationType::Mutation => OperationKind::Mutation,
+        OperationType::Subscription => OperationKind::Other,
+        OperationType::Query => {
+            let only_reports = operation.node.selection_set.node.items.iter().all(|s| {
+                matches!(&s.node, Selection::Field(f)
+                    if CACHEABLE_FIELDS.contains(&f.node.name.node.as_str()))
+            });
+            if only_reports {
+                OperationKind::Cacheable
+            } else {
+                OperationKind::Other
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(query: &str, name: Option<&str>) -> OperationKind {
+        let mut request = async_graphql::Request::new(query);
+        if let Some(name) = name {
+            request = request.operation_name(name);
+        }
+        classify(&request)
+    }
+
+    #[test]
+    fn only_report_queries_are_cacheable() {
+        use OperationKind::*;
+        assert_eq!(kind("{ kpis(range: $r) { orders } }", None), Cacheable);
+        assert_eq!(
+            kind("query Q { a: trend { x } b: breakdown { y } }", None),
+            Cacheable
+        );
+        assert_eq!(kind("{ kpis { x } me { id } }", None), Other);
+        assert_eq!(kind("{ dailyReport { x } }", None), Other);
+        assert_eq!(
+            kind("{ ...F } fragment F on Query { kpis { x } }", None),
+            Other
+        );
+        assert_eq!(kind("mutation { ingestOrders { x } }", None), Mutation);
+        assert_eq!(
+            kind(
+                "query A { kpis { x } } mutation B { shipOrder { x } }",
+                Some("B")
+            ),
+            Mutation
+        );
+        assert_eq!(
+            kind(
+                "query A { kpis { x } } mutation B { shipOrder { x } }",
+                None
+            ),
+            Other
+        );
+        assert_eq!(kind("{ kpis {", None), Other);
+    }
+}

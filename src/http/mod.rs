@@ -9,10 +9,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use crate::auth::{bearer_token, Principal, TokenVerifier};
+use crate::auth::{bearer_token, Principal, TokenSubject, TokenVerifier};
 use crate::db::{self, PgPool};
 use crate::error::AppError;
+use crate::graphql::OperationKind;
 use crate::graphql::{loaders::Loaders, AppSchema};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -94,32 +96,41 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
-/// Verifies the bearer token and loads the account it names (permissions and shop
-/// scope come from the database on every request).
-pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
+/// The account a request's bearer token names, verified but not yet loaded.
+fn token_subject(state: &AppState, req: &HttpRequest) -> Result<TokenSubject, AppError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let subject = bearer_token(header).and_then(|t| state.verifier.verify(t))?;
+    bearer_token(header).and_then(|t| state.verifier.verify(t))
+}
+
+/// Verifies the bearer token and loads the account it names (permissions and shop
+/// scope come from the database on every request that is not a response-cache hit).
+pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
+    let subject = token_subject(state, req)?;
     db::run(&state.pool, move |c| {
         db::accounts::load_principal(c, subject)
     })
     .await
 }
 
-/// Whether the request asks to skip the aggregate cache (`X-Cache-Bypass: 1`), which
-/// needs `CACHE_BYPASS` in production.
+/// Whether the request asks to skip the caches (`X-Cache-Bypass: 1`).
+fn bypass_requested(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("x-cache-bypass")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "1" | "true"))
+}
+
+/// Whether the request skips the aggregate cache; asking needs `CACHE_BYPASS` in
+/// production.
 fn cache_bypass(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
 ) -> Result<bool, AppError> {
-    let asked = req
-        .headers()
-        .get("x-cache-bypass")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v.trim(), "1" | "true"));
+    let asked = bypass_requested(req);
     if asked
         && state.settings.is_production()
         && !principal.has(crate::domain::Permission::CacheBypass)
@@ -129,6 +140,24 @@ fn cache_bypass(
         ));
     }
     Ok(asked)
+}
+
+/// After a mutation: publishes the tenant's versions, as committed now, to the response
+/// cache before the answer leaves, so that no process serves a response from before it.
+async fn publish_versions(state: &AppState, tenant_id: i64) {
+    let versions = db::run(&state.pool, move |c| {
+        db::accounts::tenant_versions(c, tenant_id)
+    })
+    .await;
+    match versions {
+        Ok(versions) => {
+            state.cache.publish_versions(&versions).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "tenant versions not read after a mutation");
+            state.cache.distrust(tenant_id);
+        }
+    }
 }
 
 /// Executes one GraphQL request for `principal` under the request timeout. Unmasked
@@ -184,6 +213,20 @@ pub async fn graphql(
         Ok(b) => b,
         Err(e) => return error_response(&state.metrics, e),
     };
+    // The response cache: the same request bytes from the same account, at the
+    // versions Redis holds for the tenant and the account now, get the stored body
+    // without touching PostgreSQL.
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    let bypass = bypass_requested(&req);
+    if !bypass {
+        if let Ok(subject) = token_subject(&state, &req) {
+            if let Some(cached) = state.cache.cached_response(subject, &digest).await {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(cached);
+            }
+        }
+    }
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -195,11 +238,19 @@ pub async fn graphql(
             return error_response(&state.metrics, AppError::BadUserInput(msg));
         }
     };
+    let kind = crate::graphql::classify(&request);
+    let loaded = std::time::Instant::now();
     let principal = match authenticate(&state, &req).await {
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let mut response = match execute(&state, &req, principal, request).await {
+    let tenant_id = principal.tenant_id;
+    let storable = (kind == OperationKind::Cacheable && !bypass).then(|| principal.clone());
+    let response = execute(&state, &req, principal, request).await;
+    if kind == OperationKind::Mutation {
+        publish_versions(&state, tenant_id).await;
+    }
+    let mut response = match response {
         Ok(r) => r,
         Err(e) => return error_response(&state.metrics, e),
     };
@@ -216,7 +267,21 @@ pub async fn graphql(
         };
         state.metrics.observe_graphql_error(&code);
     }
-    HttpResponse::Ok().json(response)
+    let bytes = match serde_json::to_vec(&response) {
+        Ok(b) => b,
+        Err(e) => return error_response(&state.metrics, AppError::internal(e)),
+    };
+    if let Some(principal) = storable {
+        if response.errors.is_empty() {
+            state
+                .cache
+                .store_response(&principal, loaded, &digest, &bytes)
+                .await;
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(bytes)
 }
 
 pub async fn graphiql() -> HttpResponse {

@@ -31,6 +31,12 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
 
 const HITS: &str = "orderscope_cache_requests_total{result=\"hit\"}";
 const COMPUTATIONS: &str = "orderscope_cache_computations_total";
+const RESPONSE_HITS: &str = "orderscope_response_cache_total{result=\"hit\"}";
+
+/// Hits of either cache: whole responses or aggregates.
+async fn any_hits(app: &TestApp) -> f64 {
+    metric(app, HITS).await + metric(app, RESPONSE_HITS).await
+}
 
 async fn kpis(app: &TestApp, token: &str, from: &str, to: &str) -> Value {
     app.data(token, KPIS, json!({ "from": from, "to": to }))
@@ -94,8 +100,10 @@ async fn identical_queries_in_different_scopes_get_their_own_numbers() {
             assert_metrics(&format!("round {round} {scope}"), &got, &want, "value");
         }
     }
-    // The owner and the viewer of tenant 1 share the scope but not the entry.
-    assert_eq!(metric(&app, HITS).await - hits_before, 4.0);
+    // The owner and the viewer of tenant 1 share the scope but not the entry. The
+    // viewer's answer carries an error, so it is not kept as a whole response.
+    assert_eq!(metric(&app, HITS).await - hits_before, 1.0);
+    assert_eq!(metric(&app, RESPONSE_HITS).await, 3.0);
 }
 
 #[tokio::test]
@@ -156,6 +164,139 @@ async fn a_write_is_visible_to_the_very_next_query() {
             "value",
         );
     }
+}
+
+#[tokio::test]
+async fn a_write_through_one_node_is_visible_through_another() {
+    let a = TestApp::spawn(0).await;
+    let b = a.second_node();
+    let owner = a.owner();
+    let (from, to) = ("2026-11-01", "2026-11-30");
+    let query = "query($from: Date!, $to: Date!) { kpis(range: {from: $from, to: $to}, filter: {shopIds: [\"1\"]}) { values { metric value } } }";
+    let ingest = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { created } }";
+    for i in 0..3 {
+        // Node B has the answer as a whole response ...
+        b.data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        let before = metric(&b, RESPONSE_HITS).await;
+        b.data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        assert_eq!(metric(&b, RESPONSE_HITS).await, before + 1.0, "round {i}");
+        // ... node A takes a write ...
+        let order = json!({
+            "shopId": "1", "orderNo": format!("NODE{i}"), "rawStatus": "AWAITING_SHIPMENT",
+            "placedAt": "2026-11-10T02:00:00Z", "paidAt": "2026-11-10T02:01:00Z",
+            "paymentMethod": "ALIPAY", "currency": "CNY", "goodsAmount": 700, "paidAmount": 700,
+            "channel": "LIVE", "buyerId": format!("n{i}"), "sourceUpdatedAt": "2026-11-10T02:01:00Z",
+            "items": [{"productExternalId": "p", "sku": "s", "quantity": 1, "unitPrice": 700, "paidAmount": 700}],
+        });
+        let written = a.data(&owner, ingest, json!({ "o": [order] })).await;
+        assert_eq!(written["ingestOrders"]["created"], 1);
+        // ... and B's very next answer has it.
+        let got = b
+            .data(&owner, query, json!({ "from": from, "to": to }))
+            .await;
+        let want = expect(&a, "o.shop_id = 1", from, to);
+        assert_eq!(
+            want.iter().find(|(m, _)| *m == "ORDERS").unwrap().1,
+            Some(f64::from(i + 1))
+        );
+        assert_metrics(
+            &format!("node B after write {i}"),
+            &got["kpis"]["values"],
+            &want,
+            "value",
+        );
+    }
+}
+
+#[tokio::test]
+async fn account_changes_take_effect_on_the_next_request_despite_cached_responses() {
+    let app = TestApp::spawn(2_000).await;
+    let owner = app.owner();
+    app.conn_exec("INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES (21, 1, 'analyst', false, '{ANALYTICS_READ,FINANCE_READ}', '{}')");
+    let (from, to) = ("2026-10-01", "2026-11-20");
+    let vars = json!({ "from": from, "to": to });
+    let analyst = app.token(21, 1);
+    let update = "mutation($input: UpdateSubAccountInput!) { updateSubAccount(id: \"21\", input: $input) { id } }";
+    let warm = |token: String| {
+        let app = &app;
+        let vars = vars.clone();
+        async move {
+            app.data(&token, KPIS, vars.clone()).await;
+            let before = metric(app, RESPONSE_HITS).await;
+            let got = app.data(&token, KPIS, vars).await;
+            assert_eq!(metric(app, RESPONSE_HITS).await, before + 1.0);
+            got
+        }
+    };
+
+    // Narrowed to shop 1: the next answer covers shop 1 only.
+    let all = warm(analyst.clone()).await;
+    assert_metrics(
+        "whole tenant",
+        &all["kpis"]["values"],
+        &expect(
+            &app,
+            "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)",
+            from,
+            to,
+        ),
+        "value",
+    );
+    app.data(&owner, update, json!({ "input": { "shopIds": ["1"] } }))
+        .await;
+    let narrowed = app.data(&analyst, KPIS, vars.clone()).await;
+    assert_metrics(
+        "narrowed",
+        &narrowed["kpis"]["values"],
+        &expect(&app, "o.shop_id = 1", from, to),
+        "value",
+    );
+
+    // FINANCE_READ taken away: COMMISSION is refused at once.
+    warm(analyst.clone()).await;
+    app.data(
+        &owner,
+        update,
+        json!({ "input": { "permissions": ["ANALYTICS_READ"] } }),
+    )
+    .await;
+    let body = app.gql(&analyst, KPIS, vars.clone()).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+
+    // Disabled: the very next request is refused.
+    app.data(
+        &owner,
+        update,
+        json!({ "input": { "permissions": ["ANALYTICS_READ", "FINANCE_READ"] } }),
+    )
+    .await;
+    warm(analyst.clone()).await;
+    app.data(&owner, update, json!({ "input": { "disabled": true } }))
+        .await;
+    let (status, body) = app
+        .post_raw(Some(&analyst), json!({ "query": KPIS, "variables": vars }))
+        .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "UNAUTHENTICATED")
+    );
+
+    // Tokens revoked: the old token is refused, though its response was cached.
+    app.data(&owner, update, json!({ "input": { "disabled": false } }))
+        .await;
+    warm(analyst.clone()).await;
+    app.data(
+        &owner,
+        "mutation { revokeTokens(accountId: \"21\") { id } }",
+        json!({}),
+    )
+    .await;
+    let (status, _) = app
+        .post_raw(Some(&analyst), json!({ "query": KPIS, "variables": vars }))
+        .await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
@@ -331,12 +472,12 @@ async fn killing_and_restarting_redis_never_breaks_a_query() {
         &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
         "cold",
     );
-    let hits = metric(&app, HITS).await;
+    let hits = any_hits(&app).await;
     check(
         &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
         "warm",
     );
-    assert_eq!(metric(&app, HITS).await, hits + 1.0);
+    assert_eq!(any_hits(&app).await, hits + 1.0);
 
     redis.kill();
     let mut slowest = Duration::ZERO;
@@ -372,7 +513,7 @@ async fn killing_and_restarting_redis_never_breaks_a_query() {
     // After the breaker's cool-down caching resumes by itself.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let hits = metric(&app, HITS).await;
+        let hits = any_hits(&app).await;
         check(
             &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
             "recovering",
@@ -381,7 +522,7 @@ async fn killing_and_restarting_redis_never_breaks_a_query() {
             &kpis(&app, &owner, "2026-11-01", "2026-11-20").await,
             "recovering",
         );
-        if metric(&app, HITS).await > hits {
+        if any_hits(&app).await > hits {
             break;
         }
         assert!(

@@ -99,6 +99,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             timeout: Duration::from_millis(100),
             breaker_failures: 3,
             breaker_cooldown: Duration::from_millis(300),
+            version_ttl: Duration::from_millis(5_000),
         },
         db_pool_size: 8,
         db_checkout_timeout: Duration::from_secs(5),
@@ -172,6 +173,16 @@ impl TestApp {
         .unwrap();
         let mut settings = test_settings(&database_url);
         tweak(&mut settings);
+        Self::start(database_url, settings)
+    }
+
+    /// A second server process on the same database and Redis key space, as a second
+    /// API node behind a load balancer would be.
+    pub fn second_node(&self) -> TestApp {
+        Self::start(self.database_url.clone(), self.settings.clone())
+    }
+
+    fn start(database_url: String, settings: Settings) -> TestApp {
         let app = orderscope::startup::Application::build(settings.clone()).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -240,6 +251,16 @@ impl TestApp {
     pub fn conn_exec(&self, sql: &str) {
         use diesel::connection::SimpleConnection;
         self.conn().batch_execute(sql).unwrap();
+    }
+
+    /// Changes data behind the API's back, then does what an operator must do after
+    /// that: `orderscope invalidate-cache`.
+    pub async fn out_of_band(&self, sql: &str) {
+        self.conn_exec(sql);
+        let cache = orderscope::cache::Cache::new(self.settings.cache.clone());
+        orderscope::cache::invalidate_all(&self.database_url, &cache)
+            .await
+            .expect("invalidate");
     }
 
     /// A scalar from raw SQL, for comparing answers with the database.

@@ -8,9 +8,8 @@ use crate::helpers::TestApp;
 
 // Edits that bypass the write paths must set the shops' data versions, or the cache
 // would keep serving answers computed before them (exactly as an operator must).
-const OUT_OF_BAND_DELETE_DAYS: &str =
-    "DELETE FROM rollup_shop_day; UPDATE shops SET data_version = nextval('data_version_seq')";
-const OUT_OF_BAND_DELETE_HOURS: &str = "SELECT rollup_rebuild_days(); DELETE FROM rollup_shop_hour; UPDATE shops SET data_version = nextval('data_version_seq')";
+const OUT_OF_BAND_DELETE_DAYS: &str = "DELETE FROM rollup_shop_day";
+const OUT_OF_BAND_DELETE_HOURS: &str = "SELECT rollup_rebuild_days(); DELETE FROM rollup_shop_hour";
 
 const KPIS: &str = "query($m: [Metric!], $tz: String!, $cur: String!) { kpis(range: {from: \"2026-10-01\", to: \"2026-11-20\"}, metrics: $m, timezone: $tz, currency: $cur) { values { metric value } } }";
 
@@ -53,7 +52,7 @@ async fn kpis_without_buyers_read_the_rollup_and_buyers_read_raw_rows() {
     // reads the daily rollup, a Los Angeles window the hourly one.
     let la = json!({"m": ["ORDERS", "GMV"], "tz": "America/Los_Angeles", "cur": "CNY"});
     let la_before = app.data(&token, KPIS, la.clone()).await;
-    app.conn().batch_execute(OUT_OF_BAND_DELETE_DAYS).unwrap();
+    app.out_of_band(OUT_OF_BAND_DELETE_DAYS).await;
     let emptied = app.data(&token, KPIS, vars.clone()).await;
     assert_eq!(
         value(&emptied, "ORDERS"),
@@ -61,7 +60,7 @@ async fn kpis_without_buyers_read_the_rollup_and_buyers_read_raw_rows() {
         "Shanghai days: daily rollup"
     );
     assert_eq!(app.data(&token, KPIS, la.clone()).await, la_before);
-    app.conn().batch_execute(OUT_OF_BAND_DELETE_HOURS).unwrap();
+    app.out_of_band(OUT_OF_BAND_DELETE_HOURS).await;
     assert_eq!(app.data(&token, KPIS, vars.clone()).await, before);
     let emptied = app.data(&token, KPIS, la.clone()).await;
     assert_eq!(
@@ -92,11 +91,7 @@ async fn kpis_without_buyers_read_the_rollup_and_buyers_read_raw_rows() {
         value(&kolkata, "ORDERS").unwrap() > 0.0,
         "a half-hour zone goes to the raw rows"
     );
-    app.conn()
-        .batch_execute(
-            "SELECT rollup_rebuild(); UPDATE shops SET data_version = nextval('data_version_seq')",
-        )
-        .unwrap();
+    app.out_of_band("SELECT rollup_rebuild()").await;
     assert_eq!(app.data(&token, KPIS, vars).await, before);
     assert_eq!(app.data(&token, KPIS, la).await, la_before);
     assert_eq!(rollup_drift(&app), 0);
@@ -266,7 +261,7 @@ async fn default_zone_trends_read_the_daily_rollup_and_match_sql() {
         }
     }
     // Emptying the daily rollup changes the answer: that is the path it took.
-    app.conn().batch_execute(OUT_OF_BAND_DELETE_DAYS).unwrap();
+    app.out_of_band(OUT_OF_BAND_DELETE_DAYS).await;
     let emptied = app.data(&token, query, json!({"g": "DAY"})).await;
     assert!(emptied["trend"]["points"]
         .as_array()

@@ -143,18 +143,41 @@ impl Aggregate {
             && zone_offsets.iter().all(|o| *o == DAY_ROLLUP_OFFSET_SECS)
     }
 
-    /// Whether the hourly rollup answers this exactly: a total or trend, filtered by
-    /// shop only, without BUYERS, with every boundary on a whole UTC hour (true for
-    /// every whole-hour zone, DST included).
-    pub fn rollup_eligible(&self) -> bool {
+    /// Whether the window is whole Asia/Shanghai days and the report zone is at +08:00
+    /// throughout: the calendar of the day rollups.
+    pub fn on_day_rollup_calendar(&self, zone_offsets: &[i64]) -> bool {
+        let midnight = |t: &DateTime<Utc>| (t.timestamp() + DAY_ROLLUP_OFFSET_SECS) % 86_400 == 0;
+        midnight(&self.start)
+            && midnight(&self.end)
+            && zone_offsets.iter().all(|o| *o == DAY_ROLLUP_OFFSET_SECS)
+    }
+
+    /// Only shop filters (the rollups are per shop, not per other dimension value).
+    fn only_shop_filters(&self) -> bool {
         let f = &self.filters;
-        let only_shops = f.product_ids.is_none()
+        f.product_ids.is_none()
             && f.categories.is_none()
             && f.provinces.is_none()
             && f.regions.is_none()
             && f.channels.is_none()
             && f.creator_ids.is_none()
-            && f.payment_methods.is_none();
+            && f.payment_methods.is_none()
+    }
+
+    /// Whether a rollup can answer this breakdown exactly (the window still has to fit
+    /// the rollup's grain): an order-level dimension, shop filters only, no BUYERS.
+    /// PRODUCT and CATEGORY attribute item lines, which the rollups do not hold.
+    pub fn dimension_rollup_eligible(&self) -> bool {
+        matches!(&self.grouping, Grouping::Dimension { dimension, .. } if !dimension_on_items(*dimension))
+            && self.only_shop_filters()
+            && !self.needs_buyers
+    }
+
+    /// Whether the hourly rollup answers this exactly: a total or trend, filtered by
+    /// shop only, without BUYERS, with every boundary on a whole UTC hour (true for
+    /// every whole-hour zone, DST included).
+    pub fn rollup_eligible(&self) -> bool {
+        let only_shops = self.only_shop_filters();
         let whole_hour = |t: &DateTime<Utc>| t.timestamp() % 3600 == 0;
         let boundaries_ok = match &self.grouping {
             Grouping::Total => true,

@@ -340,14 +340,166 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
     sql
 }
 
+/// Where a breakdown's rollup cells come from.
+#[derive(Clone, Copy)]
+enum DimTable {
+    /// `rollup_dim_day` cells of one order-level dimension (REGION reads PROVINCE's).
+    Cells,
+    /// SHOP and PLATFORM from the per-shop rollup: `rollup_shop_day` when `true`,
+    /// otherwise `rollup_shop_hour` (any whole-hour window).
+    Shops(bool),
+}
+
+/// Which rollup answers a breakdown exactly, if any.
+fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTable)> {
+    let Grouping::Dimension { dimension, .. } = &q.grouping else {
+        return None;
+    };
+    if !q.dimension_rollup_eligible() {
+        return None;
+    }
+    let days = q.on_day_rollup_calendar(offsets);
+    let whole_hours = q.start.timestamp() % 3600 == 0 && q.end.timestamp() % 3600 == 0;
+    match dimension {
+        Dimension::Shop | Dimension::Platform if days => Some((*dimension, DimTable::Shops(true))),
+        Dimension::Shop | Dimension::Platform if whole_hours => {
+            Some((*dimension, DimTable::Shops(false)))
+        }
+        Dimension::Province
+        | Dimension::Region
+        | Dimension::Channel
+        | Dimension::Creator
+        | Dimension::PaymentMethod
+        | Dimension::Status
+            if days =>
+        {
+            Some((*dimension, DimTable::Cells))
+        }
+        _ => None,
+    }
+}
+
+/// A breakdown from rollup cells. Each order has one value per dimension, so the rows,
+/// the folded "other" row and the total are sums of cells. Cells are first summed per
+/// key, currency and local day, with the day dropped where the shop's currency is the
+/// report currency (its factor is exactly 1 on every day); money is converted once per
+/// group, so the sums equal the raw path's per-order conversion exactly.
+fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) -> Sql {
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let Window {
+        d0,
+        d1,
+        tz,
+        cur,
+        shops,
+        start,
+        end,
+        rates,
+    } = bind_window(&mut sql, q);
+    let (from, day, range) = match table {
+        DimTable::Cells => {
+            let dim = match dimension {
+                Dimension::Region => "PROVINCE",
+                Dimension::Channel => "CHANNEL",
+                Dimension::Creator => "CREATOR",
+                Dimension::PaymentMethod => "PAYMENT_METHOD",
+                Dimension::Status => "STATUS",
+                _ => "PROVINCE",
+            };
+            (
+                "rollup_dim_day r".to_string(),
+                "r.day".to_string(),
+                format!("r.dim = '{dim}' AND r.day >= {d0} AND r.day <= {d1}"),
+            )
+        }
+        DimTable::Shops(true) => (
+            "rollup_shop_day r".to_string(),
+            "r.day".to_string(),
+            format!("r.day >= {d0} AND r.day <= {d1}"),
+        ),
+        DimTable::Shops(false) => (
+            "rollup_shop_hour r".to_string(),
+            format!("(r.hour AT TIME ZONE {tz})::date"),
+            format!("r.hour >= {start} AND r.hour < {end}"),
+        ),
+    };
+    let (key, join) = match dimension {
+        Dimension::Shop => ("r.shop_id::text", ""),
+        Dimension::Platform => ("s.platform", ""),
+        Dimension::Region => (
+            "coalesce(pv.region, '')",
+            "LEFT JOIN provinces pv ON pv.code = r.key",
+        ),
+        _ => ("r.key", ""),
+    };
+    let key = match &q.grouping {
+        Grouping::Dimension {
+            keep: Some(keep), ..
+        } => {
+            let k = sql.bind(Param::Texts(keep.clone()));
+            format!("CASE WHEN {key} = ANY({k}) THEN {key} ELSE '{OTHER_KEY}' END")
+        }
+        _ => key.to_string(),
+    };
+    let (key_out, sets) = match &q.grouping {
+        Grouping::Dimension { keep: Some(_), .. } => ("c.key", "GROUP BY GROUPING SETS ((c.key))"),
+        _ => (
+            "CASE WHEN GROUPING(c.key) = 1 THEN NULL ELSE c.key END",
+            "GROUP BY GROUPING SETS ((c.key), ())",
+        ),
+    };
+    sql.text = format!(
+        "WITH {rates},
+         grouped AS (
+            SELECT {key} AS key, s.currency,
+                   CASE WHEN s.currency = {cur} THEN NULL ELSE {day} END AS day,
+                   sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.gmv_minor) AS gmv_minor,
+                   sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, sum(r.refund_minor) AS refund_minor,
+                   sum(r.dispute_orders) AS dispute_orders, sum(r.delivered_orders) AS delivered_orders,
+                   sum(r.delivery_seconds) AS delivery_seconds, sum(r.commission_minor) AS commission_minor
+              FROM {from}
+              JOIN shops s ON s.id = r.shop_id
+              {join}
+             WHERE r.shop_id = ANY({shops}) AND {range}
+             GROUP BY 1, 2, 3
+         ),
+         c AS (
+            SELECT g.*, CASE WHEN g.day IS NULL THEN 1 ELSE rs.rate_to_cny / rr.rate_to_cny END AS factor
+              FROM grouped g
+              LEFT JOIN rates rs ON rs.day = g.day AND rs.currency = g.currency
+              LEFT JOIN rates rr ON rr.day = g.day AND rr.currency = {cur}
+         )
+         SELECT 0::int AS bucket, {key_out} AS key,
+                coalesce(sum(orders), 0)::bigint AS orders,
+                coalesce(sum(paid_orders), 0)::bigint AS paid_orders,
+                coalesce(round(sum(gmv_minor * factor) / 100, 2), 0)::float8 AS gmv,
+                coalesce(sum(units), 0)::bigint AS units,
+                coalesce(sum(refund_orders), 0)::bigint AS refund_orders,
+                coalesce(round(sum(refund_minor * factor) / 100, 2), 0)::float8 AS refund_amount,
+                coalesce(sum(dispute_orders), 0)::bigint AS dispute_orders,
+                coalesce(sum(delivered_orders), 0)::bigint AS delivered_orders,
+                (coalesce(sum(delivery_seconds), 0) / 3600)::float8 AS delivery_hours,
+                coalesce(round(sum(commission_minor * factor) / 100, 2), 0)::float8 AS commission,
+                0::bigint AS buyers
+           FROM c {sets}"
+    );
+    sql
+}
+
 /// Runs one aggregate: from the hourly rollup when it answers exactly, otherwise from
 /// the raw tables.
 pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
     if q.filters.shop_ids.is_empty() {
         return Ok(empty(q));
     }
-    let sql = if q.rollup_eligible() {
-        build_rollup(q, q.day_rollup_eligible(&zone_offsets(q)))
+    let offsets = zone_offsets(q);
+    let sql = if let Some((dimension, table)) = dimension_source(q, &offsets) {
+        build_dimension_rollup(q, dimension, table)
+    } else if q.rollup_eligible() {
+        build_rollup(q, q.day_rollup_eligible(&offsets))
     } else {
         build(q)
     };

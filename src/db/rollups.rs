@@ -1,7 +1,9 @@
-//! Keeping the hourly rollup exact: the cells a write touched are locked (in one
-//! global order, so concurrent writers cannot deadlock) and recomputed from the raw
-//! rows, in the writer's transaction. The lock makes a later writer's recomputation
-//! wait for an earlier one's commit, so it sees every committed row of the cell.
+//! Keeping the rollups exact: the shop-days a write touched (Asia/Shanghai calendar,
+//! which every rollup table's cells nest in) are locked in one global order, so
+//! concurrent writers cannot deadlock, and their hour, day and dimension cells are
+//! recomputed from the raw rows in the writer's transaction. The lock makes a later
+//! writer's recomputation wait for an earlier one's commit, so it sees every committed
+//! row of the cells, and two writers of one day never both replace its day cells.
 //!
 //! Every write path goes through [`refresh`], so it also sets the written shops' data
 //! versions (the aggregate cache keys hold them): when the write commits, no cached
@@ -15,14 +17,15 @@ use diesel::sql_types::{Array, BigInt, Timestamptz};
 
 use crate::error::AppResult;
 
-/// The advisory-lock key of a cell: shop id in the high 32 bits, the hour since the
-/// epoch in the low 32.
+/// The advisory-lock key of a shop-day: shop id in the high 32 bits, the Asia/Shanghai
+/// day since the epoch in the low 32.
 fn lock_key(shop_id: i64, hour: DateTime<Utc>) -> i64 {
-    (shop_id << 32) | ((hour.timestamp() / 3600) & 0xFFFF_FFFF)
+    const SHANGHAI_OFFSET_SECS: i64 = 8 * 3600;
+    (shop_id << 32) | (((hour.timestamp() + SHANGHAI_OFFSET_SECS).div_euclid(86_400)) & 0xFFFF_FFFF)
 }
 
-/// Recomputes the hour cells, and the Asia/Shanghai day cells, of the given
-/// (shop, instant) pairs.
+/// Recomputes the hour cells, and the Asia/Shanghai day and dimension cells, of the
+/// given (shop, instant) pairs.
 pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> AppResult<()> {
     let cells: BTreeSet<(i64, DateTime<Utc>)> = touched
         .iter()
@@ -53,7 +56,11 @@ pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> App
     .bind::<Array<BigInt>, _>(&written)
     .execute(conn)?;
     // Hours first: the day cells are summed from them.
-    for function in ["rollup_refresh", "rollup_refresh_days"] {
+    for function in [
+        "rollup_refresh",
+        "rollup_refresh_days",
+        "rollup_refresh_dims",
+    ] {
         diesel::sql_query(format!("SELECT {function}($1, $2)"))
             .bind::<Array<BigInt>, _>(&shops)
             .bind::<Array<Timestamptz>, _>(&hours)

@@ -199,6 +199,25 @@ diesel::table! {
 
 diesel::joinable!(accounts -> tenants (tenant_id));
 diesel::joinable!(after_sales -> orders (order_id));
+diesel::table! {
+    rollup_dim_day (dim, shop_id, day, key) {
+        dim -> Text,
+        shop_id -> Int8,
+        day -> Date,
+        key -> Text,
+        orders -> Int8,
+        paid_orders -> Int8,
+        gmv_minor -> Int8,
+        units -> Int8,
+        refund_orders -> Int8,
+        refund_minor -> Int8,
+        dispute_orders -> Int8,
+        delivered_orders -> Int8,
+        delivery_seconds -> Numeric,
+        commission_minor -> Int8,
+    }
+}
+
 diesel::joinable!(audit_log -> accounts (account_id));
 diesel::joinable!(audit_log -> tenants (tenant_id));
 diesel::joinable!(order_items -> orders (order_id));
@@ -207,6 +226,7 @@ diesel::joinable!(orders -> creators (creator_id));
 diesel::joinable!(orders -> provinces (province_code));
 diesel::joinable!(orders -> shops (shop_id));
 diesel::joinable!(products -> shops (shop_id));
+diesel::joinable!(rollup_dim_day -> shops (shop_id));
 diesel::joinable!(rollup_shop_day -> shops (shop_id));
 diesel::joinable!(rollup_shop_hour -> shops (shop_id));
 diesel::joinable!(shipments -> orders (order_id));
@@ -222,6 +242,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     products,
     provinces,
+    rollup_dim_day,
     rollup_shop_day,
     rollup_shop_hour,
     shipments,

@@ -270,6 +270,21 @@ impl TestApp {
             .unwrap()
             .n
     }
+
+    /// Ids from raw SQL (a query returning one bigint column `id`).
+    pub fn sql_ids(&self, sql: &str) -> Vec<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        diesel::sql_query(sql)
+            .load::<Id>(&mut self.conn())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    }
 }
 
 /// The `extensions.code` of the first error.

@@ -26,17 +26,20 @@ fn value(data: &Value, metric: &str) -> Option<f64> {
 pub(crate) fn rollup_drift(app: &TestApp) -> i64 {
     app.conn()
         .batch_execute(
-            "DROP TABLE IF EXISTS kept, kept_days;
+            "DROP TABLE IF EXISTS kept, kept_days, kept_dims;
              CREATE TABLE kept AS SELECT * FROM rollup_shop_hour;
              CREATE TABLE kept_days AS SELECT * FROM rollup_shop_day;
-             SELECT rollup_rebuild(); SELECT rollup_rebuild_days();",
+             CREATE TABLE kept_dims AS SELECT * FROM rollup_dim_day;
+             SELECT rollup_rebuild(); SELECT rollup_rebuild_days(); SELECT rollup_rebuild_dims();",
         )
         .unwrap();
     app.sql_i64(
-        "SELECT count(*) FROM ((SELECT * FROM kept EXCEPT SELECT * FROM rollup_shop_hour)
-                              UNION ALL (SELECT * FROM rollup_shop_hour EXCEPT SELECT * FROM kept)
-                              UNION ALL (SELECT * FROM kept_days EXCEPT SELECT * FROM rollup_shop_day)
-                              UNION ALL (SELECT * FROM rollup_shop_day EXCEPT SELECT * FROM kept_days)) d",
+        "SELECT (SELECT count(*) FROM ((SELECT * FROM kept EXCEPT SELECT * FROM rollup_shop_hour)
+                                       UNION ALL (SELECT * FROM rollup_shop_hour EXCEPT SELECT * FROM kept)
+                                       UNION ALL (SELECT * FROM kept_days EXCEPT SELECT * FROM rollup_shop_day)
+                                       UNION ALL (SELECT * FROM rollup_shop_day EXCEPT SELECT * FROM kept_days)) d)
+              + (SELECT count(*) FROM ((SELECT * FROM kept_dims EXCEPT SELECT * FROM rollup_dim_day)
+                                       UNION ALL (SELECT * FROM rollup_dim_day EXCEPT SELECT * FROM kept_dims)) d)",
     )
 }
 
@@ -120,23 +123,31 @@ fn random_order(rng: &mut Lcg, no: u64, version: i64) -> Value {
     let paid = rng.next(10) > 1;
     let amount = 100 + rng.next(50_000) as i64;
     let stage = rng.next(4);
+    let channel =
+        ["LIVE", "SHORT_VIDEO", "SHOWCASE", "SHELF", "ADS", "OTHER"][rng.next(6) as usize];
     let mut order = json!({
         "shopId": if rng.next(2) == 0 { "1" } else { "4" }, "orderNo": format!("R{no}"),
         "status": "PENDING_PAYMENT", "placedAt": placed, "goodsAmount": amount, "buyerId": format!("rb{}", rng.next(30)),
-        "channel": "LIVE", "sourceUpdatedAt": at(10_000 + version),
+        "channel": channel,
+        "sourceUpdatedAt": at(10_000 + version),
         "items": [{"productExternalId": format!("rp{}", rng.next(5)), "sku": "S", "quantity": 1 + rng.next(3) as i64, "unitPrice": amount, "paidAmount": amount}],
     });
     if order["shopId"] == "4" {
         order["currency"] = json!("USD");
-    } else {
-        order["provinceCode"] = json!("44");
+    } else if let Some(code) = ["44", "33", "11", "65"].get(rng.next(5) as usize) {
+        order["provinceCode"] = json!(code);
+    }
+    if let Some(method) = ["ALIPAY", "WECHAT_PAY", "DOUYIN_PAY"].get(rng.next(4) as usize) {
+        order["paymentMethod"] = json!(method);
     }
     if paid {
         order["paidAt"] = json!(at(5));
         order["paidAmount"] = json!(amount);
         order["status"] = json!("AWAITING_SHIPMENT");
         if rng.next(3) == 0 {
-            order["creator"] = json!({"externalId": "rc1", "handle": "达人"});
+            let creator = rng.next(3);
+            order["creator"] =
+                json!({"externalId": format!("rc{creator}"), "handle": format!("达人{creator}")});
             order["commissionRateBps"] = json!(1500);
         }
         if stage >= 1 {
@@ -268,4 +279,138 @@ async fn default_zone_trends_read_the_daily_rollup_and_match_sql() {
         .unwrap()
         .iter()
         .all(|p| p["values"][0]["value"] == 0.0));
+}
+
+const BREAKDOWN: &str = "query($d: Dimension!, $tz: String!, $cur: String!) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: $d,
+  metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+  sortBy: ORDERS, limit: 3, timezone: $tz, currency: $cur) {
+  rows { key values { metric value } } other { values { metric value } } total { metric value } } }";
+
+/// SQL for each dimension's key of an order `o` (shop `s`), as the raw path defines it.
+const DIMENSION_KEYS: &[(&str, &str)] = &[
+    ("PROVINCE", "coalesce(o.province_code, '')"),
+    (
+        "REGION",
+        "coalesce((SELECT region FROM provinces p WHERE p.code = o.province_code), '')",
+    ),
+    ("CHANNEL", "o.channel"),
+    ("CREATOR", "coalesce(o.creator_id::text, '')"),
+    ("PAYMENT_METHOD", "coalesce(o.payment_method, '')"),
+    ("STATUS", "o.status"),
+    ("SHOP", "o.shop_id::text"),
+    ("PLATFORM", "s.platform"),
+];
+
+#[tokio::test]
+async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
+    use crate::analytics::{assert_metrics, sql_metrics};
+    let app = TestApp::spawn(500).await;
+    let token = app.owner();
+    let ingest = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { rejected } }";
+    let mut rng = Lcg(20261122);
+    for round in 0..8i64 {
+        // New orders and new versions of earlier ones (which move between days and
+        // change province, channel, creator, payment method and status) ...
+        let batch: Vec<Value> = (0..30)
+            .map(|_| {
+                let no = rng.next(90);
+                random_order(&mut rng, no, round)
+            })
+            .collect();
+        let resp = app.data(&token, ingest, json!({ "o": batch })).await;
+        assert_eq!(resp["ingestOrders"]["rejected"], 0, "{resp}");
+        // ... shipments and after-sale decisions through their own mutations.
+        for id in app.sql_ids("SELECT id FROM orders WHERE order_no LIKE 'R%' AND status = 'AWAITING_SHIPMENT' ORDER BY id LIMIT 2") {
+            app.data(&token, "mutation($id: ID!, $t: String!) { shipOrder(id: $id, carrier: \"SF\", trackingNo: $t) { alreadyShipped } }",
+                json!({ "id": id.to_string(), "t": format!("SF{id}") })).await;
+        }
+        for id in app.sql_ids("SELECT a.id FROM after_sales a JOIN orders o ON o.id = a.order_id WHERE o.order_no LIKE 'R%' AND a.status = 'REQUESTED' ORDER BY a.id LIMIT 1") {
+            app.data(&token, "mutation($id: ID!) { resolveAfterSale(id: $id, decision: APPROVE, refundAmount: 50) { alreadyResolved } }",
+                json!({ "id": id.to_string() })).await;
+        }
+    }
+    assert_eq!(
+        rollup_drift(&app),
+        0,
+        "incremental maintenance equals a full rebuild"
+    );
+
+    let asked = [
+        "ORDERS",
+        "PAID_ORDERS",
+        "GMV",
+        "UNITS",
+        "REFUND_ORDERS",
+        "REFUND_AMOUNT",
+        "DISPUTE_ORDERS",
+        "AVG_DELIVERY_HOURS",
+        "COMMISSION",
+        "PAY_CONVERSION",
+    ];
+    let only = |all: Vec<(&'static str, Option<f64>)>| -> Vec<(&'static str, Option<f64>)> {
+        all.into_iter().filter(|m| asked.contains(&m.0)).collect()
+    };
+    // Shanghai days read the rollups; Los Angeles days read the hourly rollup (SHOP,
+    // PLATFORM) or the raw rows: both must equal SQL.
+    for (tz, cur) in [("Asia/Shanghai", "CNY"), ("America/Los_Angeles", "USD")] {
+        let window = format!(
+            "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND {}",
+            crate::analytics::window("2026-11-01", "2026-11-20", tz)
+        );
+        for (dimension, key_sql) in DIMENSION_KEYS {
+            let data = app
+                .data(
+                    &token,
+                    BREAKDOWN,
+                    json!({ "d": dimension, "tz": tz, "cur": cur }),
+                )
+                .await;
+            let report = &data["breakdown"];
+            let label = format!("{tz} {dimension}");
+            assert_metrics(
+                &format!("{label} total"),
+                &report["total"],
+                &only(sql_metrics(&app, &window, tz, cur)),
+                "value",
+            );
+            let mut shown = Vec::new();
+            for row in report["rows"].as_array().unwrap() {
+                let key = row["key"].as_str().unwrap().replace('\'', "''");
+                let cond = format!("{window} AND {key_sql} = '{key}'");
+                assert_metrics(
+                    &format!("{label} {key}"),
+                    &row["values"],
+                    &only(sql_metrics(&app, &cond, tz, cur)),
+                    "value",
+                );
+                shown.push(format!("'{key}'"));
+            }
+            if !report["other"].is_null() {
+                let cond = format!("{window} AND {key_sql} NOT IN ({})", shown.join(","));
+                assert_metrics(
+                    &format!("{label} other"),
+                    &report["other"]["values"],
+                    &only(sql_metrics(&app, &cond, tz, cur)),
+                    "value",
+                );
+            }
+        }
+    }
+    // Emptying the dimension rollup shows which path answered: Shanghai days read it,
+    // Los Angeles days do not.
+    app.out_of_band("DELETE FROM rollup_dim_day").await;
+    for (tz, cur, from_rollup) in [
+        ("Asia/Shanghai", "CNY", true),
+        ("America/Los_Angeles", "USD", false),
+    ] {
+        let data = app
+            .data(
+                &token,
+                BREAKDOWN,
+                json!({ "d": "CHANNEL", "tz": tz, "cur": cur }),
+            )
+            .await;
+        let orders = data["breakdown"]["total"][0]["value"].as_f64().unwrap();
+        assert_eq!(orders == 0.0, from_rollup, "{tz}: {orders} orders");
+    }
 }

@@ -801,7 +801,10 @@ fn load_rollups(conn: &mut PgConnection, rollups: &Rollups) -> anyhow::Result<()
     };
     const BATCH: usize = 8 << 20;
     let mut text = String::new();
-    for ((shop, hour), cell) in &rollups.hours {
+    // In primary-key order, so that a range of days of one shop sits on few pages.
+    let mut hour_cells: Vec<_> = rollups.hours.iter().collect();
+    hour_cells.sort_unstable_by_key(|(k, _)| **k);
+    for ((shop, hour), cell) in hour_cells {
         let _ = write!(text, "{shop}\t");
         ts(&mut text, DateTime::from_timestamp(*hour, 0));
         cell.write(&mut text);
@@ -810,8 +813,16 @@ fn load_rollups(conn: &mut PgConnection, rollups: &Rollups) -> anyhow::Result<()
         }
     }
     hours(conn, &mut text)?;
-    for ((shop, day, key), cell) in &rollups.dims {
-        let (dim, value) = key.parts();
+    let mut dim_cells: Vec<(&'static str, i64, NaiveDate, String, &Cell)> = rollups
+        .dims
+        .iter()
+        .map(|((shop, day, key), cell)| {
+            let (dim, value) = key.parts();
+            (dim, *shop, *day, value, cell)
+        })
+        .collect();
+    dim_cells.sort_unstable_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
+    for (dim, shop, day, value, cell) in dim_cells {
         let _ = write!(text, "{dim}\t{shop}\t{day}\t");
         esc(&mut text, &value);
         cell.write(&mut text);

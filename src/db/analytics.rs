@@ -254,6 +254,26 @@ fn build(q: &Aggregate) -> Sql {
     sql
 }
 
+/// The sums of rollup cells `r` that the rollup queries group first.
+const CELL_SUMS: &str = "sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, \
+    sum(r.gmv_minor) AS gmv_minor, sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, \
+    sum(r.refund_minor) AS refund_minor, sum(r.dispute_orders) AS dispute_orders, \
+    sum(r.delivered_orders) AS delivered_orders, sum(r.delivery_seconds) AS delivery_seconds, \
+    sum(r.commission_minor) AS commission_minor";
+
+/// The measure columns of [`Row`] from grouped cell sums with their money `factor`.
+const MEASURES_OUT: &str = "coalesce(sum(orders), 0)::bigint AS orders, \
+    coalesce(sum(paid_orders), 0)::bigint AS paid_orders, \
+    coalesce(round(sum(gmv_minor * factor) / 100, 2), 0)::float8 AS gmv, \
+    coalesce(sum(units), 0)::bigint AS units, \
+    coalesce(sum(refund_orders), 0)::bigint AS refund_orders, \
+    coalesce(round(sum(refund_minor * factor) / 100, 2), 0)::float8 AS refund_amount, \
+    coalesce(sum(dispute_orders), 0)::bigint AS dispute_orders, \
+    coalesce(sum(delivered_orders), 0)::bigint AS delivered_orders, \
+    (coalesce(sum(delivery_seconds), 0) / 3600)::float8 AS delivery_hours, \
+    coalesce(round(sum(commission_minor * factor) / 100, 2), 0)::float8 AS commission, \
+    0::bigint AS buyers";
+
 /// The same measures from `rollup_shop_hour` (see [`Aggregate::rollup_eligible`]).
 /// Money is converted per cell with the factor of the cell's local day, computed exactly
 /// as the raw path computes it per order, so the sums are identical.
@@ -308,10 +328,7 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
          -- identical to the raw path's per-order conversion.
          daily AS (
             SELECT r.shop_id, {day} AS day, {bucket} AS bucket,
-                   sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.gmv_minor) AS gmv_minor,
-                   sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, sum(r.refund_minor) AS refund_minor,
-                   sum(r.dispute_orders) AS dispute_orders, sum(r.delivered_orders) AS delivered_orders,
-                   sum(r.delivery_seconds) AS delivery_seconds, sum(r.commission_minor) AS commission_minor
+                   {CELL_SUMS}
               FROM {table} r
              WHERE r.shop_id = ANY({shops}) AND {range}
              GROUP BY 1, 2, 3
@@ -324,17 +341,7 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
               LEFT JOIN rates rr ON rr.day = d.day AND rr.currency = {cur}
          )
          SELECT {bucket_out}::int AS bucket, NULL::text AS key,
-                coalesce(sum(orders), 0)::bigint AS orders,
-                coalesce(sum(paid_orders), 0)::bigint AS paid_orders,
-                coalesce(round(sum(gmv_minor * factor) / 100, 2), 0)::float8 AS gmv,
-                coalesce(sum(units), 0)::bigint AS units,
-                coalesce(sum(refund_orders), 0)::bigint AS refund_orders,
-                coalesce(round(sum(refund_minor * factor) / 100, 2), 0)::float8 AS refund_amount,
-                coalesce(sum(dispute_orders), 0)::bigint AS dispute_orders,
-                coalesce(sum(delivered_orders), 0)::bigint AS delivered_orders,
-                (coalesce(sum(delivery_seconds), 0) / 3600)::float8 AS delivery_hours,
-                coalesce(round(sum(commission_minor * factor) / 100, 2), 0)::float8 AS commission,
-                0::bigint AS buyers
+                {MEASURES_OUT}
            FROM cells {group}"
     );
     sql
@@ -381,9 +388,9 @@ fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTab
 
 /// A breakdown from rollup cells. Each order has one value per dimension, so the rows,
 /// the folded "other" row and the total are sums of cells. Cells are first summed per
-/// key, currency and local day, with the day dropped where the shop's currency is the
-/// report currency (its factor is exactly 1 on every day); money is converted once per
-/// group, so the sums equal the raw path's per-order conversion exactly.
+/// shop, stored key and local day, with the day dropped where the shop's currency is
+/// the report currency (its factor is exactly 1 on every day); money is converted once
+/// per group, so the sums equal the raw path's per-order conversion exactly.
 fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) -> Sql {
     let mut sql = Sql {
         text: String::new(),
@@ -426,14 +433,17 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
             format!("r.hour >= {start} AND r.hour < {end}"),
         ),
     };
-    let (key, join) = match dimension {
-        Dimension::Shop => ("r.shop_id::text", ""),
-        Dimension::Platform => ("s.platform", ""),
+    // The key is grouped on as stored first (one hash aggregate over the cells, no
+    // joins), then mapped to the dimension's value on the few grouped rows.
+    let (raw_key, key, join) = match dimension {
+        Dimension::Shop => ("''", "g.shop_id::text", ""),
+        Dimension::Platform => ("''", "s.platform", ""),
         Dimension::Region => (
+            "r.key",
             "coalesce(pv.region, '')",
-            "LEFT JOIN provinces pv ON pv.code = r.key",
+            "LEFT JOIN provinces pv ON pv.code = g.stored_key",
         ),
-        _ => ("r.key", ""),
+        _ => ("r.key", "g.stored_key", ""),
     };
     let key = match &q.grouping {
         Grouping::Dimension {
@@ -454,36 +464,25 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
     sql.text = format!(
         "WITH {rates},
          grouped AS (
-            SELECT {key} AS key, s.currency,
-                   CASE WHEN s.currency = {cur} THEN NULL ELSE {day} END AS day,
-                   sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.gmv_minor) AS gmv_minor,
-                   sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, sum(r.refund_minor) AS refund_minor,
-                   sum(r.dispute_orders) AS dispute_orders, sum(r.delivered_orders) AS delivered_orders,
-                   sum(r.delivery_seconds) AS delivery_seconds, sum(r.commission_minor) AS commission_minor
+            SELECT r.shop_id, {raw_key} AS stored_key,
+                   CASE WHEN r.shop_id = ANY(ARRAY(SELECT id FROM shops WHERE currency <> {cur}))
+                        THEN {day} END AS day,
+                   {CELL_SUMS}
               FROM {from}
-              JOIN shops s ON s.id = r.shop_id
-              {join}
              WHERE r.shop_id = ANY({shops}) AND {range}
              GROUP BY 1, 2, 3
          ),
          c AS (
-            SELECT g.*, CASE WHEN g.day IS NULL THEN 1 ELSE rs.rate_to_cny / rr.rate_to_cny END AS factor
+            SELECT g.*, {key} AS key,
+                   CASE WHEN g.day IS NULL THEN 1 ELSE rs.rate_to_cny / rr.rate_to_cny END AS factor
               FROM grouped g
-              LEFT JOIN rates rs ON rs.day = g.day AND rs.currency = g.currency
+              JOIN shops s ON s.id = g.shop_id
+              {join}
+              LEFT JOIN rates rs ON rs.day = g.day AND rs.currency = s.currency
               LEFT JOIN rates rr ON rr.day = g.day AND rr.currency = {cur}
          )
          SELECT 0::int AS bucket, {key_out} AS key,
-                coalesce(sum(orders), 0)::bigint AS orders,
-                coalesce(sum(paid_orders), 0)::bigint AS paid_orders,
-                coalesce(round(sum(gmv_minor * factor) / 100, 2), 0)::float8 AS gmv,
-                coalesce(sum(units), 0)::bigint AS units,
-                coalesce(sum(refund_orders), 0)::bigint AS refund_orders,
-                coalesce(round(sum(refund_minor * factor) / 100, 2), 0)::float8 AS refund_amount,
-                coalesce(sum(dispute_orders), 0)::bigint AS dispute_orders,
-                coalesce(sum(delivered_orders), 0)::bigint AS delivered_orders,
-                (coalesce(sum(delivery_seconds), 0) / 3600)::float8 AS delivery_hours,
-                coalesce(round(sum(commission_minor * factor) / 100, 2), 0)::float8 AS commission,
-                0::bigint AS buyers
+                {MEASURES_OUT}
            FROM c {sets}"
     );
     sql

@@ -29,6 +29,10 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Sets `statement_timeout` on every new connection (a Rust-side timeout alone does not
 /// stop a running query) and turns off parallel query: on small machines serving many
 /// short concurrent requests, starting workers costs more (about 10 ms) than it saves.
+/// `work_mem` is raised to 32 MB so that rollup queries hash their groups instead of
+/// sorting tens of thousands of cells by text keys (measured on dataset L: a 90-day
+/// PROVINCE breakdown of 16 shops took 49 ms with the default 4 MB and 25 ms with
+/// 32 MB). At most one such allocation per pooled connection and query node.
 #[derive(Debug)]
 struct SessionSettings {
     statement_timeout_ms: u64,
@@ -37,7 +41,8 @@ struct SessionSettings {
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET max_parallel_workers_per_gather = 0",
+            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET max_parallel_workers_per_gather = 0; \
+             SET work_mem = '32MB'",
             self.statement_timeout_ms
         ))
         .map_err(diesel::r2d2::Error::QueryError)

@@ -412,7 +412,8 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         load_rollups(conn, &rollups)?;
         drop(rollups);
         conn.batch_execute(
-            "SELECT rollup_rebuild_days(); ANALYZE rollup_shop_hour, rollup_shop_day, rollup_dim_day;",
+            "SELECT rollup_rebuild_days(); SELECT rollup_rebuild_dim_weeks(); \
+             ANALYZE rollup_shop_hour, rollup_shop_day, rollup_dim_day, rollup_dim_week;",
         )?;
         conn.batch_execute(
             "SELECT setval('orders_id_seq', (SELECT coalesce(max(id), 1) FROM orders)); \

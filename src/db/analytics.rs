@@ -386,6 +386,17 @@ fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTab
     }
 }
 
+/// The whole Monday-to-Sunday weeks within `first..=last`, as `[start, end)` of their
+/// Mondays; `None` when there is none.
+fn whole_weeks(first: NaiveDate, last: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    use chrono::Datelike;
+    let ahead = (7 - first.weekday().num_days_from_monday()) % 7;
+    let start = first + chrono::Duration::days(i64::from(ahead));
+    let after = last.succ_opt()?;
+    let end = after - chrono::Duration::days(i64::from(after.weekday().num_days_from_monday()));
+    (start < end).then_some((start, end))
+}
+
 /// A breakdown from rollup cells. Each order has one value per dimension, so the rows,
 /// the folded "other" row and the total are sums of cells. Cells are first summed per
 /// shop, stored key and local day, with the day dropped where the shop's currency is
@@ -416,11 +427,50 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
                 Dimension::Status => "STATUS",
                 _ => "PROVINCE",
             };
-            (
-                "rollup_dim_day r".to_string(),
-                "r.day".to_string(),
-                format!("r.dim = '{dim}' AND r.day >= {d0} AND r.day <= {d1}"),
-            )
+            let columns = "r.shop_id, r.key, r.orders, r.paid_orders, r.gmv_minor, r.units, \
+                r.refund_orders, r.refund_minor, r.dispute_orders, r.delivered_orders, \
+                r.delivery_seconds, r.commission_minor";
+            match whole_weeks(q.first_day, q.last_day) {
+                // Whole weeks from the week cells (for shops in the report currency),
+                // the days at both ends from the day cells.
+                Some((w0, w1)) => {
+                    let w0 = sql.bind(Param::Day(w0));
+                    let w1 = sql.bind(Param::Day(w1));
+                    // Each branch is one index range per shop.
+                    let home = format!(
+                        "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency = {cur})"
+                    );
+                    let away = format!(
+                        "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency <> {cur})"
+                    );
+                    (
+                        format!(
+                            "(SELECT {columns}, r.day FROM rollup_dim_day r
+                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
+                                 AND r.day >= {d0} AND r.day < {w0}
+                              UNION ALL
+                              SELECT {columns}, r.day FROM rollup_dim_day r
+                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
+                                 AND r.day >= {w1} AND r.day <= {d1}
+                              UNION ALL
+                              SELECT {columns}, r.day FROM rollup_dim_day r
+                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({away})
+                                 AND r.day >= {w0} AND r.day < {w1}
+                              UNION ALL
+                              SELECT {columns}, r.week FROM rollup_dim_week r
+                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({home})
+                                 AND r.week >= {w0} AND r.week < {w1}) r"
+                        ),
+                        "r.day".to_string(),
+                        "true".to_string(),
+                    )
+                }
+                None => (
+                    "rollup_dim_day r".to_string(),
+                    "r.day".to_string(),
+                    format!("r.dim = '{dim}' AND r.day >= {d0} AND r.day <= {d1}"),
+                ),
+            }
         }
         DimTable::Shops(true) => (
             "rollup_shop_day r".to_string(),
@@ -569,6 +619,32 @@ fn to_group_row(r: Row) -> GroupRow {
             commission: r.commission,
             buyers: r.buyers,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_weeks;
+    use chrono::NaiveDate;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn whole_weeks_lie_inside_the_range() {
+        // 2026-11-16 and 2026-11-23 are Mondays.
+        assert_eq!(
+            whole_weeks(d("2026-11-16"), d("2026-11-22")),
+            Some((d("2026-11-16"), d("2026-11-23")))
+        );
+        assert_eq!(whole_weeks(d("2026-11-17"), d("2026-11-22")), None);
+        assert_eq!(whole_weeks(d("2026-11-16"), d("2026-11-21")), None);
+        assert_eq!(
+            whole_weeks(d("2026-08-23"), d("2026-11-20")),
+            Some((d("2026-08-24"), d("2026-11-16")))
+        );
+        assert_eq!(whole_weeks(d("2026-11-20"), d("2026-11-20")), None);
     }
 }
 

@@ -1,9 +1,9 @@
-//! Keeping the rollups exact: the shop-days a write touched (Asia/Shanghai calendar,
-//! which every rollup table's cells nest in) are locked in one global order, so
-//! concurrent writers cannot deadlock, and their hour, day and dimension cells are
-//! recomputed from the raw rows in the writer's transaction. The lock makes a later
+//! Keeping the rollups exact: the shop-weeks a write touched (weeks from Monday on the
+//! Asia/Shanghai calendar, in which every rollup table's cells nest) are locked in one
+//! global order, so concurrent writers cannot deadlock, and their hour, day, dimension
+//! and week cells are recomputed in the writer's transaction. The lock makes a later
 //! writer's recomputation wait for an earlier one's commit, so it sees every committed
-//! row of the cells, and two writers of one day never both replace its day cells.
+//! row of the cells, and two writers of one week never both replace its cells.
 //!
 //! Every write path goes through [`refresh`], so it also sets the written shops' data
 //! versions (the aggregate cache keys hold them): when the write commits, no cached
@@ -17,11 +17,15 @@ use diesel::sql_types::{Array, BigInt, Timestamptz};
 
 use crate::error::AppResult;
 
-/// The advisory-lock key of a shop-day: shop id in the high 32 bits, the Asia/Shanghai
-/// day since the epoch in the low 32.
+/// The advisory-lock key of a shop-week (weeks from Monday on the Asia/Shanghai
+/// calendar, in which every rollup cell nests): shop id in the high 32 bits, the week
+/// since the epoch in the low 32.
 fn lock_key(shop_id: i64, hour: DateTime<Utc>) -> i64 {
     const SHANGHAI_OFFSET_SECS: i64 = 8 * 3600;
-    (shop_id << 32) | (((hour.timestamp() + SHANGHAI_OFFSET_SECS).div_euclid(86_400)) & 0xFFFF_FFFF)
+    let day = (hour.timestamp() + SHANGHAI_OFFSET_SECS).div_euclid(86_400);
+    // 1970-01-01 was a Thursday: shift so that weeks start on Mondays.
+    let week = (day + 3).div_euclid(7);
+    (shop_id << 32) | (week & 0xFFFF_FFFF)
 }
 
 /// Recomputes the hour cells, and the Asia/Shanghai day and dimension cells, of the

@@ -218,6 +218,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rollup_dim_week (dim, shop_id, week, key) {
+        dim -> Text,
+        shop_id -> Int8,
+        week -> Date,
+        key -> Text,
+        orders -> Int8,
+        paid_orders -> Int8,
+        gmv_minor -> Int8,
+        units -> Int8,
+        refund_orders -> Int8,
+        refund_minor -> Int8,
+        dispute_orders -> Int8,
+        delivered_orders -> Int8,
+        delivery_seconds -> Numeric,
+        commission_minor -> Int8,
+    }
+}
+
 diesel::joinable!(audit_log -> accounts (account_id));
 diesel::joinable!(audit_log -> tenants (tenant_id));
 diesel::joinable!(order_items -> orders (order_id));
@@ -227,6 +246,7 @@ diesel::joinable!(orders -> provinces (province_code));
 diesel::joinable!(orders -> shops (shop_id));
 diesel::joinable!(products -> shops (shop_id));
 diesel::joinable!(rollup_dim_day -> shops (shop_id));
+diesel::joinable!(rollup_dim_week -> shops (shop_id));
 diesel::joinable!(rollup_shop_day -> shops (shop_id));
 diesel::joinable!(rollup_shop_hour -> shops (shop_id));
 diesel::joinable!(shipments -> orders (order_id));
@@ -243,6 +263,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     provinces,
     rollup_dim_day,
+    rollup_dim_week,
     rollup_shop_day,
     rollup_shop_hour,
     shipments,

@@ -26,10 +26,11 @@ fn value(data: &Value, metric: &str) -> Option<f64> {
 pub(crate) fn rollup_drift(app: &TestApp) -> i64 {
     app.conn()
         .batch_execute(
-            "DROP TABLE IF EXISTS kept, kept_days, kept_dims;
+            "DROP TABLE IF EXISTS kept, kept_days, kept_dims, kept_weeks;
              CREATE TABLE kept AS SELECT * FROM rollup_shop_hour;
              CREATE TABLE kept_days AS SELECT * FROM rollup_shop_day;
              CREATE TABLE kept_dims AS SELECT * FROM rollup_dim_day;
+             CREATE TABLE kept_weeks AS SELECT * FROM rollup_dim_week;
              SELECT rollup_rebuild(); SELECT rollup_rebuild_days(); SELECT rollup_rebuild_dims();",
         )
         .unwrap();
@@ -39,7 +40,9 @@ pub(crate) fn rollup_drift(app: &TestApp) -> i64 {
                                        UNION ALL (SELECT * FROM kept_days EXCEPT SELECT * FROM rollup_shop_day)
                                        UNION ALL (SELECT * FROM rollup_shop_day EXCEPT SELECT * FROM kept_days)) d)
               + (SELECT count(*) FROM ((SELECT * FROM kept_dims EXCEPT SELECT * FROM rollup_dim_day)
-                                       UNION ALL (SELECT * FROM rollup_dim_day EXCEPT SELECT * FROM kept_dims)) d)",
+                                       UNION ALL (SELECT * FROM rollup_dim_day EXCEPT SELECT * FROM kept_dims)
+                                       UNION ALL (SELECT * FROM kept_weeks EXCEPT SELECT * FROM rollup_dim_week)
+                                       UNION ALL (SELECT * FROM rollup_dim_week EXCEPT SELECT * FROM kept_weeks)) d)",
     )
 }
 
@@ -396,9 +399,10 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
             }
         }
     }
-    // Emptying the dimension rollup shows which path answered: Shanghai days read it,
+    // Emptying the dimension rollups shows which path answered: Shanghai days read them,
     // Los Angeles days do not.
-    app.out_of_band("DELETE FROM rollup_dim_day").await;
+    app.out_of_band("DELETE FROM rollup_dim_day; DELETE FROM rollup_dim_week")
+        .await;
     for (tz, cur, from_rollup) in [
         ("Asia/Shanghai", "CNY", true),
         ("America/Los_Angeles", "USD", false),

@@ -28,6 +28,25 @@ pub struct Measures {
     pub buyers: i64,
 }
 
+impl Measures {
+    /// Adds another group's measures. Money is added in whole cents, which is exact
+    /// when both sides are whole cents (see the breakdown's "other" row). BUYERS is not
+    /// additive and is left as it is.
+    pub fn add(&mut self, o: &Measures) {
+        let cents = |a: f64, b: f64| ((a * 100.0).round() + (b * 100.0).round()) / 100.0;
+        self.orders += o.orders;
+        self.paid_orders += o.paid_orders;
+        self.gmv = cents(self.gmv, o.gmv);
+        self.units += o.units;
+        self.refund_orders += o.refund_orders;
+        self.refund_amount = cents(self.refund_amount, o.refund_amount);
+        self.dispute_orders += o.dispute_orders;
+        self.delivered_orders += o.delivered_orders;
+        self.delivery_hours += o.delivery_hours;
+        self.commission = cents(self.commission, o.commission);
+    }
+}
+
 fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
     (denominator != 0.0).then(|| numerator / denominator)
 }

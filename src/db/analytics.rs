@@ -399,9 +399,9 @@ fn whole_weeks(first: NaiveDate, last: NaiveDate) -> Option<(NaiveDate, NaiveDat
 
 /// A breakdown from rollup cells. Each order has one value per dimension, so the rows,
 /// the folded "other" row and the total are sums of cells. Cells are first summed per
-/// shop, stored key and local day, with the day dropped where the shop's currency is
-/// the report currency (its factor is exactly 1 on every day); money is converted once
-/// per group, so the sums equal the raw path's per-order conversion exactly.
+/// stored key, and per shop and local day only where the shop's currency is not the
+/// report currency (elsewhere the factor is exactly 1 on every day); money is converted
+/// once per group, so the sums equal the raw path's per-order conversion exactly.
 fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) -> Sql {
     let mut sql = Sql {
         text: String::new(),
@@ -483,11 +483,18 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
             format!("r.hour >= {start} AND r.hour < {end}"),
         ),
     };
-    // The key is grouped on as stored first (one hash aggregate over the cells, no
-    // joins), then mapped to the dimension's value on the few grouped rows.
+    // Cells are summed by stored key in one hash aggregate. Money of shops in the
+    // report currency is summed as integers (its factor is exactly 1 on every day);
+    // only cells of shops in another currency are converted, each with its local day's
+    // factor, exactly as the raw path converts each order. The key is then mapped to
+    // the dimension's value (region, platform) on the few grouped rows.
     let (raw_key, key, join) = match dimension {
-        Dimension::Shop => ("''", "g.shop_id::text", ""),
-        Dimension::Platform => ("''", "s.platform", ""),
+        Dimension::Shop => ("r.shop_id::text", "g.stored_key", ""),
+        Dimension::Platform => (
+            "r.shop_id::text",
+            "ks.platform",
+            "JOIN shops ks ON ks.id = g.stored_key::bigint",
+        ),
         Dimension::Region => (
             "r.key",
             "coalesce(pv.region, '')",
@@ -511,28 +518,49 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
             "GROUP BY GROUPING SETS ((c.key), ())",
         ),
     };
+    let money = |column: &str| {
+        format!(
+            "sum(r.{column}) FILTER (WHERE s.id IS NULL) AS {column}, \
+             sum(r.{column} * (rs.rate_to_cny / rr.rate_to_cny)) FILTER (WHERE s.id IS NOT NULL) AS {column}_away"
+        )
+    };
+    let (gmv, refund, commission) = (
+        money("gmv_minor"),
+        money("refund_minor"),
+        money("commission_minor"),
+    );
     sql.text = format!(
         "WITH {rates},
+         away AS (SELECT ARRAY(SELECT id FROM shops WHERE currency <> {cur}) AS ids),
          grouped AS (
-            SELECT r.shop_id, {raw_key} AS stored_key,
-                   CASE WHEN r.shop_id = ANY(ARRAY(SELECT id FROM shops WHERE currency <> {cur}))
-                        THEN {day} END AS day,
-                   {CELL_SUMS}
+            SELECT {raw_key} AS stored_key,
+                   sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.units) AS units,
+                   sum(r.refund_orders) AS refund_orders, sum(r.dispute_orders) AS dispute_orders,
+                   sum(r.delivered_orders) AS delivered_orders, sum(r.delivery_seconds) AS delivery_seconds,
+                   {gmv}, {refund}, {commission}
               FROM {from}
+              CROSS JOIN away
+              LEFT JOIN shops s ON s.id = r.shop_id AND r.shop_id = ANY(away.ids)
+              LEFT JOIN rates rs ON s.id IS NOT NULL AND rs.day = {day} AND rs.currency = s.currency
+              LEFT JOIN rates rr ON s.id IS NOT NULL AND rr.day = {day} AND rr.currency = {cur}
              WHERE r.shop_id = ANY({shops}) AND {range}
-             GROUP BY 1, 2, 3
+             GROUP BY 1
          ),
          c AS (
-            SELECT g.*, {key} AS key,
-                   CASE WHEN g.day IS NULL THEN 1 ELSE rs.rate_to_cny / rr.rate_to_cny END AS factor
-              FROM grouped g
-              JOIN shops s ON s.id = g.shop_id
-              {join}
-              LEFT JOIN rates rs ON rs.day = g.day AND rs.currency = s.currency
-              LEFT JOIN rates rr ON rr.day = g.day AND rr.currency = {cur}
+            SELECT g.*, {key} AS key FROM grouped g {join}
          )
          SELECT 0::int AS bucket, {key_out} AS key,
-                {MEASURES_OUT}
+                coalesce(sum(orders), 0)::bigint AS orders,
+                coalesce(sum(paid_orders), 0)::bigint AS paid_orders,
+                round((coalesce(sum(gmv_minor), 0) + coalesce(sum(gmv_minor_away), 0)) / 100, 2)::float8 AS gmv,
+                coalesce(sum(units), 0)::bigint AS units,
+                coalesce(sum(refund_orders), 0)::bigint AS refund_orders,
+                round((coalesce(sum(refund_minor), 0) + coalesce(sum(refund_minor_away), 0)) / 100, 2)::float8 AS refund_amount,
+                coalesce(sum(dispute_orders), 0)::bigint AS dispute_orders,
+                coalesce(sum(delivered_orders), 0)::bigint AS delivered_orders,
+                (coalesce(sum(delivery_seconds), 0) / 3600)::float8 AS delivery_hours,
+                round((coalesce(sum(commission_minor), 0) + coalesce(sum(commission_minor_away), 0)) / 100, 2)::float8 AS commission,
+                0::bigint AS buyers
            FROM c {sets}"
     );
     sql

@@ -14,7 +14,9 @@ use super::scalars::Date;
 use super::viewer::region_names;
 use super::{cache_of, principal, provinces, shared};
 use crate::analytics::buckets::{parse_zone, LocalRange};
-use crate::analytics::{change, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY};
+use crate::analytics::{
+    change, dimension_on_items, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY,
+};
 use crate::auth::Principal;
 use crate::db;
 use crate::domain::{
@@ -520,9 +522,36 @@ impl AnalyticsQuery {
                     .collect()
             });
             let previous_total = results.get(1).map(|r| total_of(r));
-            // The other row is computed exactly (distinct counts do not subtract).
+            // The other row is computed exactly. Where every order has one value of the
+            // dimension, no BUYERS are asked for and every shop is in the report
+            // currency (so every group's money is whole cents), it is the sum of the
+            // groups left out; otherwise (item lines, distinct buyers, converted money)
+            // it is computed again with those groups folded together.
+            let additive = !dimension_on_items(dimension)
+                && !prepared.metrics.contains(&Metric::Buyers)
+                && p.shops
+                    .iter()
+                    .filter(|s| prepared.filters.shop_ids.contains(&s.id))
+                    .all(|s| s.currency == prepared.currency);
             let (other, other_previous) = if rest.is_empty() {
                 (None, None)
+            } else if additive {
+                let kept: std::collections::HashSet<&str> =
+                    keyed.iter().map(|(k, _)| k.as_str()).collect();
+                let mut other = Measures::default();
+                for (_, m) in &rest {
+                    other.add(m);
+                }
+                let other_previous = previous.as_ref().map(|previous| {
+                    let mut sum = Measures::default();
+                    for (key, m) in previous {
+                        if !kept.contains(key.as_str()) {
+                            sum.add(m);
+                        }
+                    }
+                    sum
+                });
+                (Some(other), other_previous)
             } else {
                 let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
                 let mut plan = vec![(

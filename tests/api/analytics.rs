@@ -75,9 +75,15 @@ pub(crate) fn assert_metrics(
             .iter()
             .find(|v| v["metric"] == *metric)
             .unwrap_or_else(|| panic!("{label}: no {metric}"));
+        // Money to the cent and counts exactly; ratios within float noise.
+        let money = ["GMV", "AOV", "REFUND_AMOUNT", "COMMISSION"].contains(metric);
         match (got[field].as_f64(), want) {
             (Some(g), Some(w)) => assert!(
-                (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                if money {
+                    (g - w).abs() < 1e-6
+                } else {
+                    (g - w).abs() <= 1e-9 * w.abs().max(1.0)
+                },
                 "{label} {metric}: got {g}, want {w}"
             ),
             (None, None) => {}

@@ -355,7 +355,11 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     };
     // Shanghai days read the rollups; Los Angeles days read the hourly rollup (SHOP,
     // PLATFORM) or the raw rows: both must equal SQL.
-    for (tz, cur) in [("Asia/Shanghai", "CNY"), ("America/Los_Angeles", "USD")] {
+    for (tz, cur) in [
+        ("Asia/Shanghai", "CNY"),
+        ("Asia/Shanghai", "USD"),
+        ("America/Los_Angeles", "USD"),
+    ] {
         let window = format!(
             "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND {}",
             crate::analytics::window("2026-11-01", "2026-11-20", tz)
@@ -399,6 +403,42 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
             }
         }
     }
+    // One shop in the report currency: the other row is summed from the groups left
+    // out, for the period and for the previous one.
+    let one_shop = "query($d: Dimension!) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: $d,
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+      sortBy: GMV, limit: 2, filter: {shopIds: [\"1\"]}, compare: PREVIOUS_PERIOD) {
+      rows { key } other { values { metric value previous } } } }";
+    for (dimension, key_sql) in DIMENSION_KEYS {
+        let data = app.data(&token, one_shop, json!({ "d": dimension })).await;
+        let report = &data["breakdown"];
+        if report["other"].is_null() {
+            continue;
+        }
+        let shown: Vec<String> = report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("'{}'", r["key"].as_str().unwrap().replace('\'', "''")))
+            .collect();
+        for (field, from, to) in [
+            ("value", "2026-11-01", "2026-11-20"),
+            ("previous", "2026-10-12", "2026-10-31"),
+        ] {
+            let cond = format!(
+                "o.shop_id = 1 AND {} AND {key_sql} NOT IN ({})",
+                crate::analytics::window(from, to, "Asia/Shanghai"),
+                shown.join(",")
+            );
+            assert_metrics(
+                &format!("shop 1 {dimension} other {field}"),
+                &report["other"]["values"],
+                &only(sql_metrics(&app, &cond, "Asia/Shanghai", "CNY")),
+                field,
+            );
+        }
+    }
+
     // Emptying the dimension rollups shows which path answered: Shanghai days read them,
     // Los Angeles days do not.
     app.out_of_band("DELETE FROM rollup_dim_day; DELETE FROM rollup_dim_week")

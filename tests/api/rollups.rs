@@ -403,6 +403,62 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
             }
         }
     }
+    // Every granularity in a zone the daily rollup serves, one the hourly rollup serves
+    // and a half-hour zone that reads raw rows: each bucket equals SQL over its window.
+    let trend = "query($g: Granularity!, $from: Date!, $to: Date!, $tz: String!) { trend(range: {from: $from, to: $to}, granularity: $g,
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+      timezone: $tz, currency: \"CNY\") { points { start values { metric value } } } }";
+    for tz in ["Asia/Shanghai", "America/Los_Angeles", "Asia/Kolkata"] {
+        for (granularity, from, to) in [
+            ("HOUR", "2026-11-10", "2026-11-10"),
+            ("DAY", "2026-11-01", "2026-11-20"),
+            ("WEEK", "2026-11-01", "2026-11-20"),
+            ("MONTH", "2026-10-15", "2026-11-20"),
+        ] {
+            let data = app
+                .data(
+                    &token,
+                    trend,
+                    json!({ "g": granularity, "from": from, "to": to, "tz": tz }),
+                )
+                .await;
+            let points = data["trend"]["points"].as_array().unwrap();
+            let end: String = {
+                use diesel::prelude::*;
+                #[derive(QueryableByName)]
+                struct At {
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    at: String,
+                }
+                diesel::sql_query(format!(
+                    "SELECT ((('{to}'::date + 1)::timestamp AT TIME ZONE '{tz}') AT TIME ZONE 'UTC')::text || '+00' AS at"
+                ))
+                .get_result::<At>(&mut app.conn())
+                .unwrap()
+                .at
+            };
+            for (i, point) in points.iter().enumerate() {
+                let start = point["start"].as_str().unwrap();
+                let next = points
+                    .get(i + 1)
+                    .map(|p| p["start"].as_str().unwrap().to_string())
+                    .unwrap_or_else(|| end.clone());
+                // The first bucket starts at the range's start even when the calendar
+                // unit (week, month) began earlier.
+                let cond = format!(
+                    "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND {} AND o.placed_at >= '{start}' AND o.placed_at < '{next}'",
+                    crate::analytics::window(from, to, tz)
+                );
+                assert_metrics(
+                    &format!("{tz} {granularity} {start}"),
+                    &point["values"],
+                    &only(sql_metrics(&app, &cond, tz, "CNY")),
+                    "value",
+                );
+            }
+        }
+    }
+
     // One shop in the report currency: the other row is summed from the groups left
     // out, for the period and for the previous one.
     let one_shop = "query($d: Dimension!) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: $d,

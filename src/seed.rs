@@ -296,6 +296,9 @@ enum DimKey {
     Creator(Option<i64>),
     Payment(Option<&'static str>),
     Status(&'static str),
+    Product(i64),
+    /// All item lines of the shop-day (the PRODUCT breakdown's total).
+    Items,
 }
 
 impl DimKey {
@@ -307,6 +310,8 @@ impl DimKey {
             DimKey::Creator(c) => ("CREATOR", c.map(|c| c.to_string()).unwrap_or_default()),
             DimKey::Payment(p) => ("PAYMENT_METHOD", p.unwrap_or("").to_string()),
             DimKey::Status(s) => ("STATUS", s.to_string()),
+            DimKey::Product(p) => ("PRODUCT", p.to_string()),
+            DimKey::Items => ("ITEMS", String::new()),
         }
     }
 }
@@ -1254,22 +1259,31 @@ fn write_order(
     // previous_placed_at: a seeded order was never moved.
     o.push_str("\t\\N\n");
 
-    // order_items: the discount is spread over lines by value, the last line takes the rest.
+    // Item lines with their paid amounts: the discount is spread over lines by value,
+    // the last line takes the rest.
     let mut allocated = 0;
-    for (line, (product, quantity, unit, _)) in items.iter().enumerate() {
-        let value = quantity * unit;
-        let share = if line + 1 == items.len() {
-            discount - allocated
-        } else {
-            discount * value / goods.max(1)
-        };
-        allocated += share;
+    let item_lines: Vec<(i64, i64, i64, i64)> = items
+        .iter()
+        .enumerate()
+        .map(|(line, (product, quantity, unit, _))| {
+            let value = quantity * unit;
+            let share = if line + 1 == items.len() {
+                discount - allocated
+            } else {
+                discount * value / goods.max(1)
+            };
+            allocated += share;
+            (*product, *quantity, *unit, value - share)
+        })
+        .collect();
+
+    // order_items.
+    for (line, (product, quantity, unit, paid_line)) in item_lines.iter().enumerate() {
         let _ = writeln!(
             chunk.items,
-            "{id}\t{}\t{product}\t{product}-{}\t{quantity}\t{unit}\t{}",
+            "{id}\t{}\t{product}\t{product}-{}\t{quantity}\t{unit}\t{paid_line}",
             line + 1,
             ["S", "M", "L", "XL"][line % 4],
-            value - share
         );
         totals.items += 1;
     }
@@ -1337,6 +1351,41 @@ fn write_order(
             .or_default()
             .add(&cell);
     }
+    // Item lines: each product once per order with its lines' amounts, and the
+    // order-level amounts on the product of the first line; ITEMS over all lines.
+    let line_cell = |paid_sum: i64, quantity: i64, first: bool| Cell {
+        gmv_minor: if paid { paid_sum } else { 0 },
+        units: if paid { quantity } else { 0 },
+        refund_minor: if first { cell.refund_minor } else { 0 },
+        delivery_micros: if first { cell.delivery_micros } else { 0 },
+        commission_minor: if first { cell.commission_minor } else { 0 },
+        ..cell
+    };
+    let mut products: Vec<(i64, i64, i64, bool)> = Vec::with_capacity(item_lines.len());
+    for (n, (product, quantity, _, paid_line)) in item_lines.iter().enumerate() {
+        match products.iter_mut().find(|p| p.0 == *product) {
+            Some(p) => {
+                p.1 += paid_line;
+                p.2 += quantity;
+            }
+            None => products.push((*product, *paid_line, *quantity, n == 0)),
+        }
+    }
+    for (product, paid_sum, quantity, first) in &products {
+        rollups
+            .dims
+            .entry((shop.id, day, DimKey::Product(*product)))
+            .or_default()
+            .add(&line_cell(*paid_sum, *quantity, *first));
+    }
+    let (all_paid, all_quantity) = item_lines
+        .iter()
+        .fold((0, 0), |(p, q), l| (p + l.3, q + l.1));
+    rollups
+        .dims
+        .entry((shop.id, day, DimKey::Items))
+        .or_default()
+        .add(&line_cell(all_paid, all_quantity, true));
 
     if let Some(ship) = shipped_at {
         let (carrier, prefix) = if shop.currency == "USD" {

@@ -184,10 +184,11 @@ impl Aggregate {
     }
 
     /// Whether a rollup can answer this breakdown exactly (the window still has to fit
-    /// the rollup's grain): an order-level dimension, shop filters only, no BUYERS.
-    /// PRODUCT and CATEGORY attribute item lines, which the rollups do not hold.
+    /// the rollup's grain): any dimension but CATEGORY (a product's category can
+    /// change, which would move cells the writes do not touch), shop filters only, no
+    /// BUYERS.
     pub fn dimension_rollup_eligible(&self) -> bool {
-        matches!(&self.grouping, Grouping::Dimension { dimension, .. } if !dimension_on_items(*dimension))
+        matches!(&self.grouping, Grouping::Dimension { dimension, .. } if *dimension != Dimension::Category)
             && self.only_shop_filters()
             && !self.needs_buyers
     }

@@ -357,6 +357,17 @@ enum DimTable {
     Shops(bool),
 }
 
+/// Which rows a dimension rollup query returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The groups (with `keep`, the kept ones and the folded other) and the total.
+    Breakdown,
+    /// The groups only (a PRODUCT total is not a sum of product cells).
+    Groups,
+    /// The total of a PRODUCT breakdown, from the ITEMS cells.
+    ItemsTotal,
+}
+
 /// Which rollup answers a breakdown exactly, if any.
 fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTable)> {
     let Grouping::Dimension { dimension, .. } = &q.grouping else {
@@ -374,6 +385,7 @@ fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTab
         }
         Dimension::Province
         | Dimension::Region
+        | Dimension::Product
         | Dimension::Channel
         | Dimension::Creator
         | Dimension::PaymentMethod
@@ -402,7 +414,7 @@ fn whole_weeks(first: NaiveDate, last: NaiveDate) -> Option<(NaiveDate, NaiveDat
 /// stored key, and per shop and local day only where the shop's currency is not the
 /// report currency (elsewhere the factor is exactly 1 on every day); money is converted
 /// once per group, so the sums equal the raw path's per-order conversion exactly.
-fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) -> Sql {
+fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable, part: Part) -> Sql {
     let mut sql = Sql {
         text: String::new(),
         params: Vec::new(),
@@ -420,6 +432,8 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
     let (from, day, range) = match table {
         DimTable::Cells => {
             let dim = match dimension {
+                _ if part == Part::ItemsTotal => "ITEMS",
+                Dimension::Product => "PRODUCT",
                 Dimension::Region => "PROVINCE",
                 Dimension::Channel => "CHANNEL",
                 Dimension::Creator => "CREATOR",
@@ -511,8 +525,11 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
         }
         _ => key.to_string(),
     };
-    let (key_out, sets) = match &q.grouping {
-        Grouping::Dimension { keep: Some(_), .. } => ("c.key", "GROUP BY GROUPING SETS ((c.key))"),
+    let (key_out, sets) = match (&q.grouping, part) {
+        (_, Part::ItemsTotal) => ("NULL::text", "GROUP BY GROUPING SETS (())"),
+        (Grouping::Dimension { keep: Some(_), .. }, _) | (_, Part::Groups) => {
+            ("c.key", "GROUP BY GROUPING SETS ((c.key))")
+        }
         _ => (
             "CASE WHEN GROUPING(c.key) = 1 THEN NULL ELSE c.key END",
             "GROUP BY GROUPING SETS ((c.key), ())",
@@ -573,13 +590,29 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
         return Ok(empty(q));
     }
     let offsets = zone_offsets(q);
-    let sql = if let Some((dimension, table)) = dimension_source(q, &offsets) {
-        build_dimension_rollup(q, dimension, table)
-    } else if q.rollup_eligible() {
-        build_rollup(q, q.day_rollup_eligible(&offsets))
-    } else {
-        build(q)
+    let rows = match dimension_source(q, &offsets) {
+        Some((Dimension::Product, table)) => product_rows(conn, q, table)?,
+        Some((dimension, table)) => load(
+            conn,
+            build_dimension_rollup(q, dimension, table, Part::Breakdown),
+        )?,
+        None if q.rollup_eligible() => {
+            load(conn, build_rollup(q, q.day_rollup_eligible(&offsets)))?
+        }
+        None => load(conn, build(q))?,
     };
+    let mut out: Vec<GroupRow> = rows
+        .into_iter()
+        .filter(|r| r.bucket > 0 || !matches!(q.grouping, Grouping::Buckets { .. }))
+        .map(to_group_row)
+        .collect();
+    if matches!(q.grouping, Grouping::Total) && out.is_empty() {
+        out = empty(q);
+    }
+    Ok(out)
+}
+
+fn load(conn: &mut PgConnection, sql: Sql) -> AppResult<Vec<Row>> {
     let mut query: BoxedSqlQuery<'_, Pg, _> = diesel::sql_query(sql.text).into_boxed();
     for p in sql.params {
         query = match p {
@@ -591,16 +624,73 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
             Param::Ats(v) => query.bind::<Array<Timestamptz>, _>(v),
         };
     }
-    let rows: Vec<Row> = query.load(conn)?;
-    let mut out: Vec<GroupRow> = rows
-        .into_iter()
-        .filter(|r| r.bucket > 0 || !matches!(q.grouping, Grouping::Buckets { .. }))
-        .map(to_group_row)
-        .collect();
-    if matches!(q.grouping, Grouping::Total) && out.is_empty() {
-        out = empty(q);
+    Ok(query.load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct OrderCounts {
+    #[diesel(sql_type = BigInt)]
+    orders: i64,
+    #[diesel(sql_type = BigInt)]
+    paid_orders: i64,
+    #[diesel(sql_type = BigInt)]
+    refund_orders: i64,
+    #[diesel(sql_type = BigInt)]
+    dispute_orders: i64,
+    #[diesel(sql_type = BigInt)]
+    delivered_orders: i64,
+}
+
+/// A PRODUCT breakdown from the PRODUCT and ITEMS cells. The groups are sums of
+/// product cells and the total is the ITEMS cells'. A folded "other" row takes its
+/// amounts from the cells too (each line, and each order's first line, belongs to one
+/// product), but an order with several left-out products is one order: its order
+/// counts come from the orders themselves.
+fn product_rows(conn: &mut PgConnection, q: &Aggregate, table: DimTable) -> AppResult<Vec<Row>> {
+    let mut rows = load(
+        conn,
+        build_dimension_rollup(q, Dimension::Product, table, Part::Groups),
+    )?;
+    match &q.grouping {
+        Grouping::Dimension {
+            keep: Some(keep), ..
+        } => {
+            if let Some(other) = rows
+                .iter_mut()
+                .find(|r| r.key.as_deref() == Some(OTHER_KEY))
+            {
+                let counts: OrderCounts = diesel::sql_query(
+                    "SELECT count(*) AS orders,
+                            count(*) FILTER (WHERE o.paid_at IS NOT NULL) AS paid_orders,
+                            count(*) FILTER (WHERE o.paid_at IS NOT NULL AND EXISTS (
+                                SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.status = 'REFUNDED')) AS refund_orders,
+                            count(*) FILTER (WHERE EXISTS (
+                                SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')) AS dispute_orders,
+                            count(*) FILTER (WHERE o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL) AS delivered_orders
+                       FROM orders o
+                      WHERE o.shop_id = ANY($1) AND o.placed_at >= $2 AND o.placed_at < $3
+                        AND EXISTS (SELECT 1 FROM order_items i
+                                     WHERE i.order_id = o.id
+                                       AND NOT coalesce(i.product_id::text, '') = ANY($4))",
+                )
+                .bind::<Array<BigInt>, _>(&q.filters.shop_ids)
+                .bind::<Timestamptz, _>(q.start)
+                .bind::<Timestamptz, _>(q.end)
+                .bind::<Array<Text>, _>(keep)
+                .get_result(conn)?;
+                other.orders = counts.orders;
+                other.paid_orders = counts.paid_orders;
+                other.refund_orders = counts.refund_orders;
+                other.dispute_orders = counts.dispute_orders;
+                other.delivered_orders = counts.delivered_orders;
+            }
+        }
+        _ => rows.extend(load(
+            conn,
+            build_dimension_rollup(q, Dimension::Product, table, Part::ItemsTotal),
+        )?),
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// UTC offsets of the report zone at the window's start and end and at every bucket

@@ -403,6 +403,63 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
             }
         }
     }
+    // PRODUCT attributes item lines; its rollup answer must equal the raw path's (a
+    // filter on every channel selects the same orders but reads raw rows), which the
+    // analytics tests compare with SQL.
+    let product = "query($cur: String!, $f: AnalyticsFilter) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: PRODUCT,
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+      sortBy: GMV, limit: 3, currency: $cur, filter: $f) {
+      rows { key values { metric value } } other { values { metric value } } total { metric value } } }";
+    let every_channel =
+        json!({ "channels": ["LIVE", "SHORT_VIDEO", "SHOWCASE", "SHELF", "ADS", "OTHER"] });
+    for cur in ["CNY", "USD"] {
+        let cells = app
+            .data(&token, product, json!({ "cur": cur, "f": null }))
+            .await;
+        let raw = app
+            .data(&token, product, json!({ "cur": cur, "f": every_channel }))
+            .await;
+        let (cells, raw) = (&cells["breakdown"], &raw["breakdown"]);
+        let as_expected = |values: &Value| -> Vec<(&'static str, Option<f64>)> {
+            asked
+                .iter()
+                .map(|m| {
+                    let v = values
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|v| v["metric"] == *m)
+                        .unwrap();
+                    (*m, v["value"].as_f64())
+                })
+                .collect()
+        };
+        assert_metrics(
+            &format!("PRODUCT {cur} total"),
+            &cells["total"],
+            &as_expected(&raw["total"]),
+            "value",
+        );
+        assert!(!raw["other"].is_null(), "more than three products");
+        assert_metrics(
+            &format!("PRODUCT {cur} other"),
+            &cells["other"]["values"],
+            &as_expected(&raw["other"]["values"]),
+            "value",
+        );
+        let rows = cells["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        for (got, want) in rows.iter().zip(raw["rows"].as_array().unwrap()) {
+            assert_eq!(got["key"], want["key"]);
+            assert_metrics(
+                &format!("PRODUCT {cur} {}", got["key"]),
+                &got["values"],
+                &as_expected(&want["values"]),
+                "value",
+            );
+        }
+    }
+
     // Every granularity in a zone the daily rollup serves, one the hourly rollup serves
     // and a half-hour zone that reads raw rows: each bucket equals SQL over its window.
     let trend = "query($g: Granularity!, $from: Date!, $to: Date!, $tz: String!) { trend(range: {from: $from, to: $to}, granularity: $g,
@@ -499,18 +556,24 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     // Los Angeles days do not.
     app.out_of_band("DELETE FROM rollup_dim_day; DELETE FROM rollup_dim_week")
         .await;
-    for (tz, cur, from_rollup) in [
-        ("Asia/Shanghai", "CNY", true),
-        ("America/Los_Angeles", "USD", false),
-    ] {
-        let data = app
-            .data(
-                &token,
-                BREAKDOWN,
-                json!({ "d": "CHANNEL", "tz": tz, "cur": cur }),
-            )
-            .await;
-        let orders = data["breakdown"]["total"][0]["value"].as_f64().unwrap();
-        assert_eq!(orders == 0.0, from_rollup, "{tz}: {orders} orders");
+    for dimension in ["CHANNEL", "PRODUCT"] {
+        for (tz, cur, from_rollup) in [
+            ("Asia/Shanghai", "CNY", true),
+            ("America/Los_Angeles", "USD", false),
+        ] {
+            let data = app
+                .data(
+                    &token,
+                    BREAKDOWN,
+                    json!({ "d": dimension, "tz": tz, "cur": cur }),
+                )
+                .await;
+            let orders = data["breakdown"]["total"][0]["value"].as_f64().unwrap();
+            assert_eq!(
+                orders == 0.0,
+                from_rollup,
+                "{dimension} {tz}: {orders} orders"
+            );
+        }
     }
 }

@@ -660,18 +660,23 @@ fn product_rows(conn: &mut PgConnection, q: &Aggregate, table: DimTable) -> AppR
                 .find(|r| r.key.as_deref() == Some(OTHER_KEY))
             {
                 let counts: OrderCounts = diesel::sql_query(
+                    // One index probe of the order's lines (and after-sales) per
+                    // order: hashing every item line of the table costs far more.
                     "SELECT count(*) AS orders,
                             count(*) FILTER (WHERE o.paid_at IS NOT NULL) AS paid_orders,
-                            count(*) FILTER (WHERE o.paid_at IS NOT NULL AND EXISTS (
-                                SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.status = 'REFUNDED')) AS refund_orders,
-                            count(*) FILTER (WHERE EXISTS (
-                                SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')) AS dispute_orders,
+                            count(*) FILTER (WHERE o.paid_at IS NOT NULL AND a.refunded) AS refund_orders,
+                            count(*) FILTER (WHERE a.disputed) AS dispute_orders,
                             count(*) FILTER (WHERE o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL) AS delivered_orders
                        FROM orders o
+                      CROSS JOIN LATERAL (
+                            SELECT bool_or(NOT coalesce(i.product_id::text, '') = ANY($4)) AS other
+                              FROM order_items i WHERE i.order_id = o.id) x
+                       LEFT JOIN LATERAL (
+                            SELECT bool_or(s.status = 'REFUNDED') AS refunded,
+                                   bool_or(s.dispute <> 'NONE') AS disputed
+                              FROM after_sales s WHERE s.order_id = o.id) a ON true
                       WHERE o.shop_id = ANY($1) AND o.placed_at >= $2 AND o.placed_at < $3
-                        AND EXISTS (SELECT 1 FROM order_items i
-                                     WHERE i.order_id = o.id
-                                       AND NOT coalesce(i.product_id::text, '') = ANY($4))",
+                        AND x.other",
                 )
                 .bind::<Array<BigInt>, _>(&q.filters.shop_ids)
                 .bind::<Timestamptz, _>(q.start)

@@ -231,8 +231,7 @@ impl Cache {
             "operation": operation,
             "arguments": arguments,
         });
-        let digest = Sha256::digest(material.to_string().as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex(&Sha256::digest(material.to_string().as_bytes()));
         format!(
             "{}:agg:{FORMAT}:{}:{operation}:{hex}",
             self.settings.prefix, p.tenant_id
@@ -325,10 +324,10 @@ impl Cache {
     }
 
     fn response_key(&self, tenant_id: i64, account_id: i64, request: &[u8; 32]) -> String {
-        let hex: String = request.iter().map(|b| format!("{b:02x}")).collect();
         format!(
-            "{}:resp:{FORMAT}:{{t{tenant_id}}}:a{account_id}:{hex}",
-            self.settings.prefix
+            "{}:resp:{FORMAT}:{{t{tenant_id}}}:a{account_id}:{}",
+            self.settings.prefix,
+            hex(request)
         )
     }
 
@@ -385,23 +384,24 @@ impl Cache {
         }
     }
 
-    /// Stores a response computed for `principal`, labelled with the versions read with
-    /// the principal before computing (a later write only makes it unreachable), and
+    /// Stores a response computed for an account, labelled with the versions read with
+    /// its principal before computing (a later write only makes it unreachable), and
     /// raises the tenant's and the account's version keys to those versions.
     /// `loaded` is when the principal was read: versions older than a second are not
     /// written back, so an expired version key is never set to a value from before a
     /// write that was published meanwhile.
     pub async fn store_response(
         &self,
-        principal: &Principal,
+        tenant_id: i64,
+        account_id: i64,
+        stamp: ResponseStamp,
         loaded: Instant,
         request: &[u8; 32],
         body: &[u8],
     ) {
-        if !self.versions_trusted(principal.tenant_id) {
+        if !self.versions_trusted(tenant_id) {
             return;
         }
-        let stamp = principal.stamp;
         let mut entry = format!(
             "{}:{}:{}:",
             stamp.tenant_version, stamp.account_version, stamp.token_generation
@@ -412,9 +412,9 @@ impl Cache {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(STORE_RESPONSE)
             .arg(3)
-            .arg(self.tenant_version_key(principal.tenant_id))
-            .arg(self.account_version_key(principal.tenant_id, principal.account_id))
-            .arg(self.response_key(principal.tenant_id, principal.account_id, request))
+            .arg(self.tenant_version_key(tenant_id))
+            .arg(self.account_version_key(tenant_id, account_id))
+            .arg(self.response_key(tenant_id, account_id, request))
             .arg(stamp.tenant_version)
             .arg(stamp.account_version)
             .arg(entry)
@@ -709,6 +709,11 @@ end
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 return 1
 "#;
+
+/// Lower-case hex of a digest, for keys.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Splits a response entry `tenant:account:generation:body` into its stamp and the
 /// offset of the body; `None` when it does not parse (a corrupt entry is a miss).

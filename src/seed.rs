@@ -1337,7 +1337,7 @@ fn write_order(
     };
     let hour = placed.timestamp().div_euclid(3600) * 3600;
     rollups.hours.entry((shop.id, hour)).or_default().add(&cell);
-    let day = (placed + Duration::hours(8)).date_naive();
+    let day = (placed + Duration::seconds(crate::analytics::DAY_ROLLUP_OFFSET_SECS)).date_naive();
     for key in [
         DimKey::Province(province),
         DimKey::Channel(channel),

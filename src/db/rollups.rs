@@ -21,8 +21,7 @@ use crate::error::AppResult;
 /// calendar, in which every rollup cell nests): shop id in the high 32 bits, the week
 /// since the epoch in the low 32.
 fn lock_key(shop_id: i64, hour: DateTime<Utc>) -> i64 {
-    const SHANGHAI_OFFSET_SECS: i64 = 8 * 3600;
-    let day = (hour.timestamp() + SHANGHAI_OFFSET_SECS).div_euclid(86_400);
+    let day = (hour.timestamp() + crate::analytics::DAY_ROLLUP_OFFSET_SECS).div_euclid(86_400);
     // 1970-01-01 was a Thursday: shift so that weeks start on Mondays.
     let week = (day + 3).div_euclid(7);
     (shop_id << 32) | (week & 0xFFFF_FFFF)

@@ -108,7 +108,10 @@ fn token_subject(state: &AppState, req: &HttpRequest) -> Result<TokenSubject, Ap
 /// Verifies the bearer token and loads the account it names (permissions and shop
 /// scope come from the database on every request that is not a response-cache hit).
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
-    let subject = token_subject(state, req)?;
+    load_principal(state, token_subject(state, req)?).await
+}
+
+async fn load_principal(state: &AppState, subject: TokenSubject) -> Result<Principal, AppError> {
     db::run(&state.pool, move |c| {
         db::accounts::load_principal(c, subject)
     })
@@ -218,8 +221,10 @@ pub async fn graphql(
     // without touching PostgreSQL.
     let digest: [u8; 32] = Sha256::digest(&body).into();
     let bypass = bypass_requested(&req);
+    // Verified once: for the response cache and, on a miss, to load the account.
+    let subject = token_subject(&state, &req);
     if !bypass {
-        if let Ok(subject) = token_subject(&state, &req) {
+        if let Ok(subject) = subject {
             if let Some(cached) = state.cache.cached_response(subject, &digest).await {
                 return HttpResponse::Ok()
                     .content_type("application/json")
@@ -240,12 +245,17 @@ pub async fn graphql(
     };
     let kind = crate::graphql::classify(&request);
     let loaded = std::time::Instant::now();
-    let principal = match authenticate(&state, &req).await {
+    let principal = match subject {
+        Ok(subject) => load_principal(&state, subject).await,
+        Err(e) => Err(e),
+    };
+    let principal = match principal {
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
     let tenant_id = principal.tenant_id;
-    let storable = (kind == OperationKind::Cacheable && !bypass).then(|| principal.clone());
+    let storable = (kind == OperationKind::Cacheable && !bypass)
+        .then_some((principal.account_id, principal.stamp));
     let response = execute(&state, &req, principal, request).await;
     if kind == OperationKind::Mutation {
         publish_versions(&state, tenant_id).await;
@@ -271,11 +281,11 @@ pub async fn graphql(
         Ok(b) => b,
         Err(e) => return error_response(&state.metrics, AppError::internal(e)),
     };
-    if let Some(principal) = storable {
+    if let Some((account_id, stamp)) = storable {
         if response.errors.is_empty() {
             state
                 .cache
-                .store_response(&principal, loaded, &digest, &bytes)
+                .store_response(tenant_id, account_id, stamp, loaded, &digest, &bytes)
                 .await;
         }
     }

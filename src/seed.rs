@@ -297,8 +297,6 @@ enum DimKey {
     Payment(Option<&'static str>),
     Status(&'static str),
     Product(i64),
-    /// All item lines of the shop-day (the PRODUCT breakdown's total).
-    Items,
 }
 
 impl DimKey {
@@ -311,7 +309,6 @@ impl DimKey {
             DimKey::Payment(p) => ("PAYMENT_METHOD", p.unwrap_or("").to_string()),
             DimKey::Status(s) => ("STATUS", s.to_string()),
             DimKey::Product(p) => ("PRODUCT", p.to_string()),
-            DimKey::Items => ("ITEMS", String::new()),
         }
     }
 }
@@ -1351,13 +1348,13 @@ fn write_order(
             .or_default()
             .add(&cell);
     }
-    // Item lines: each product once per order with its lines' amounts, and the
-    // order-level amounts on the product of the first line; ITEMS over all lines.
+    // Item lines: each product once per order (a product-order) with its lines'
+    // amounts and the order's delivery time; the order's money (refund, commission)
+    // on the product of the first line.
     let line_cell = |paid_sum: i64, quantity: i64, first: bool| Cell {
         gmv_minor: if paid { paid_sum } else { 0 },
         units: if paid { quantity } else { 0 },
         refund_minor: if first { cell.refund_minor } else { 0 },
-        delivery_micros: if first { cell.delivery_micros } else { 0 },
         commission_minor: if first { cell.commission_minor } else { 0 },
         ..cell
     };
@@ -1378,14 +1375,6 @@ fn write_order(
             .or_default()
             .add(&line_cell(*paid_sum, *quantity, *first));
     }
-    let (all_paid, all_quantity) = item_lines
-        .iter()
-        .fold((0, 0), |(p, q), l| (p + l.3, q + l.1));
-    rollups
-        .dims
-        .entry((shop.id, day, DimKey::Items))
-        .or_default()
-        .add(&line_cell(all_paid, all_quantity, true));
 
     if let Some(ship) = shipped_at {
         let (carrier, prefix) = if shop.currency == "USD" {

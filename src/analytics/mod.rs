@@ -184,11 +184,10 @@ impl Aggregate {
     }
 
     /// Whether a rollup can answer this breakdown exactly (the window still has to fit
-    /// the rollup's grain): any dimension but CATEGORY (a product's category can
-    /// change, which would move cells the writes do not touch), shop filters only, no
-    /// BUYERS.
+    /// the rollup's grain): any dimension (CATEGORY sums PRODUCT cells by each
+    /// product's current category, as the raw path does), shop filters only, no BUYERS.
     pub fn dimension_rollup_eligible(&self) -> bool {
-        matches!(&self.grouping, Grouping::Dimension { dimension, .. } if *dimension != Dimension::Category)
+        matches!(&self.grouping, Grouping::Dimension { .. })
             && self.only_shop_filters()
             && !self.needs_buyers
     }
@@ -221,7 +220,8 @@ pub struct GroupRow {
     pub measures: Measures,
 }
 
-/// Product and category breakdowns attribute GMV and units to item lines.
+/// Product and category breakdowns attribute GMV and units to item lines, and count
+/// product-orders (an order once for each distinct product it contains).
 pub fn dimension_on_items(dimension: Dimension) -> bool {
     matches!(dimension, Dimension::Product | Dimension::Category)
 }

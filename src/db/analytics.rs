@@ -4,7 +4,9 @@
 //!
 //! Attribution: order-level by default. When products are involved (a PRODUCT or
 //! CATEGORY breakdown, or a product or category filter) GMV and UNITS count the
-//! matching item lines only, and counts are of distinct orders containing one.
+//! matching item lines only, and counts are of distinct orders containing one; in a
+//! PRODUCT or CATEGORY breakdown they are product-orders (an order counts once for each
+//! distinct product it contains), so every count adds up across rows.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
@@ -178,19 +180,29 @@ fn build(q: &Aggregate) -> Sql {
             filters += &format!(" AND {column} = ANY({placeholder})");
         }
     }
-    let (item_join, gmv_minor, units, first_row) = if items {
+    // `first_row`: the order's first (matching) line, which carries its money (refund,
+    // commission). `counted`: the row that counts the order — its first line, or in a
+    // PRODUCT or CATEGORY breakdown its first line of each product (product-orders).
+    let (item_join, gmv_minor, units, first_row, counted) = if items {
+        let by_product = if dimension.is_some_and(dimension_on_items) {
+            ", i.product_id"
+        } else {
+            ""
+        };
         (
             "JOIN order_items i ON i.order_id = o.id LEFT JOIN products pr ON pr.id = i.product_id",
             "i.paid_amount",
             "i.quantity::bigint",
-            "row_number() OVER (PARTITION BY o.id ORDER BY i.line_no) = 1",
+            "row_number() OVER (PARTITION BY o.id ORDER BY i.line_no) = 1".to_string(),
+            format!("row_number() OVER (PARTITION BY o.id{by_product} ORDER BY i.line_no) = 1"),
         )
     } else {
         (
             "",
             "o.paid_amount",
             "(SELECT coalesce(sum(it.quantity), 0) FROM order_items it WHERE it.order_id = o.id)::bigint",
-            "true",
+            "true".to_string(),
+            "true".to_string(),
         )
     };
     let (bucket_out, key_out) = match &q.grouping {
@@ -213,7 +225,7 @@ fn build(q: &Aggregate) -> Sql {
          base AS (
             SELECT o.id, o.buyer_id, o.paid_at IS NOT NULL AS paid, o.shipped_at, o.delivered_at,
                    o.commission_amount, o.creator_id,
-                   {gmv_minor} AS gmv_minor, {units} AS units, {first_row} AS first_row,
+                   {gmv_minor} AS gmv_minor, {units} AS units, {first_row} AS first_row, {counted} AS counted,
                    rs.rate_to_cny / rr.rate_to_cny AS factor,
                    {bucket} AS bucket, {key} AS key
               FROM orders o
@@ -235,16 +247,16 @@ fn build(q: &Aggregate) -> Sql {
          )
          SELECT {bucket_out}::int AS bucket,
                 {key_out} AS key,
-                count(DISTINCT b.id) AS orders,
-                count(DISTINCT b.id) FILTER (WHERE b.paid) AS paid_orders,
+                count(*) FILTER (WHERE b.counted) AS orders,
+                count(*) FILTER (WHERE b.counted AND b.paid) AS paid_orders,
                 coalesce(round(sum(b.gmv_minor * b.factor) FILTER (WHERE b.paid) / 100, 2), 0)::float8 AS gmv,
                 coalesce(sum(b.units) FILTER (WHERE b.paid), 0)::bigint AS units,
-                count(DISTINCT b.id) FILTER (WHERE b.paid AND a.refunded) AS refund_orders,
+                count(*) FILTER (WHERE b.counted AND b.paid AND a.refunded) AS refund_orders,
                 coalesce(round(sum(a.refund_minor * b.factor) FILTER (WHERE b.first_row) / 100, 2), 0)::float8 AS refund_amount,
-                count(DISTINCT b.id) FILTER (WHERE a.disputed) AS dispute_orders,
-                count(DISTINCT b.id) FILTER (WHERE b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL) AS delivered_orders,
+                count(*) FILTER (WHERE b.counted AND a.disputed) AS dispute_orders,
+                count(*) FILTER (WHERE b.counted AND b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL) AS delivered_orders,
                 (coalesce(sum(extract(epoch FROM b.delivered_at - b.shipped_at))
-                    FILTER (WHERE b.first_row AND b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL), 0) / 3600)::float8 AS delivery_hours,
+                    FILTER (WHERE b.counted AND b.delivered_at IS NOT NULL AND b.shipped_at IS NOT NULL), 0) / 3600)::float8 AS delivery_hours,
                 coalesce(round(sum(b.commission_amount * b.factor)
                     FILTER (WHERE b.first_row AND b.paid AND b.creator_id IS NOT NULL) / 100, 2), 0)::float8 AS commission,
                 count(DISTINCT b.buyer_id) FILTER (WHERE b.paid) AS buyers
@@ -357,17 +369,6 @@ enum DimTable {
     Shops(bool),
 }
 
-/// Which rows a dimension rollup query returns.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Part {
-    /// The groups (with `keep`, the kept ones and the folded other) and the total.
-    Breakdown,
-    /// The groups only (a PRODUCT total is not a sum of product cells).
-    Groups,
-    /// The total of a PRODUCT breakdown, from the ITEMS cells.
-    ItemsTotal,
-}
-
 /// Which rollup answers a breakdown exactly, if any.
 fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTable)> {
     let Grouping::Dimension { dimension, .. } = &q.grouping else {
@@ -386,6 +387,7 @@ fn dimension_source(q: &Aggregate, offsets: &[i64]) -> Option<(Dimension, DimTab
         Dimension::Province
         | Dimension::Region
         | Dimension::Product
+        | Dimension::Category
         | Dimension::Channel
         | Dimension::Creator
         | Dimension::PaymentMethod
@@ -414,7 +416,7 @@ fn whole_weeks(first: NaiveDate, last: NaiveDate) -> Option<(NaiveDate, NaiveDat
 /// stored key, and per shop and local day only where the shop's currency is not the
 /// report currency (elsewhere the factor is exactly 1 on every day); money is converted
 /// once per group, so the sums equal the raw path's per-order conversion exactly.
-fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable, part: Part) -> Sql {
+fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) -> Sql {
     let mut sql = Sql {
         text: String::new(),
         params: Vec::new(),
@@ -432,8 +434,7 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable, 
     let (from, day, range) = match table {
         DimTable::Cells => {
             let dim = match dimension {
-                _ if part == Part::ItemsTotal => "ITEMS",
-                Dimension::Product => "PRODUCT",
+                Dimension::Product | Dimension::Category => "PRODUCT",
                 Dimension::Region => "PROVINCE",
                 Dimension::Channel => "CHANNEL",
                 Dimension::Creator => "CREATOR",
@@ -514,6 +515,12 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable, 
             "coalesce(pv.region, '')",
             "LEFT JOIN provinces pv ON pv.code = g.stored_key",
         ),
+        // A product's current category, as the raw path joins it.
+        Dimension::Category => (
+            "r.key",
+            "coalesce(kp.category, '')",
+            "LEFT JOIN products kp ON kp.id = nullif(g.stored_key, '')::bigint",
+        ),
         _ => ("r.key", "g.stored_key", ""),
     };
     let key = match &q.grouping {
@@ -525,11 +532,8 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable, 
         }
         _ => key.to_string(),
     };
-    let (key_out, sets) = match (&q.grouping, part) {
-        (_, Part::ItemsTotal) => ("NULL::text", "GROUP BY GROUPING SETS (())"),
-        (Grouping::Dimension { keep: Some(_), .. }, _) | (_, Part::Groups) => {
-            ("c.key", "GROUP BY GROUPING SETS ((c.key))")
-        }
+    let (key_out, sets) = match &q.grouping {
+        Grouping::Dimension { keep: Some(_), .. } => ("c.key", "GROUP BY GROUPING SETS ((c.key))"),
         _ => (
             "CASE WHEN GROUPING(c.key) = 1 THEN NULL ELSE c.key END",
             "GROUP BY GROUPING SETS ((c.key), ())",
@@ -591,11 +595,7 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
     }
     let offsets = zone_offsets(q);
     let rows = match dimension_source(q, &offsets) {
-        Some((Dimension::Product, table)) => product_rows(conn, q, table)?,
-        Some((dimension, table)) => load(
-            conn,
-            build_dimension_rollup(q, dimension, table, Part::Breakdown),
-        )?,
+        Some((dimension, table)) => load(conn, build_dimension_rollup(q, dimension, table))?,
         None if q.rollup_eligible() => {
             load(conn, build_rollup(q, q.day_rollup_eligible(&offsets)))?
         }
@@ -625,77 +625,6 @@ fn load(conn: &mut PgConnection, sql: Sql) -> AppResult<Vec<Row>> {
         };
     }
     Ok(query.load(conn)?)
-}
-
-#[derive(QueryableByName)]
-struct OrderCounts {
-    #[diesel(sql_type = BigInt)]
-    orders: i64,
-    #[diesel(sql_type = BigInt)]
-    paid_orders: i64,
-    #[diesel(sql_type = BigInt)]
-    refund_orders: i64,
-    #[diesel(sql_type = BigInt)]
-    dispute_orders: i64,
-    #[diesel(sql_type = BigInt)]
-    delivered_orders: i64,
-}
-
-/// A PRODUCT breakdown from the PRODUCT and ITEMS cells. The groups are sums of
-/// product cells and the total is the ITEMS cells'. A folded "other" row takes its
-/// amounts from the cells too (each line, and each order's first line, belongs to one
-/// product), but an order with several left-out products is one order: its order
-/// counts come from the orders themselves.
-fn product_rows(conn: &mut PgConnection, q: &Aggregate, table: DimTable) -> AppResult<Vec<Row>> {
-    let mut rows = load(
-        conn,
-        build_dimension_rollup(q, Dimension::Product, table, Part::Groups),
-    )?;
-    match &q.grouping {
-        Grouping::Dimension {
-            keep: Some(keep), ..
-        } => {
-            if let Some(other) = rows
-                .iter_mut()
-                .find(|r| r.key.as_deref() == Some(OTHER_KEY))
-            {
-                let counts: OrderCounts = diesel::sql_query(
-                    // One index probe of the order's lines (and after-sales) per
-                    // order: hashing every item line of the table costs far more.
-                    "SELECT count(*) AS orders,
-                            count(*) FILTER (WHERE o.paid_at IS NOT NULL) AS paid_orders,
-                            count(*) FILTER (WHERE o.paid_at IS NOT NULL AND a.refunded) AS refund_orders,
-                            count(*) FILTER (WHERE a.disputed) AS dispute_orders,
-                            count(*) FILTER (WHERE o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL) AS delivered_orders
-                       FROM orders o
-                      CROSS JOIN LATERAL (
-                            SELECT bool_or(NOT coalesce(i.product_id::text, '') = ANY($4)) AS other
-                              FROM order_items i WHERE i.order_id = o.id) x
-                       LEFT JOIN LATERAL (
-                            SELECT bool_or(s.status = 'REFUNDED') AS refunded,
-                                   bool_or(s.dispute <> 'NONE') AS disputed
-                              FROM after_sales s WHERE s.order_id = o.id) a ON true
-                      WHERE o.shop_id = ANY($1) AND o.placed_at >= $2 AND o.placed_at < $3
-                        AND x.other",
-                )
-                .bind::<Array<BigInt>, _>(&q.filters.shop_ids)
-                .bind::<Timestamptz, _>(q.start)
-                .bind::<Timestamptz, _>(q.end)
-                .bind::<Array<Text>, _>(keep)
-                .get_result(conn)?;
-                other.orders = counts.orders;
-                other.paid_orders = counts.paid_orders;
-                other.refund_orders = counts.refund_orders;
-                other.dispute_orders = counts.dispute_orders;
-                other.delivered_orders = counts.delivered_orders;
-            }
-        }
-        _ => rows.extend(load(
-            conn,
-            build_dimension_rollup(q, Dimension::Product, table, Part::ItemsTotal),
-        )?),
-    }
-    Ok(rows)
 }
 
 /// UTC offsets of the report zone at the window's start and end and at every bucket

@@ -14,9 +14,7 @@ use super::scalars::Date;
 use super::viewer::region_names;
 use super::{cache_of, principal, provinces, shared};
 use crate::analytics::buckets::{parse_zone, LocalRange};
-use crate::analytics::{
-    change, dimension_on_items, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY,
-};
+use crate::analytics::{change, Aggregate, Filters, GroupRow, Grouping, Measures, OTHER_KEY};
 use crate::auth::Principal;
 use crate::db;
 use crate::domain::{
@@ -522,13 +520,13 @@ impl AnalyticsQuery {
                     .collect()
             });
             let previous_total = results.get(1).map(|r| total_of(r));
-            // The other row is computed exactly. Where every order has one value of the
-            // dimension, no BUYERS are asked for and every shop is in the report
-            // currency (so every group's money is whole cents), it is the sum of the
-            // groups left out; otherwise (item lines, distinct buyers, converted money)
-            // it is computed again with those groups folded together.
-            let additive = !dimension_on_items(dimension)
-                && !prepared.metrics.contains(&Metric::Buyers)
+            // The other row is computed exactly. Where no BUYERS are asked for and
+            // every shop is in the report currency (so every group's money is whole
+            // cents), it is the sum of the groups left out: every order has one value
+            // of an order-level dimension, and PRODUCT and CATEGORY count
+            // product-orders. Otherwise (distinct buyers, converted money) it is
+            // computed again with those groups folded together.
+            let additive = !prepared.metrics.contains(&Metric::Buyers)
                 && p.shops
                     .iter()
                     .filter(|s| prepared.filters.shop_ids.contains(&s.id))

@@ -62,6 +62,71 @@ pub(crate) fn sql_metrics(
     ]
 }
 
+/// Every metric of a PRODUCT or CATEGORY breakdown row, recomputed independently:
+/// the row counts product-orders — each (order, product) pair once, for the orders
+/// `cond` selects (over `o`) and the products `product_cond` selects (over `p.product_id`)
+/// — with the GMV and units of the pair's lines, the order's delivery time per pair,
+/// and the order's refund and commission on the product of its first line.
+pub(crate) fn sql_product_metrics(
+    app: &TestApp,
+    cond: &str,
+    product_cond: &str,
+    tz: &str,
+    currency: &str,
+) -> Vec<(&'static str, Option<f64>)> {
+    let fx = format!(
+        "(CASE WHEN s.currency = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = s.currency AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END
+          / CASE WHEN '{currency}' = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = '{currency}' AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END)"
+    );
+    // One row per (order, product), with whether the product is the first line's.
+    let pairs = format!(
+        "(SELECT DISTINCT o.id, i.product_id,
+                 i.product_id IS NOT DISTINCT FROM (SELECT f.product_id FROM order_items f WHERE f.order_id = o.id ORDER BY f.line_no LIMIT 1) AS first
+            FROM orders o JOIN order_items i ON i.order_id = o.id
+           WHERE {cond}) p"
+    );
+    let from = format!(
+        "FROM {pairs} JOIN orders o ON o.id = p.id JOIN shops s ON s.id = o.shop_id WHERE ({product_cond})"
+    );
+    let num = |sql: String| -> Option<f64> {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct V {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+            v: Option<f64>,
+        }
+        diesel::sql_query(format!("SELECT ({sql})::float8 AS v"))
+            .get_result::<V>(&mut app.conn())
+            .unwrap()
+            .v
+    };
+    let lines = "(SELECT coalesce(sum(l.paid_amount), 0) AS paid, coalesce(sum(l.quantity), 0) AS quantity FROM order_items l WHERE l.order_id = o.id AND l.product_id IS NOT DISTINCT FROM p.product_id)";
+    let orders = num(format!("SELECT count(*) {from}")).unwrap();
+    let paid = num(format!("SELECT count(*) {from} AND o.paid_at IS NOT NULL")).unwrap();
+    let gmv = num(format!("SELECT coalesce(round(sum((SELECT paid FROM {lines} x) * {fx}) / 100, 2), 0) {from} AND o.paid_at IS NOT NULL")).unwrap();
+    let units = num(format!("SELECT coalesce(sum((SELECT quantity FROM {lines} x)), 0) {from} AND o.paid_at IS NOT NULL")).unwrap();
+    let refund_orders = num(format!("SELECT count(*) {from} AND o.paid_at IS NOT NULL AND EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.status = 'REFUNDED')")).unwrap();
+    let refund_amount = num(format!("SELECT coalesce(round(sum((SELECT coalesce(sum(a.refund_amount), 0) FROM after_sales a WHERE a.order_id = o.id AND a.status = 'REFUNDED') * {fx}) / 100, 2), 0) {from} AND p.first")).unwrap();
+    let disputes = num(format!("SELECT count(*) {from} AND EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')")).unwrap();
+    let delivery = num(format!("SELECT avg(extract(epoch FROM o.delivered_at - o.shipped_at) / 3600) {from} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
+    let commission = num(format!("SELECT coalesce(round(sum(o.commission_amount * {fx}) / 100, 2), 0) {from} AND p.first AND o.paid_at IS NOT NULL AND o.creator_id IS NOT NULL")).unwrap();
+    let div = |a: f64, b: f64| (b != 0.0).then(|| a / b);
+    vec![
+        ("ORDERS", Some(orders)),
+        ("PAID_ORDERS", Some(paid)),
+        ("GMV", Some(gmv)),
+        ("UNITS", Some(units)),
+        ("PAY_CONVERSION", div(paid, orders)),
+        ("REFUND_ORDERS", Some(refund_orders)),
+        ("REFUND_AMOUNT", Some(refund_amount)),
+        ("REFUND_RATE", div(refund_orders, paid)),
+        ("DISPUTE_ORDERS", Some(disputes)),
+        ("DISPUTE_RATE", div(disputes, orders)),
+        ("AVG_DELIVERY_HOURS", delivery),
+        ("COMMISSION", Some(commission)),
+    ]
+}
+
 pub(crate) fn assert_metrics(
     label: &str,
     values: &Value,

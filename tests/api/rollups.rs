@@ -13,6 +13,17 @@ const OUT_OF_BAND_DELETE_HOURS: &str = "SELECT rollup_rebuild_days(); DELETE FRO
 
 const KPIS: &str = "query($m: [Metric!], $tz: String!, $cur: String!) { kpis(range: {from: \"2026-10-01\", to: \"2026-11-20\"}, metrics: $m, timezone: $tz, currency: $cur) { values { metric value } } }";
 
+/// The value of `metric` in a list of metric values (0 when null).
+fn metric_of(values: &Value, metric: &str) -> f64 {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .and_then(|v| v["value"].as_f64())
+        .unwrap_or(0.0)
+}
+
 fn value(data: &Value, metric: &str) -> Option<f64> {
     data["kpis"]["values"]
         .as_array()
@@ -133,8 +144,23 @@ fn random_order(rng: &mut Lcg, no: u64, version: i64) -> Value {
         "status": "PENDING_PAYMENT", "placedAt": placed, "goodsAmount": amount, "buyerId": format!("rb{}", rng.next(30)),
         "channel": channel,
         "sourceUpdatedAt": at(10_000 + version),
-        "items": [{"productExternalId": format!("rp{}", rng.next(5)), "sku": "S", "quantity": 1 + rng.next(3) as i64, "unitPrice": amount, "paidAmount": amount}],
+        "items": [],
     });
+    // One to three lines; a product can repeat within an order, and each product keeps
+    // one category (two products share one).
+    let lines = 1 + rng.next(3) as i64;
+    for n in 0..lines {
+        let product = rng.next(6);
+        let category = ["服饰", "美妆", "食品", "数码", "服饰", "家居"][product as usize];
+        let paid = if n == 0 {
+            amount - (lines - 1) * (amount / 4)
+        } else {
+            amount / 4
+        };
+        order["items"].as_array_mut().unwrap().push(json!({
+            "productExternalId": format!("rp{product}"), "category": category, "sku": format!("S{n}"),
+            "quantity": 1 + rng.next(3) as i64, "unitPrice": paid, "paidAmount": paid}));
+    }
     if order["shopId"] == "4" {
         order["currency"] = json!("USD");
     } else if let Some(code) = ["44", "33", "11", "65"].get(rng.next(5) as usize) {
@@ -403,6 +429,89 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
             }
         }
     }
+    // PRODUCT and CATEGORY count product-orders: rows, other and total against SQL,
+    // and every count and money column adds up.
+    let product_keys = [
+        ("PRODUCT", "coalesce(p.product_id::text, '')"),
+        (
+            "CATEGORY",
+            "coalesce((SELECT pp.category FROM products pp WHERE pp.id = p.product_id), '')",
+        ),
+    ];
+    for (tz, cur) in [
+        ("Asia/Shanghai", "CNY"),
+        ("Asia/Shanghai", "USD"),
+        ("America/Los_Angeles", "USD"),
+    ] {
+        let window = format!(
+            "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND {}",
+            crate::analytics::window("2026-11-01", "2026-11-20", tz)
+        );
+        for (dimension, key_sql) in product_keys {
+            let data = app
+                .data(
+                    &token,
+                    BREAKDOWN,
+                    json!({ "d": dimension, "tz": tz, "cur": cur }),
+                )
+                .await;
+            let report = &data["breakdown"];
+            let label = format!("{tz} {cur} {dimension}");
+            let sql = |product_cond: &str| {
+                only(crate::analytics::sql_product_metrics(
+                    &app,
+                    &window,
+                    product_cond,
+                    tz,
+                    cur,
+                ))
+            };
+            assert_metrics(
+                &format!("{label} total"),
+                &report["total"],
+                &sql("true"),
+                "value",
+            );
+            let mut shown = Vec::new();
+            let mut sums = vec![0.0; asked.len()];
+            for row in report["rows"].as_array().unwrap() {
+                let key = row["key"].as_str().unwrap().replace('\'', "''");
+                assert_metrics(
+                    &format!("{label} {key}"),
+                    &row["values"],
+                    &sql(&format!("{key_sql} = '{key}'")),
+                    "value",
+                );
+                shown.push(format!("'{key}'"));
+                for (n, m) in asked.iter().enumerate() {
+                    sums[n] += metric_of(&row["values"], m);
+                }
+            }
+            assert!(!report["other"].is_null(), "{label}: more than three keys");
+            assert_metrics(
+                &format!("{label} other"),
+                &report["other"]["values"],
+                &sql(&format!("{key_sql} NOT IN ({})", shown.join(","))),
+                "value",
+            );
+            for (n, m) in asked.iter().enumerate() {
+                if ["AVG_DELIVERY_HOURS", "PAY_CONVERSION"].contains(m) {
+                    continue;
+                }
+                let sum = sums[n] + metric_of(&report["other"]["values"], m);
+                let total = metric_of(&report["total"], m);
+                // Counts add up exactly; the USD shop's money is converted and each
+                // row is rounded once (half a cent per row at most).
+                let money = ["GMV", "REFUND_AMOUNT", "COMMISSION"].contains(m);
+                let tolerance = if money { 0.005 * 4.0 } else { 1e-9 };
+                assert!(
+                    (sum - total).abs() <= tolerance,
+                    "{label} {m}: rows + other {sum} vs total {total}"
+                );
+            }
+        }
+    }
+
     // PRODUCT attributes item lines; its rollup answer must equal the raw path's (a
     // filter on every channel selects the same orders but reads raw rows), which the
     // analytics tests compare with SQL.
@@ -556,7 +665,7 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     // Los Angeles days do not.
     app.out_of_band("DELETE FROM rollup_dim_day; DELETE FROM rollup_dim_week")
         .await;
-    for dimension in ["CHANNEL", "PRODUCT"] {
+    for dimension in ["CHANNEL", "PRODUCT", "CATEGORY"] {
         for (tz, cur, from_rollup) in [
             ("Asia/Shanghai", "CNY", true),
             ("America/Los_Angeles", "USD", false),

@@ -139,6 +139,9 @@ pub struct Aggregate {
     pub grouping: Grouping,
     /// BUYERS is asked for (distinct buyers are not in the rollup).
     pub needs_buyers: bool,
+    /// AVG_DELIVERY_HOURS is asked for: its numeric delivery-time sums are the most
+    /// expensive column of a rollup read, and are skipped otherwise.
+    pub needs_delivery: bool,
 }
 
 /// Offset of the daily rollup's calendar (Asia/Shanghai, no DST).

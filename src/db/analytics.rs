@@ -266,12 +266,27 @@ fn build(q: &Aggregate) -> Sql {
     sql
 }
 
-/// The sums of rollup cells `r` that the rollup queries group first.
-const CELL_SUMS: &str = "sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, \
-    sum(r.gmv_minor) AS gmv_minor, sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, \
-    sum(r.refund_minor) AS refund_minor, sum(r.dispute_orders) AS dispute_orders, \
-    sum(r.delivered_orders) AS delivered_orders, sum(r.delivery_seconds) AS delivery_seconds, \
-    sum(r.commission_minor) AS commission_minor";
+/// The delivery-time sum of rollup cells `r`, or 0 when AVG_DELIVERY_HOURS is not
+/// asked for (numeric sums cost more than all the integer ones together).
+fn delivery_sum(q: &Aggregate) -> &'static str {
+    if q.needs_delivery {
+        "sum(r.delivery_seconds)"
+    } else {
+        "0::numeric"
+    }
+}
+
+/// The sums of rollup cells `r` that the shop rollup queries group first.
+fn cell_sums(q: &Aggregate) -> String {
+    let delivery = delivery_sum(q);
+    format!(
+        "sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, \
+         sum(r.gmv_minor) AS gmv_minor, sum(r.units) AS units, sum(r.refund_orders) AS refund_orders, \
+         sum(r.refund_minor) AS refund_minor, sum(r.dispute_orders) AS dispute_orders, \
+         sum(r.delivered_orders) AS delivered_orders, {delivery} AS delivery_seconds, \
+         sum(r.commission_minor) AS commission_minor"
+    )
+}
 
 /// The measure columns of [`Row`] from grouped cell sums with their money `factor`.
 const MEASURES_OUT: &str = "coalesce(sum(orders), 0)::bigint AS orders, \
@@ -333,6 +348,7 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
             format!("r.hour >= {start} AND r.hour < {end}"),
         )
     };
+    let cell_sums = cell_sums(q);
     sql.text = format!(
         "WITH {rates},
          -- Integer sums per shop, local day and bucket first; money is converted once
@@ -340,7 +356,7 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
          -- identical to the raw path's per-order conversion.
          daily AS (
             SELECT r.shop_id, {day} AS day, {bucket} AS bucket,
-                   {CELL_SUMS}
+                   {cell_sums}
               FROM {table} r
              WHERE r.shop_id = ANY({shops}) AND {range}
              GROUP BY 1, 2, 3
@@ -545,6 +561,7 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
              sum(r.{column} * (rs.rate_to_cny / rr.rate_to_cny)) FILTER (WHERE s.id IS NOT NULL) AS {column}_away"
         )
     };
+    let delivery = delivery_sum(q);
     let (gmv, refund, commission) = (
         money("gmv_minor"),
         money("refund_minor"),
@@ -557,7 +574,7 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
             SELECT {raw_key} AS stored_key,
                    sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.units) AS units,
                    sum(r.refund_orders) AS refund_orders, sum(r.dispute_orders) AS dispute_orders,
-                   sum(r.delivered_orders) AS delivered_orders, sum(r.delivery_seconds) AS delivery_seconds,
+                   sum(r.delivered_orders) AS delivered_orders, {delivery} AS delivery_seconds,
                    {gmv}, {refund}, {commission}
               FROM {from}
               CROSS JOIN away

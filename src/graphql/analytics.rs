@@ -108,6 +108,8 @@ pub(super) struct Prepared {
     pub(super) metrics: Vec<Metric>,
     /// COMMISSION was asked for without FINANCE_READ: it resolves to null.
     pub(super) hide_commission: bool,
+    /// A breakdown's `sortBy`, which has to be computed even when not shown.
+    pub(super) sort_by: Option<Metric>,
 }
 
 impl AnalyticsFilter {
@@ -164,6 +166,7 @@ pub(super) fn prepare(
         currency,
         hide_commission: metrics.contains(&Metric::Commission) && !p.has(Permission::FinanceRead),
         metrics,
+        sort_by: None,
     })
 }
 
@@ -178,8 +181,14 @@ impl Prepared {
             timezone: range.tz.name().to_string(),
             currency: self.currency.clone(),
             grouping,
-            needs_buyers: self.metrics.contains(&Metric::Buyers),
+            needs_buyers: self.needs(Metric::Buyers),
+            needs_delivery: self.needs(Metric::AvgDeliveryHours),
         }
+    }
+
+    /// Whether `metric` is shown or sorted by.
+    pub(super) fn needs(&self, metric: Metric) -> bool {
+        self.metrics.contains(&metric) || self.sort_by == Some(metric)
     }
 
     fn values(&self, current: &Measures, previous: Option<&Measures>) -> Vec<MetricValue> {
@@ -474,8 +483,9 @@ impl AnalyticsQuery {
         if !(1..=100).contains(&limit) {
             return Err(AppError::bad_input("limit must be between 1 and 100").into());
         }
-        let prepared = prepare(p, range, filter, Some(metrics), timezone, currency, None)?;
+        let mut prepared = prepare(p, range, filter, Some(metrics), timezone, currency, None)?;
         let sort_by = sort_by.unwrap_or(prepared.metrics[0]);
+        prepared.sort_by = Some(sort_by);
         if sort_by == Metric::Commission && !p.has(Permission::FinanceRead) {
             return Err(AppError::Forbidden(
                 "sorting by COMMISSION needs the FINANCE_READ permission".into(),
@@ -526,7 +536,7 @@ impl AnalyticsQuery {
             // of an order-level dimension, and PRODUCT and CATEGORY count
             // product-orders. Otherwise (distinct buyers, converted money) it is
             // computed again with those groups folded together.
-            let additive = !prepared.metrics.contains(&Metric::Buyers)
+            let additive = !prepared.needs(Metric::Buyers)
                 && p.shops
                     .iter()
                     .filter(|s| prepared.filters.shop_ids.contains(&s.id))

@@ -690,3 +690,39 @@ async fn daily_report_compares_the_day_with_yesterday_and_last_week() {
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn breakdowns_sort_by_a_metric_they_do_not_show() {
+    let app = TestApp::spawn(1_500).await;
+    let w = window("2026-10-01", "2026-11-20", "Asia/Shanghai");
+    let query = "query($s: Metric!) { breakdown(range: {from: \"2026-10-01\", to: \"2026-11-20\"}, dimension: PROVINCE,
+      metrics: [ORDERS], sortBy: $s, limit: 5) { rows { key values { metric } } } }";
+    for (metric, order_sql) in [
+        (
+            "AVG_DELIVERY_HOURS",
+            "avg(extract(epoch FROM o.delivered_at - o.shipped_at)) FILTER (WHERE o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL) DESC NULLS LAST",
+        ),
+        (
+            "BUYERS",
+            "count(DISTINCT o.buyer_id) FILTER (WHERE o.paid_at IS NOT NULL) DESC",
+        ),
+    ] {
+        let data = app.data(&app.owner(), query, json!({ "s": metric })).await;
+        let rows = data["breakdown"]["rows"].as_array().unwrap();
+        assert!(rows.iter().all(|r| r["values"].as_array().unwrap().len() == 1));
+        let got: Vec<String> = rows
+            .iter()
+            .map(|r| r["key"].as_str().unwrap().to_string())
+            .collect();
+        // The expected order, by the metric and then by key (as the API breaks ties).
+        let want: Vec<String> = app
+            .sql_ids(&format!(
+                "SELECT coalesce(o.province_code, '0')::bigint AS id FROM orders o WHERE {TENANT1} AND {w}
+                  GROUP BY o.province_code ORDER BY {order_sql}, coalesce(o.province_code, '') LIMIT 5"
+            ))
+            .into_iter()
+            .map(|c| if c == 0 { String::new() } else { c.to_string() })
+            .collect();
+        assert_eq!(got, want, "sorted by {metric}");
+    }
+}

@@ -297,6 +297,8 @@ enum DimKey {
     Payment(Option<&'static str>),
     Status(&'static str),
     Product(i64),
+    /// The sum of the shop-day's PRODUCT cells (a PRODUCT breakdown's total).
+    Items,
 }
 
 impl DimKey {
@@ -309,6 +311,7 @@ impl DimKey {
             DimKey::Payment(p) => ("PAYMENT_METHOD", p.unwrap_or("").to_string()),
             DimKey::Status(s) => ("STATUS", s.to_string()),
             DimKey::Product(p) => ("PRODUCT", p.to_string()),
+            DimKey::Items => ("ITEMS", String::new()),
         }
     }
 }
@@ -401,7 +404,7 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
     )?;
     let report = conn.transaction::<_, anyhow::Error, _>(|conn| {
         let shops = seed_reference(conn, &mut rng, args, start_date, end_date)?;
-        let saved = drop_bulk_constraints(conn)?;
+        let saved = drop_bulk_constraints(conn, BULK_TABLES)?;
         let generated = Instant::now();
         let (totals, rollups) = load_orders(conn, &shops, args, start_date, as_of)?;
         let loaded = generated.elapsed();
@@ -411,11 +414,16 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         // which is much faster than rebuilding them from the loaded rows (the tests
         // compare the two).
         conn.batch_execute("ANALYZE orders, order_items, after_sales")?;
+        let rollup_indexes = drop_bulk_constraints(conn, ROLLUP_TABLES)?;
         load_rollups(conn, &rollups)?;
         drop(rollups);
         conn.batch_execute(
             "SELECT rollup_rebuild_days(); SELECT rollup_rebuild_dim_weeks(); \
-             ANALYZE rollup_shop_hour, rollup_shop_day, rollup_dim_day, rollup_dim_week;",
+             SELECT rollup_rebuild_dim_months();",
+        )?;
+        restore_bulk_constraints(conn, &rollup_indexes)?;
+        conn.batch_execute(
+            "ANALYZE rollup_shop_hour, rollup_shop_day, rollup_dim_day, rollup_dim_week, rollup_dim_month;",
         )?;
         conn.batch_execute(
             "SELECT setval('orders_id_seq', (SELECT coalesce(max(id), 1) FROM orders)); \
@@ -681,18 +689,22 @@ struct Definition {
 }
 
 const BULK_TABLES: &str = "'orders','order_items','after_sales','shipments'";
+/// The rollup cell tables the generator loads in bulk.
+const ROLLUP_TABLES: &str = "'rollup_dim_day','rollup_dim_week'";
 
-fn drop_bulk_constraints(conn: &mut PgConnection) -> anyhow::Result<Vec<Definition>> {
+/// Drops the foreign keys and secondary indexes of `tables` (a quoted SQL list),
+/// returning their definitions.
+fn drop_bulk_constraints(conn: &mut PgConnection, tables: &str) -> anyhow::Result<Vec<Definition>> {
     let sql = format!(
         "SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', c.conrelid::regclass::text, c.conname) AS drop_sql,
                 format('ALTER TABLE %I ADD CONSTRAINT %I %s', c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)) AS create_sql,
                 1::bigint AS kind
            FROM pg_constraint c
-          WHERE c.contype = 'f' AND c.conrelid::regclass::text IN ({BULK_TABLES})
+          WHERE c.contype = 'f' AND c.conrelid::regclass::text IN ({tables})
          UNION ALL
          SELECT format('DROP INDEX %I', i.indexname), i.indexdef, 0::bigint
            FROM pg_indexes i
-          WHERE i.schemaname = 'public' AND i.tablename IN ({BULK_TABLES})
+          WHERE i.schemaname = 'public' AND i.tablename IN ({tables})
             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
     );
     let defs: Vec<Definition> = diesel::sql_query(sql).load(conn)?;
@@ -1369,11 +1381,14 @@ fn write_order(
         }
     }
     for (product, paid_sum, quantity, first) in &products {
-        rollups
-            .dims
-            .entry((shop.id, day, DimKey::Product(*product)))
-            .or_default()
-            .add(&line_cell(*paid_sum, *quantity, *first));
+        let line = line_cell(*paid_sum, *quantity, *first);
+        for key in [DimKey::Product(*product), DimKey::Items] {
+            rollups
+                .dims
+                .entry((shop.id, day, key))
+                .or_default()
+                .add(&line);
+        }
     }
 
     if let Some(ship) = shipped_at {

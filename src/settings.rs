@@ -60,6 +60,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_page_size: i32,
     pub max_ingest_batch: usize,
+    /// A CREATOR or PRODUCT breakdown over at least this many keys finds its top rows
+    /// from their monthly bounds instead of summing every key (`db::analytics::top_keys`).
+    pub top_keys_from: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             max_body_bytes: 4 * 1024 * 1024,
             max_page_size: 200,
             max_ingest_batch: 1000,
+            top_keys_from: 400,
         }
     }
 }

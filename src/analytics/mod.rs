@@ -47,6 +47,17 @@ impl Measures {
     }
 }
 
+/// Orders breakdown groups as the report shows them: by `sort_by` descending (a null
+/// value last), then by key.
+pub fn rank(groups: &mut [(String, Measures)], sort_by: Metric) {
+    groups.sort_by(|a, b| {
+        let (x, y) = (a.1.value(sort_by), b.1.value(sort_by));
+        y.partial_cmp(&x)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(&b.0))
+    });
+}
+
 fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
     (denominator != 0.0).then(|| numerator / denominator)
 }

@@ -15,7 +15,7 @@ use diesel::query_builder::BoxedSqlQuery;
 use diesel::sql_types::{Array, BigInt, Date, Double, Integer, Nullable, Text, Timestamptz};
 
 use crate::analytics::{dimension_on_items, Aggregate, GroupRow, Grouping, Measures, OTHER_KEY};
-use crate::domain::Dimension;
+use crate::domain::{Dimension, Metric};
 use crate::error::{AppError, AppResult};
 
 #[derive(QueryableByName)]
@@ -427,12 +427,45 @@ fn whole_weeks(first: NaiveDate, last: NaiveDate) -> Option<(NaiveDate, NaiveDat
     (start < end).then_some((start, end))
 }
 
+/// Which cells a dimension rollup query sums.
+#[derive(Clone, Copy)]
+enum Cells<'a> {
+    /// Every key: the rows and the total (with `keep`, the kept rows and the folded
+    /// other row).
+    All,
+    /// The rows of these keys only.
+    Keys(&'a [String]),
+    /// One row keyed "other": the cells of `total` (which hold every order of the
+    /// breakdown once per shop-day) less the cells of the `keep` keys.
+    Other {
+        total: &'static str,
+        keep: &'a [String],
+    },
+}
+
+/// The `rollup_dim_day` dimension holding a breakdown's cells.
+fn cell_dim(dimension: Dimension) -> &'static str {
+    match dimension {
+        Dimension::Product | Dimension::Category => "PRODUCT",
+        Dimension::Channel => "CHANNEL",
+        Dimension::Creator => "CREATOR",
+        Dimension::PaymentMethod => "PAYMENT_METHOD",
+        Dimension::Status => "STATUS",
+        _ => "PROVINCE",
+    }
+}
+
 /// A breakdown from rollup cells. Each order has one value per dimension, so the rows,
 /// the folded "other" row and the total are sums of cells. Cells are first summed per
 /// stored key, and per shop and local day only where the shop's currency is not the
 /// report currency (elsewhere the factor is exactly 1 on every day); money is converted
 /// once per group, so the sums equal the raw path's per-order conversion exactly.
-fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) -> Sql {
+fn build_dimension_rollup(
+    q: &Aggregate,
+    dimension: Dimension,
+    table: DimTable,
+    cells: Cells<'_>,
+) -> Sql {
     let mut sql = Sql {
         text: String::new(),
         params: Vec::new(),
@@ -449,59 +482,70 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
     } = bind_window(&mut sql, q);
     let (from, day, range) = match table {
         DimTable::Cells => {
-            let dim = match dimension {
-                Dimension::Product | Dimension::Category => "PRODUCT",
-                Dimension::Region => "PROVINCE",
-                Dimension::Channel => "CHANNEL",
-                Dimension::Creator => "CREATOR",
-                Dimension::PaymentMethod => "PAYMENT_METHOD",
-                Dimension::Status => "STATUS",
-                _ => "PROVINCE",
-            };
-            let columns = "r.shop_id, r.key, r.orders, r.paid_orders, r.gmv_minor, r.units, \
-                r.refund_orders, r.refund_minor, r.dispute_orders, r.delivered_orders, \
-                r.delivery_seconds, r.commission_minor";
-            match whole_weeks(q.first_day, q.last_day) {
-                // Whole weeks from the week cells (for shops in the report currency),
-                // the days at both ends from the day cells.
-                Some((w0, w1)) => {
-                    let w0 = sql.bind(Param::Day(w0));
-                    let w1 = sql.bind(Param::Day(w1));
-                    // Each branch is one index range per shop.
-                    let home = format!(
-                        "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency = {cur})"
-                    );
-                    let away = format!(
-                        "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency <> {cur})"
-                    );
-                    (
+            // The cells of one dimension over the window, measures negated with `sign`
+            // "-": whole weeks from the week cells (for shops in the report currency),
+            // the days at both ends from the day cells. Each branch is one index range
+            // per shop (or per key and shop, with `keys`).
+            let weeks = whole_weeks(q.first_day, q.last_day)
+                .map(|(w0, w1)| (sql.bind(Param::Day(w0)), sql.bind(Param::Day(w1))));
+            let mut union = |dim: &str, keys: Option<&[String]>, sign: &str| -> String {
+                let keys = keys
+                    .map(|k| format!(" AND r.key = ANY({})", sql.bind(Param::Texts(k.to_vec()))))
+                    .unwrap_or_default();
+                let columns = format!(
+                    "r.shop_id, r.key, {sign}r.orders AS orders, {sign}r.paid_orders AS paid_orders, \
+                     {sign}r.gmv_minor AS gmv_minor, {sign}r.units AS units, \
+                     {sign}r.refund_orders AS refund_orders, {sign}r.refund_minor AS refund_minor, \
+                     {sign}r.dispute_orders AS dispute_orders, {sign}r.delivered_orders AS delivered_orders, \
+                     {sign}r.delivery_seconds AS delivery_seconds, {sign}r.commission_minor AS commission_minor"
+                );
+                match &weeks {
+                    Some((w0, w1)) => {
+                        let home = format!(
+                            "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency = {cur})"
+                        );
+                        let away = format!(
+                            "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency <> {cur})"
+                        );
                         format!(
-                            "(SELECT {columns}, r.day FROM rollup_dim_day r
-                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
-                                 AND r.day >= {d0} AND r.day < {w0}
-                              UNION ALL
-                              SELECT {columns}, r.day FROM rollup_dim_day r
-                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
-                                 AND r.day >= {w1} AND r.day <= {d1}
-                              UNION ALL
-                              SELECT {columns}, r.day FROM rollup_dim_day r
-                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({away})
-                                 AND r.day >= {w0} AND r.day < {w1}
-                              UNION ALL
-                              SELECT {columns}, r.week FROM rollup_dim_week r
-                               WHERE r.dim = '{dim}' AND r.shop_id = ANY({home})
-                                 AND r.week >= {w0} AND r.week < {w1}) r"
-                        ),
-                        "r.day".to_string(),
-                        "true".to_string(),
-                    )
+                            "SELECT {columns}, r.day FROM rollup_dim_day r
+                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
+                                AND r.day >= {d0} AND r.day < {w0}{keys}
+                             UNION ALL
+                             SELECT {columns}, r.day FROM rollup_dim_day r
+                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
+                                AND r.day >= {w1} AND r.day <= {d1}{keys}
+                             UNION ALL
+                             SELECT {columns}, r.day FROM rollup_dim_day r
+                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({away})
+                                AND r.day >= {w0} AND r.day < {w1}{keys}
+                             UNION ALL
+                             SELECT {columns}, r.week FROM rollup_dim_week r
+                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({home})
+                                AND r.week >= {w0} AND r.week < {w1}{keys}"
+                        )
+                    }
+                    None => format!(
+                        "SELECT {columns}, r.day FROM rollup_dim_day r
+                          WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
+                            AND r.day >= {d0} AND r.day <= {d1}{keys}"
+                    ),
                 }
-                None => (
-                    "rollup_dim_day r".to_string(),
-                    "r.day".to_string(),
-                    format!("r.dim = '{dim}' AND r.day >= {d0} AND r.day <= {d1}"),
-                ),
-            }
+            };
+            let dim = cell_dim(dimension);
+            let from = match cells {
+                Cells::All => union(dim, None, ""),
+                Cells::Keys(keys) => union(dim, Some(keys), ""),
+                Cells::Other { total, keep } => {
+                    let total = union(total, None, "");
+                    format!("{total}\n UNION ALL\n {}", union(dim, Some(keep), "-"))
+                }
+            };
+            (
+                format!("({from}) r"),
+                "r.day".to_string(),
+                "true".to_string(),
+            )
         }
         DimTable::Shops(true) => (
             "rollup_shop_day r".to_string(),
@@ -539,17 +583,28 @@ fn build_dimension_rollup(q: &Aggregate, dimension: Dimension, table: DimTable) 
         ),
         _ => ("r.key", "g.stored_key", ""),
     };
-    let key = match &q.grouping {
-        Grouping::Dimension {
-            keep: Some(keep), ..
-        } => {
+    let other_key = format!("'{OTHER_KEY}'::text");
+    let (raw_key, key, join) = match cells {
+        Cells::Other { .. } => (other_key.as_str(), "g.stored_key", ""),
+        _ => (raw_key, key, join),
+    };
+    let key = match (&q.grouping, cells) {
+        (
+            Grouping::Dimension {
+                keep: Some(keep), ..
+            },
+            Cells::All,
+        ) => {
             let k = sql.bind(Param::Texts(keep.clone()));
             format!("CASE WHEN {key} = ANY({k}) THEN {key} ELSE '{OTHER_KEY}' END")
         }
         _ => key.to_string(),
     };
-    let (key_out, sets) = match &q.grouping {
-        Grouping::Dimension { keep: Some(_), .. } => ("c.key", "GROUP BY GROUPING SETS ((c.key))"),
+    let (key_out, sets) = match (&q.grouping, cells) {
+        (Grouping::Dimension { keep: Some(_), .. }, _)
+        | (_, Cells::Keys(_) | Cells::Other { .. }) => {
+            ("c.key", "GROUP BY GROUPING SETS ((c.key))")
+        }
         _ => (
             "CASE WHEN GROUPING(c.key) = 1 THEN NULL ELSE c.key END",
             "GROUP BY GROUPING SETS ((c.key), ())",
@@ -612,7 +667,10 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
     }
     let offsets = zone_offsets(q);
     let rows = match dimension_source(q, &offsets) {
-        Some((dimension, table)) => load(conn, build_dimension_rollup(q, dimension, table))?,
+        Some((dimension, table)) => load(
+            conn,
+            build_dimension_rollup(q, dimension, table, Cells::All),
+        )?,
         None if q.rollup_eligible() => {
             load(conn, build_rollup(q, q.day_rollup_eligible(&offsets)))?
         }
@@ -629,7 +687,224 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
     Ok(out)
 }
 
+/// The `rollup_dim_month` column that bounds an additive, never negative `metric` from
+/// above, and whether it is money.
+fn bound_column(metric: Metric) -> Option<(&'static str, bool)> {
+    match metric {
+        Metric::Orders => Some(("orders", false)),
+        Metric::PaidOrders => Some(("paid_orders", false)),
+        Metric::Gmv => Some(("gmv_minor", true)),
+        Metric::Units => Some(("units", false)),
+        Metric::RefundOrders => Some(("refund_orders", false)),
+        Metric::RefundAmount => Some(("refund_minor", true)),
+        Metric::DisputeOrders => Some(("dispute_orders", false)),
+        Metric::Commission => Some(("commission_minor", true)),
+        _ => None,
+    }
+}
+
+/// Candidates evaluated before giving up on bounds (they are too loose to prune).
+const PRUNE_AT_MOST: usize = 1_600;
+
+/// The rows, other row and total of a breakdown whose kept keys are known.
+pub struct KeptRows {
+    pub rows: Vec<(String, Measures)>,
+    /// `None` when no other key has an order in the window.
+    pub other: Option<Measures>,
+    pub total: Measures,
+}
+
+#[derive(QueryableByName)]
+struct Bound {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Double)]
+    bound: f64,
+}
+
+/// A CREATOR or PRODUCT breakdown's top `limit` keys by an additive `sort_by`, without
+/// summing the cells of every key (thousands of creators or products). Each key's
+/// monthly sums over the scope's tenant (`rollup_dim_month`, all shops of each currency,
+/// money at the window's highest exchange rate) bound its value in the window from
+/// above. Keys are evaluated exactly from their cells in descending order of bound
+/// until the `limit`-th best exact value exceeds the next bound; the other row is the
+/// breakdown's total less the kept keys, both exact. `None` when this does not apply
+/// (other dimensions, ratio metrics, fewer keys than `from_keys`, loose bounds): the
+/// caller sums every key.
+pub fn top_keys(
+    conn: &mut PgConnection,
+    q: &Aggregate,
+    sort_by: Metric,
+    limit: usize,
+    from_keys: usize,
+) -> AppResult<Option<(Vec<String>, KeptRows)>> {
+    if q.filters.shop_ids.is_empty() {
+        return Ok(None);
+    }
+    let Some((dimension @ (Dimension::Creator | Dimension::Product), DimTable::Cells)) =
+        dimension_source(q, &zone_offsets(q))
+    else {
+        return Ok(None);
+    };
+    let Some((column, money)) = bound_column(sort_by) else {
+        return Ok(None);
+    };
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let Window {
+        d0,
+        d1,
+        cur,
+        shops,
+        rates,
+        ..
+    } = bind_window(&mut sql, q);
+    let bound = if money {
+        format!("sum(b.{column} * f.factor) / 100")
+    } else {
+        format!("sum(b.{column})")
+    };
+    sql.text = format!(
+        "WITH {rates},
+         factors AS (
+            SELECT rs.currency, max(rs.rate_to_cny / rr.rate_to_cny) AS factor
+              FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
+             GROUP BY rs.currency
+         ),
+         scope AS (SELECT DISTINCT tenant_id, currency FROM shops WHERE id = ANY({shops}))
+         SELECT b.key, ({bound})::float8 AS bound
+           FROM rollup_dim_month b
+           JOIN scope sc ON sc.tenant_id = b.tenant_id AND sc.currency = b.currency
+           LEFT JOIN factors f ON f.currency = b.currency
+          WHERE b.dim = '{dim}'
+            AND b.month >= date_trunc('month', {d0}::timestamp)::date AND b.month <= {d1}
+          GROUP BY b.key
+          ORDER BY 2 DESC, 1",
+        dim = cell_dim(dimension),
+    );
+    let bounds: Vec<Bound> = load_as(conn, sql)?;
+    if bounds.len() < from_keys {
+        return Ok(None);
+    }
+    // A money value is rounded to the cent: it may exceed its exact bound by half a cent.
+    let margin = if money { 0.01 } else { 0.0 };
+    let mut evaluated: Vec<(String, Measures)> = Vec::new();
+    let (mut next, mut batch) = (0, limit + 20);
+    loop {
+        if next >= PRUNE_AT_MOST {
+            return Ok(None);
+        }
+        let keys: Vec<String> = bounds[next..(next + batch).min(bounds.len())]
+            .iter()
+            .map(|b| b.key.clone())
+            .collect();
+        next += keys.len();
+        let rows = load(
+            conn,
+            build_dimension_rollup(q, dimension, DimTable::Cells, Cells::Keys(&keys)),
+        )?;
+        evaluated.extend(
+            rows.into_iter()
+                .map(to_group_row)
+                .filter_map(|r| r.key.map(|k| (k, r.measures))),
+        );
+        crate::analytics::rank(&mut evaluated, sort_by);
+        let Some(following) = bounds.get(next) else {
+            break;
+        };
+        let threshold = evaluated
+            .get(limit.saturating_sub(1))
+            .and_then(|(_, m)| m.value(sort_by));
+        if threshold.is_some_and(|t| following.bound + margin < t) {
+            break;
+        }
+        batch *= 2;
+    }
+    evaluated.truncate(limit);
+    let keep: Vec<String> = evaluated.iter().map(|(k, _)| k.clone()).collect();
+    let rest = other_and_total(conn, q, dimension, &keep)?;
+    Ok(Some((
+        keep,
+        KeptRows {
+            rows: evaluated,
+            ..rest
+        },
+    )))
+}
+
+/// The rows of the `keep` keys of a CREATOR or PRODUCT breakdown (as [`top_keys`]
+/// found them, for the comparison window), its other row and its total.
+pub fn kept_rows(conn: &mut PgConnection, q: &Aggregate, keep: &[String]) -> AppResult<KeptRows> {
+    let Grouping::Dimension { dimension, .. } = &q.grouping else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "kept rows of a breakdown only"
+        )));
+    };
+    let mut rows: Vec<(String, Measures)> = load(
+        conn,
+        build_dimension_rollup(q, *dimension, DimTable::Cells, Cells::Keys(keep)),
+    )?
+    .into_iter()
+    .map(to_group_row)
+    .filter_map(|r| r.key.map(|k| (k, r.measures)))
+    .collect();
+    rows.sort_by_key(|(k, _)| keep.iter().position(|x| x == k));
+    let rest = other_and_total(conn, q, *dimension, keep)?;
+    Ok(KeptRows { rows, ..rest })
+}
+
+/// A breakdown's other row (its total less the `keep` keys, exact before rounding)
+/// and total, from the cells that hold every order of it once per shop-day: STATUS
+/// for CREATOR (each order has one status), ITEMS for PRODUCT.
+fn other_and_total(
+    conn: &mut PgConnection,
+    q: &Aggregate,
+    dimension: Dimension,
+    keep: &[String],
+) -> AppResult<KeptRows> {
+    let total_dim = if dimension == Dimension::Product {
+        "ITEMS"
+    } else {
+        "STATUS"
+    };
+    let mut measures = |keep: &[String]| -> AppResult<Measures> {
+        Ok(load(
+            conn,
+            build_dimension_rollup(
+                q,
+                dimension,
+                DimTable::Cells,
+                Cells::Other {
+                    total: total_dim,
+                    keep,
+                },
+            ),
+        )?
+        .into_iter()
+        .next()
+        .map(|r| to_group_row(r).measures)
+        .unwrap_or_default())
+    };
+    let other = measures(keep)?;
+    let total = measures(&[])?;
+    Ok(KeptRows {
+        rows: Vec::new(),
+        // Every cell holds at least one order.
+        other: (other.orders > 0).then_some(other),
+        total,
+    })
+}
+
 fn load(conn: &mut PgConnection, sql: Sql) -> AppResult<Vec<Row>> {
+    load_as(conn, sql)
+}
+
+fn load_as<T: QueryableByName<Pg> + 'static>(
+    conn: &mut PgConnection,
+    sql: Sql,
+) -> AppResult<Vec<T>> {
     let mut query: BoxedSqlQuery<'_, Pg, _> = diesel::sql_query(sql.text).into_boxed();
     for p in sql.params {
         query = match p {

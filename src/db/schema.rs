@@ -219,6 +219,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    rollup_dim_month (dim, tenant_id, month, currency, key) {
+        dim -> Text,
+        tenant_id -> Int8,
+        month -> Date,
+        currency -> Text,
+        key -> Text,
+        orders -> Int8,
+        paid_orders -> Int8,
+        gmv_minor -> Int8,
+        units -> Int8,
+        refund_orders -> Int8,
+        refund_minor -> Int8,
+        dispute_orders -> Int8,
+        commission_minor -> Int8,
+    }
+}
+
+diesel::table! {
     rollup_dim_week (dim, shop_id, week, key) {
         dim -> Text,
         shop_id -> Int8,
@@ -263,6 +281,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     provinces,
     rollup_dim_day,
+    rollup_dim_month,
     rollup_dim_week,
     rollup_shop_day,
     rollup_shop_hour,

@@ -223,6 +223,33 @@ pub(super) async fn run(
     prepared: &Prepared,
     aggregates: Vec<(LocalRange, Grouping)>,
 ) -> AppResult<Vec<Vec<GroupRow>>> {
+    let windows: Vec<LocalRange> = aggregates.iter().map(|(r, _)| *r).collect();
+    let queries: Vec<Aggregate> = aggregates
+        .into_iter()
+        .map(|(r, g)| prepared.aggregate(&r, g))
+        .collect();
+    run_with(ctx, p, prepared, &windows, move |c| {
+        queries
+            .iter()
+            .map(|q| db::analytics::aggregate(c, q))
+            .collect()
+    })
+    .await
+}
+
+/// Runs `f` on a connection after checking exchange rates for every currency in scope
+/// on every day of `windows`.
+pub(super) async fn run_with<T, F>(
+    ctx: &Context<'_>,
+    p: &Principal,
+    prepared: &Prepared,
+    windows: &[LocalRange],
+    f: F,
+) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut diesel::PgConnection) -> AppResult<T> + Send + 'static,
+{
     let mut currencies: BTreeSet<String> = p
         .shops
         .iter()
@@ -232,11 +259,7 @@ pub(super) async fn run(
     currencies.insert(prepared.currency.clone());
     let currencies: Vec<String> = currencies.into_iter().collect();
     let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate)> =
-        aggregates.iter().map(|(r, _)| (r.from, r.to)).collect();
-    let queries: Vec<Aggregate> = aggregates
-        .into_iter()
-        .map(|(r, g)| prepared.aggregate(&r, g))
-        .collect();
+        windows.iter().map(|r| (r.from, r.to)).collect();
     let needs_rates = currencies.iter().any(|c| c != "CNY");
     db::run(&shared(ctx).pool, move |c| {
         if needs_rates {
@@ -244,10 +267,7 @@ pub(super) async fn run(
                 db::analytics::check_rates(c, &currencies, *first, *last)?;
             }
         }
-        queries
-            .iter()
-            .map(|q| db::analytics::aggregate(c, q))
-            .collect()
+        f(c)
     })
     .await
 }
@@ -495,97 +515,154 @@ impl AnalyticsQuery {
         let extra = json!({ "dimension": dimension, "sortBy": sort_by, "limit": limit, "compare": compare });
         let report = cached(ctx, p, &prepared, "breakdown", extra, || async {
             let compared = compare.map(|c| prepared.range.compared(c));
-            let mut plan = vec![(
-                prepared.range,
-                Grouping::Dimension {
-                    dimension,
-                    keep: None,
-                },
-            )];
-            if let Some(r) = compared {
-                plan.push((
-                    r,
+            // Thousands of creators or products: the top keys from their bounds.
+            let top = {
+                let q = prepared.aggregate(
+                    &prepared.range,
                     Grouping::Dimension {
                         dimension,
                         keep: None,
                     },
-                ));
-            }
-            let results = run(ctx, p, &prepared, plan).await?;
-            let total = total_of(&results[0]);
-            let mut keyed: Vec<(String, Measures)> = results[0]
-                .iter()
-                .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-                .collect();
-            keyed.sort_by(|a, b| {
-                let (x, y) = (a.1.value(sort_by), b.1.value(sort_by));
-                y.partial_cmp(&x)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then_with(|| a.0.cmp(&b.0))
-            });
-            let rest = keyed.split_off((limit as usize).min(keyed.len()));
-            let previous: Option<HashMap<String, Measures>> = results.get(1).map(|rows| {
-                rows.iter()
-                    .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-                    .collect()
-            });
-            let previous_total = results.get(1).map(|r| total_of(r));
-            // The other row is computed exactly. Where no BUYERS are asked for and
-            // every shop is in the report currency (so every group's money is whole
-            // cents), it is the sum of the groups left out: every order has one value
-            // of an order-level dimension, and PRODUCT and CATEGORY count
-            // product-orders. Otherwise (distinct buyers, converted money) it is
-            // computed again with those groups folded together.
-            let additive = !prepared.needs(Metric::Buyers)
-                && p.shops
-                    .iter()
-                    .filter(|s| prepared.filters.shop_ids.contains(&s.id))
-                    .all(|s| s.currency == prepared.currency);
-            let (other, other_previous) = if rest.is_empty() {
-                (None, None)
-            } else if additive {
-                let kept: std::collections::HashSet<&str> =
-                    keyed.iter().map(|(k, _)| k.as_str()).collect();
-                let mut other = Measures::default();
-                for (_, m) in &rest {
-                    other.add(m);
-                }
-                let other_previous = previous.as_ref().map(|previous| {
-                    let mut sum = Measures::default();
-                    for (key, m) in previous {
-                        if !kept.contains(key.as_str()) {
-                            sum.add(m);
-                        }
-                    }
-                    sum
-                });
-                (Some(other), other_previous)
-            } else {
-                let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
-                let mut plan = vec![(
-                    prepared.range,
-                    Grouping::Dimension {
-                        dimension,
-                        keep: Some(keep.clone()),
-                    },
-                )];
-                if let Some(r) = compared {
-                    plan.push((
-                        r,
+                );
+                let q_previous = compared.map(|r| {
+                    prepared.aggregate(
+                        &r,
                         Grouping::Dimension {
                             dimension,
-                            keep: Some(keep),
+                            keep: None,
                         },
-                    ));
+                    )
+                });
+                let windows: Vec<LocalRange> =
+                    std::iter::once(prepared.range).chain(compared).collect();
+                let from_keys = shared(ctx).limits.top_keys_from;
+                run_with(ctx, p, &prepared, &windows, move |c| {
+                    let Some((keep, current)) =
+                        db::analytics::top_keys(c, &q, sort_by, limit as usize, from_keys)?
+                    else {
+                        return Ok(None);
+                    };
+                    let previous = match &q_previous {
+                        Some(q) => Some(db::analytics::kept_rows(c, q, &keep)?),
+                        None => None,
+                    };
+                    Ok(Some((current, previous)))
+                })
+                .await?
+            };
+            let (keyed, previous, total, previous_total, other, other_previous) = match top {
+                Some((current, previous)) => {
+                    let previous_total = previous.as_ref().map(|p| p.total.clone());
+                    let other_previous = match (&current.other, &previous) {
+                        (Some(_), Some(p)) => Some(p.other.clone().unwrap_or_default()),
+                        _ => None,
+                    };
+                    (
+                        current.rows,
+                        previous.map(|p| p.rows.into_iter().collect::<HashMap<_, _>>()),
+                        current.total,
+                        previous_total,
+                        current.other,
+                        other_previous,
+                    )
                 }
-                let folded = run(ctx, p, &prepared, plan).await?;
-                let pick = |rows: &Vec<GroupRow>| {
-                    rows.iter()
-                        .find(|r| r.key.as_deref() == Some(OTHER_KEY))
-                        .map(|r| r.measures.clone())
-                        .unwrap_or_default()
-                };
-                (Some(pick(&folded[0])), folded.get(1).map(pick))
+                None => {
+                    let mut plan = vec![(
+                        prepared.range,
+                        Grouping::Dimension {
+                            dimension,
+                            keep: None,
+                        },
+                    )];
+                    if let Some(r) = compared {
+                        plan.push((
+                            r,
+                            Grouping::Dimension {
+                                dimension,
+                                keep: None,
+                            },
+                        ));
+                    }
+                    let results = run(ctx, p, &prepared, plan).await?;
+                    let total = total_of(&results[0]);
+                    let mut keyed: Vec<(String, Measures)> = results[0]
+                        .iter()
+                        .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+                        .collect();
+                    crate::analytics::rank(&mut keyed, sort_by);
+                    let rest = keyed.split_off((limit as usize).min(keyed.len()));
+                    let previous: Option<HashMap<String, Measures>> = results.get(1).map(|rows| {
+                        rows.iter()
+                            .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+                            .collect()
+                    });
+                    let previous_total = results.get(1).map(|r| total_of(r));
+                    // The other row is computed exactly. Where no BUYERS are asked for and
+                    // every shop is in the report currency (so every group's money is whole
+                    // cents), it is the sum of the groups left out: every order has one value
+                    // of an order-level dimension, and PRODUCT and CATEGORY count
+                    // product-orders. Otherwise (distinct buyers, converted money) it is
+                    // computed again with those groups folded together.
+                    let additive = !prepared.needs(Metric::Buyers)
+                        && p.shops
+                            .iter()
+                            .filter(|s| prepared.filters.shop_ids.contains(&s.id))
+                            .all(|s| s.currency == prepared.currency);
+                    let (other, other_previous) = if rest.is_empty() {
+                        (None, None)
+                    } else if additive {
+                        let kept: std::collections::HashSet<&str> =
+                            keyed.iter().map(|(k, _)| k.as_str()).collect();
+                        let mut other = Measures::default();
+                        for (_, m) in &rest {
+                            other.add(m);
+                        }
+                        let other_previous = previous.as_ref().map(|previous| {
+                            let mut sum = Measures::default();
+                            for (key, m) in previous {
+                                if !kept.contains(key.as_str()) {
+                                    sum.add(m);
+                                }
+                            }
+                            sum
+                        });
+                        (Some(other), other_previous)
+                    } else {
+                        let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
+                        let mut plan = vec![(
+                            prepared.range,
+                            Grouping::Dimension {
+                                dimension,
+                                keep: Some(keep.clone()),
+                            },
+                        )];
+                        if let Some(r) = compared {
+                            plan.push((
+                                r,
+                                Grouping::Dimension {
+                                    dimension,
+                                    keep: Some(keep),
+                                },
+                            ));
+                        }
+                        let folded = run(ctx, p, &prepared, plan).await?;
+                        let pick = |rows: &Vec<GroupRow>| {
+                            rows.iter()
+                                .find(|r| r.key.as_deref() == Some(OTHER_KEY))
+                                .map(|r| r.measures.clone())
+                                .unwrap_or_default()
+                        };
+                        (Some(pick(&folded[0])), folded.get(1).map(pick))
+                    };
+                    (
+                        keyed,
+                        previous,
+                        total,
+                        previous_total,
+                        other,
+                        other_previous,
+                    )
+                }
             };
             let labels = labels(
                 ctx,

@@ -182,6 +182,13 @@ impl TestApp {
         Self::start(self.database_url.clone(), self.settings.clone())
     }
 
+    /// Another server process on the same database with changed settings.
+    pub fn node_with(&self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
+        Self::start(self.database_url.clone(), settings)
+    }
+
     fn start(database_url: String, settings: Settings) -> TestApp {
         let app = orderscope::startup::Application::build(settings.clone()).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -234,6 +241,25 @@ impl TestApp {
         )
         .await
         .1
+    }
+
+    /// Runs a query that must succeed past both caches (`X-Cache-Bypass`), so that
+    /// this node computes it, and returns its `data`.
+    pub async fn data_computed(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body: Value = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .header("X-Cache-Bypass", "1")
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json body");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
     }
 
     /// Runs a query that must succeed and returns its `data`.

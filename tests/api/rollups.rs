@@ -37,11 +37,12 @@ fn value(data: &Value, metric: &str) -> Option<f64> {
 pub(crate) fn rollup_drift(app: &TestApp) -> i64 {
     app.conn()
         .batch_execute(
-            "DROP TABLE IF EXISTS kept, kept_days, kept_dims, kept_weeks;
+            "DROP TABLE IF EXISTS kept, kept_days, kept_dims, kept_weeks, kept_months;
              CREATE TABLE kept AS SELECT * FROM rollup_shop_hour;
              CREATE TABLE kept_days AS SELECT * FROM rollup_shop_day;
              CREATE TABLE kept_dims AS SELECT * FROM rollup_dim_day;
              CREATE TABLE kept_weeks AS SELECT * FROM rollup_dim_week;
+             CREATE TABLE kept_months AS SELECT * FROM rollup_dim_month;
              SELECT rollup_rebuild(); SELECT rollup_rebuild_days(); SELECT rollup_rebuild_dims();",
         )
         .unwrap();
@@ -53,7 +54,9 @@ pub(crate) fn rollup_drift(app: &TestApp) -> i64 {
               + (SELECT count(*) FROM ((SELECT * FROM kept_dims EXCEPT SELECT * FROM rollup_dim_day)
                                        UNION ALL (SELECT * FROM rollup_dim_day EXCEPT SELECT * FROM kept_dims)
                                        UNION ALL (SELECT * FROM kept_weeks EXCEPT SELECT * FROM rollup_dim_week)
-                                       UNION ALL (SELECT * FROM rollup_dim_week EXCEPT SELECT * FROM kept_weeks)) d)",
+                                       UNION ALL (SELECT * FROM rollup_dim_week EXCEPT SELECT * FROM kept_weeks)) d)
+              + (SELECT count(*) FROM ((SELECT * FROM kept_months EXCEPT SELECT * FROM rollup_dim_month)
+                                       UNION ALL (SELECT * FROM rollup_dim_month EXCEPT SELECT * FROM kept_months)) d)",
     )
 }
 
@@ -333,7 +336,9 @@ const DIMENSION_KEYS: &[(&str, &str)] = &[
 #[tokio::test]
 async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     use crate::analytics::{assert_metrics, sql_metrics};
-    let app = TestApp::spawn(500).await;
+    // CREATOR and PRODUCT find their top rows from bounds here, however few keys; a
+    // second node with the default threshold sums every key (compared below).
+    let app = TestApp::spawn_with(500, |s| s.limits.top_keys_from = 0).await;
     let token = app.owner();
     let ingest = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { rejected } }";
     let mut rng = Lcg(20261122);
@@ -661,8 +666,47 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
         }
     }
 
+    // Top rows from bounds equal top rows from every key: rows, previous values, other
+    // and total, for every sortable additive metric.
+    let summing = app.node_with(|s| s.limits.top_keys_from = usize::MAX);
+    let compared = "query($d: Dimension!, $s: Metric!, $tz: String!, $cur: String!) { breakdown(range: {from: \"2026-11-08\", to: \"2026-11-20\"}, dimension: $d,
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+      sortBy: $s, limit: 2, compare: PREVIOUS_PERIOD, timezone: $tz, currency: $cur) {
+      rows { key label share values { metric value previous change } } other { values { metric value previous change } } total { metric value previous change } } }";
+    for dimension in ["CREATOR", "PRODUCT"] {
+        for sort in [
+            "GMV",
+            "ORDERS",
+            "UNITS",
+            "REFUND_AMOUNT",
+            "COMMISSION",
+            "DISPUTE_ORDERS",
+        ] {
+            for (tz, cur) in [("Asia/Shanghai", "CNY"), ("Asia/Shanghai", "USD")] {
+                let vars = json!({ "d": dimension, "s": sort, "tz": tz, "cur": cur });
+                let pruned = app.data_computed(&token, compared, vars.clone()).await;
+                let summed = summing.data_computed(&token, compared, vars).await;
+                assert_eq!(pruned, summed, "{dimension} by {sort} in {cur}");
+            }
+        }
+    }
+
     // Emptying the dimension rollups shows which path answered: Shanghai days read them,
-    // Los Angeles days do not.
+    // Los Angeles days do not. Without month bounds, no key is a candidate: the rows are
+    // empty and everything is "other".
+    app.out_of_band("DELETE FROM rollup_dim_month").await;
+    let data = app
+        .data(
+            &token,
+            BREAKDOWN,
+            json!({ "d": "CREATOR", "tz": "Asia/Shanghai", "cur": "CNY" }),
+        )
+        .await;
+    assert_eq!(data["breakdown"]["rows"], json!([]), "{data}");
+    assert_eq!(
+        data["breakdown"]["other"]["values"], data["breakdown"]["total"],
+        "{data}"
+    );
     app.out_of_band("DELETE FROM rollup_dim_day; DELETE FROM rollup_dim_week")
         .await;
     for dimension in ["CHANNEL", "PRODUCT", "CATEGORY"] {

@@ -435,12 +435,21 @@ enum Cells<'a> {
     All,
     /// The rows of these keys only.
     Keys(&'a [String]),
-    /// One row keyed "other": the cells of `total` (which hold every order of the
-    /// breakdown once per shop-day) less the cells of the `keep` keys.
+    /// The total (keyed "T") and the other row (no key): the cells holding every
+    /// order of the breakdown once per shop-day, less the cells of the `keep` keys.
     Other {
-        total: &'static str,
+        total: TotalCells,
         keep: &'a [String],
     },
+}
+
+/// Cells holding every order of a breakdown once per shop-day.
+#[derive(Clone, Copy)]
+enum TotalCells {
+    /// `rollup_shop_day`: every order (for an order-level dimension).
+    Shops,
+    /// ITEMS cells: every product-order (for PRODUCT).
+    Items,
 }
 
 /// The `rollup_dim_day` dimension holding a breakdown's cells.
@@ -488,17 +497,30 @@ fn build_dimension_rollup(
             // per shop (or per key and shop, with `keys`).
             let weeks = whole_weeks(q.first_day, q.last_day)
                 .map(|(w0, w1)| (sql.bind(Param::Day(w0)), sql.bind(Param::Day(w1))));
-            let mut union = |dim: &str, keys: Option<&[String]>, sign: &str| -> String {
-                let keys = keys
-                    .map(|k| format!(" AND r.key = ANY({})", sql.bind(Param::Texts(k.to_vec()))))
-                    .unwrap_or_default();
+            let mut union = |dim: &str, keys: Option<&[String]>, sign: &str, key: &str| -> String {
+                // With a few keys, one index probe per key (`rollup_dim_*_by_key`): a
+                // key list in the WHERE clause lets the planner scan every cell instead.
+                let source = match keys {
+                    Some(k) => format!(
+                        "unnest({}::text[]) AS kk(key) JOIN {{table}} r ON r.key = kk.key AND",
+                        sql.bind(Param::Texts(k.to_vec()))
+                    ),
+                    None => "{table} r WHERE".to_string(),
+                };
                 let columns = format!(
-                    "r.shop_id, r.key, {sign}r.orders AS orders, {sign}r.paid_orders AS paid_orders, \
+                    "r.shop_id, {key} AS key, {sign}r.orders AS orders, {sign}r.paid_orders AS paid_orders, \
                      {sign}r.gmv_minor AS gmv_minor, {sign}r.units AS units, \
                      {sign}r.refund_orders AS refund_orders, {sign}r.refund_minor AS refund_minor, \
                      {sign}r.dispute_orders AS dispute_orders, {sign}r.delivered_orders AS delivered_orders, \
                      {sign}r.delivery_seconds AS delivery_seconds, {sign}r.commission_minor AS commission_minor"
                 );
+                let branch = |table: &str, day: &str, shops: &str, range: &str| {
+                    let source = source.replace("{table}", table);
+                    format!(
+                        "SELECT {columns}, r.{day} AS day FROM {source} r.dim = '{dim}' \
+                         AND r.shop_id = ANY({shops}) AND {range}"
+                    )
+                };
                 match &weeks {
                     Some((w0, w1)) => {
                         let home = format!(
@@ -507,38 +529,60 @@ fn build_dimension_rollup(
                         let away = format!(
                             "ARRAY(SELECT id FROM shops WHERE id = ANY({shops}) AND currency <> {cur})"
                         );
-                        format!(
-                            "SELECT {columns}, r.day FROM rollup_dim_day r
-                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
-                                AND r.day >= {d0} AND r.day < {w0}{keys}
-                             UNION ALL
-                             SELECT {columns}, r.day FROM rollup_dim_day r
-                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
-                                AND r.day >= {w1} AND r.day <= {d1}{keys}
-                             UNION ALL
-                             SELECT {columns}, r.day FROM rollup_dim_day r
-                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({away})
-                                AND r.day >= {w0} AND r.day < {w1}{keys}
-                             UNION ALL
-                             SELECT {columns}, r.week FROM rollup_dim_week r
-                              WHERE r.dim = '{dim}' AND r.shop_id = ANY({home})
-                                AND r.week >= {w0} AND r.week < {w1}{keys}"
-                        )
+                        [
+                            branch(
+                                "rollup_dim_day",
+                                "day",
+                                &shops,
+                                &format!("r.day >= {d0} AND r.day < {w0}"),
+                            ),
+                            branch(
+                                "rollup_dim_day",
+                                "day",
+                                &shops,
+                                &format!("r.day >= {w1} AND r.day <= {d1}"),
+                            ),
+                            branch(
+                                "rollup_dim_day",
+                                "day",
+                                &away,
+                                &format!("r.day >= {w0} AND r.day < {w1}"),
+                            ),
+                            branch(
+                                "rollup_dim_week",
+                                "week",
+                                &home,
+                                &format!("r.week >= {w0} AND r.week < {w1}"),
+                            ),
+                        ]
+                        .join("\n UNION ALL\n ")
                     }
-                    None => format!(
-                        "SELECT {columns}, r.day FROM rollup_dim_day r
-                          WHERE r.dim = '{dim}' AND r.shop_id = ANY({shops})
-                            AND r.day >= {d0} AND r.day <= {d1}{keys}"
+                    None => branch(
+                        "rollup_dim_day",
+                        "day",
+                        &shops,
+                        &format!("r.day >= {d0} AND r.day <= {d1}"),
                     ),
                 }
             };
             let dim = cell_dim(dimension);
             let from = match cells {
-                Cells::All => union(dim, None, ""),
-                Cells::Keys(keys) => union(dim, Some(keys), ""),
+                Cells::All => union(dim, None, "", "r.key"),
+                Cells::Keys(keys) => union(dim, Some(keys), "", "r.key"),
+                // The total's cells keyed "T", the kept keys' negated and keyed "K".
                 Cells::Other { total, keep } => {
-                    let total = union(total, None, "");
-                    format!("{total}\n UNION ALL\n {}", union(dim, Some(keep), "-"))
+                    let kept = union(dim, Some(keep), "-", "'K'::text");
+                    let total = match total {
+                        TotalCells::Shops => format!(
+                            "SELECT r.shop_id, 'T'::text AS key, r.orders, r.paid_orders, r.gmv_minor, \
+                             r.units, r.refund_orders, r.refund_minor, r.dispute_orders, \
+                             r.delivered_orders, r.delivery_seconds, r.commission_minor, r.day \
+                             FROM rollup_shop_day r \
+                             WHERE r.shop_id = ANY({shops}) AND r.day >= {d0} AND r.day <= {d1}"
+                        ),
+                        TotalCells::Items => union("ITEMS", None, "", "'T'::text"),
+                    };
+                    format!("{total}\n UNION ALL\n {kept}")
                 }
             };
             (
@@ -583,9 +627,8 @@ fn build_dimension_rollup(
         ),
         _ => ("r.key", "g.stored_key", ""),
     };
-    let other_key = format!("'{OTHER_KEY}'::text");
     let (raw_key, key, join) = match cells {
-        Cells::Other { .. } => (other_key.as_str(), "g.stored_key", ""),
+        Cells::Other { .. } => ("r.key", "g.stored_key", ""),
         _ => (raw_key, key, join),
     };
     let key = match (&q.grouping, cells) {
@@ -601,10 +644,13 @@ fn build_dimension_rollup(
         _ => key.to_string(),
     };
     let (key_out, sets) = match (&q.grouping, cells) {
-        (Grouping::Dimension { keep: Some(_), .. }, _)
-        | (_, Cells::Keys(_) | Cells::Other { .. }) => {
+        (Grouping::Dimension { keep: Some(_), .. }, _) | (_, Cells::Keys(_)) => {
             ("c.key", "GROUP BY GROUPING SETS ((c.key))")
         }
+        (_, Cells::Other { .. }) => (
+            "CASE WHEN GROUPING(c.key) = 1 THEN NULL ELSE c.key END",
+            "GROUP BY GROUPING SETS ((), (c.key))",
+        ),
         _ => (
             "CASE WHEN GROUPING(c.key) = 1 THEN NULL ELSE c.key END",
             "GROUP BY GROUPING SETS ((c.key), ())",
@@ -613,7 +659,7 @@ fn build_dimension_rollup(
     let money = |column: &str| {
         format!(
             "sum(r.{column}) FILTER (WHERE s.id IS NULL) AS {column}, \
-             sum(r.{column} * (rs.rate_to_cny / rr.rate_to_cny)) FILTER (WHERE s.id IS NOT NULL) AS {column}_away"
+             sum(r.{column} * f.factor) FILTER (WHERE s.id IS NOT NULL) AS {column}_away"
         )
     };
     let delivery = delivery_sum(q);
@@ -625,6 +671,10 @@ fn build_dimension_rollup(
     sql.text = format!(
         "WITH {rates},
          away AS (SELECT ARRAY(SELECT id FROM shops WHERE currency <> {cur}) AS ids),
+         factors AS (
+            SELECT rs.day, rs.currency, rs.rate_to_cny / rr.rate_to_cny AS factor
+              FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
+         ),
          grouped AS (
             SELECT {raw_key} AS stored_key,
                    sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.units) AS units,
@@ -634,8 +684,7 @@ fn build_dimension_rollup(
               FROM {from}
               CROSS JOIN away
               LEFT JOIN shops s ON s.id = r.shop_id AND r.shop_id = ANY(away.ids)
-              LEFT JOIN rates rs ON s.id IS NOT NULL AND rs.day = {day} AND rs.currency = s.currency
-              LEFT JOIN rates rr ON s.id IS NOT NULL AND rr.day = {day} AND rr.currency = {cur}
+              LEFT JOIN factors f ON s.id IS NOT NULL AND f.day = {day} AND f.currency = s.currency
              WHERE r.shop_id = ANY({shops}) AND {range}
              GROUP BY 1
          ),
@@ -729,8 +778,8 @@ struct Bound {
 /// above. Keys are evaluated exactly from their cells in descending order of bound
 /// until the `limit`-th best exact value exceeds the next bound; the other row is the
 /// breakdown's total less the kept keys, both exact. `None` when this does not apply
-/// (other dimensions, ratio metrics, fewer keys than `from_keys`, loose bounds): the
-/// caller sums every key.
+/// (other dimensions, ratio metrics, a scope that leaves out shops of its tenant and
+/// currencies, fewer keys than `from_keys`, loose bounds): the caller sums every key.
 pub fn top_keys(
     conn: &mut PgConnection,
     q: &Aggregate,
@@ -749,6 +798,23 @@ pub fn top_keys(
     let Some((column, money)) = bound_column(sort_by) else {
         return Ok(None);
     };
+    // The bounds are per tenant and currency: for a part of them (one shop of many)
+    // they are too loose to prune.
+    #[derive(QueryableByName)]
+    struct Left {
+        #[diesel(sql_type = BigInt)]
+        left_out: i64,
+    }
+    let left: Left = diesel::sql_query(
+        "SELECT count(*) AS left_out FROM shops o
+          WHERE NOT o.id = ANY($1)
+            AND (o.tenant_id, o.currency) IN (SELECT tenant_id, currency FROM shops WHERE id = ANY($1))",
+    )
+    .bind::<Array<BigInt>, _>(&q.filters.shop_ids)
+    .get_result(conn)?;
+    if left.left_out > 0 {
+        return Ok(None);
+    }
     let mut sql = Sql {
         text: String::new(),
         params: Vec::new(),
@@ -761,11 +827,15 @@ pub fn top_keys(
         rates,
         ..
     } = bind_window(&mut sql, q);
+    // In floating point (bounds need not be exact), raised by a relative 1e-9 that
+    // covers its rounding; money in major units.
     let bound = if money {
-        format!("sum(b.{column} * f.factor) / 100")
+        format!("sum(b.{column}::float8 * f.factor::float8) * (1 + 1e-9) / 100")
     } else {
-        format!("sum(b.{column})")
+        format!("sum(b.{column})::float8")
     };
+    // Summed per key and currency first (one index range of integer sums), then
+    // converted and summed per key.
     sql.text = format!(
         "WITH {rates},
          factors AS (
@@ -773,13 +843,17 @@ pub fn top_keys(
               FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
              GROUP BY rs.currency
          ),
-         scope AS (SELECT DISTINCT tenant_id, currency FROM shops WHERE id = ANY({shops}))
-         SELECT b.key, ({bound})::float8 AS bound
-           FROM rollup_dim_month b
-           JOIN scope sc ON sc.tenant_id = b.tenant_id AND sc.currency = b.currency
-           LEFT JOIN factors f ON f.currency = b.currency
-          WHERE b.dim = '{dim}'
-            AND b.month >= date_trunc('month', {d0}::timestamp)::date AND b.month <= {d1}
+         sums AS (
+            SELECT b.key, b.currency, sum(b.{column}) AS {column}
+              FROM rollup_dim_month b
+             WHERE b.dim = '{dim}'
+               AND b.tenant_id = ANY(ARRAY(SELECT DISTINCT tenant_id FROM shops WHERE id = ANY({shops})))
+               AND b.month >= date_trunc('month', {d0}::timestamp)::date AND b.month <= {d1}
+               AND b.currency = ANY(ARRAY(SELECT DISTINCT currency FROM shops WHERE id = ANY({shops})))
+             GROUP BY 1, 2
+         )
+         SELECT b.key, {bound} AS bound
+           FROM sums b LEFT JOIN factors f ON f.currency = b.currency
           GROUP BY b.key
           ORDER BY 2 DESC, 1",
         dim = cell_dim(dimension),
@@ -791,7 +865,7 @@ pub fn top_keys(
     // A money value is rounded to the cent: it may exceed its exact bound by half a cent.
     let margin = if money { 0.01 } else { 0.0 };
     let mut evaluated: Vec<(String, Measures)> = Vec::new();
-    let (mut next, mut batch) = (0, limit + 20);
+    let (mut next, mut batch) = (0, 2 * limit + 20);
     loop {
         if next >= PRUNE_AT_MOST {
             return Ok(None);
@@ -856,45 +930,37 @@ pub fn kept_rows(conn: &mut PgConnection, q: &Aggregate, keep: &[String]) -> App
 }
 
 /// A breakdown's other row (its total less the `keep` keys, exact before rounding)
-/// and total, from the cells that hold every order of it once per shop-day: STATUS
-/// for CREATOR (each order has one status), ITEMS for PRODUCT.
+/// and total, in one query: every order from `rollup_shop_day` for CREATOR, every
+/// product-order from the ITEMS cells for PRODUCT.
 fn other_and_total(
     conn: &mut PgConnection,
     q: &Aggregate,
     dimension: Dimension,
     keep: &[String],
 ) -> AppResult<KeptRows> {
-    let total_dim = if dimension == Dimension::Product {
-        "ITEMS"
+    let total = if dimension == Dimension::Product {
+        TotalCells::Items
     } else {
-        "STATUS"
+        TotalCells::Shops
     };
-    let mut measures = |keep: &[String]| -> AppResult<Measures> {
-        Ok(load(
-            conn,
-            build_dimension_rollup(
-                q,
-                dimension,
-                DimTable::Cells,
-                Cells::Other {
-                    total: total_dim,
-                    keep,
-                },
-            ),
-        )?
-        .into_iter()
-        .next()
-        .map(|r| to_group_row(r).measures)
-        .unwrap_or_default())
-    };
-    let other = measures(keep)?;
-    let total = measures(&[])?;
-    Ok(KeptRows {
+    let rows = load(
+        conn,
+        build_dimension_rollup(q, dimension, DimTable::Cells, Cells::Other { total, keep }),
+    )?;
+    let mut out = KeptRows {
         rows: Vec::new(),
-        // Every cell holds at least one order.
-        other: (other.orders > 0).then_some(other),
-        total,
-    })
+        other: None,
+        total: Measures::default(),
+    };
+    for row in rows.into_iter().map(to_group_row) {
+        match row.key.as_deref() {
+            // Every cell holds at least one order.
+            None if row.measures.orders > 0 => out.other = Some(row.measures),
+            Some("T") => out.total = row.measures,
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn load(conn: &mut PgConnection, sql: Sql) -> AppResult<Vec<Row>> {

@@ -32,7 +32,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// `work_mem` is raised to 32 MB so that rollup queries hash their groups instead of
 /// sorting tens of thousands of cells by text keys (measured on dataset L: a 90-day
 /// PROVINCE breakdown of 16 shops took 49 ms with the default 4 MB and 25 ms with
-/// 32 MB). At most one such allocation per pooled connection and query node.
+/// 32 MB). At most one such allocation per pooled connection and query node. JIT
+/// compilation is off: rollup queries with poor row estimates crossed its cost threshold
+/// and spent about 30 ms compiling to run a few milliseconds.
 #[derive(Debug)]
 struct SessionSettings {
     statement_timeout_ms: u64,
@@ -42,7 +44,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings 
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
             "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET max_parallel_workers_per_gather = 0; \
-             SET work_mem = '32MB'",
+             SET work_mem = '32MB'; SET jit = off",
             self.statement_timeout_ms
         ))
         .map_err(diesel::r2d2::Error::QueryError)

@@ -8,7 +8,7 @@
 //! PRODUCT or CATEGORY breakdown they are product-orders (an order counts once for each
 //! distinct product it contains), so every count adds up across rows.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::BoxedSqlQuery;
@@ -799,66 +799,80 @@ pub fn top_keys(
         return Ok(None);
     };
     // The bounds are per tenant and currency: for a part of them (one shop of many)
-    // they are too loose to prune.
+    // they are too loose to prune. Money converts at the window's highest rate.
     #[derive(QueryableByName)]
-    struct Left {
+    struct Group {
+        #[diesel(sql_type = BigInt)]
+        tenant_id: i64,
+        #[diesel(sql_type = Text)]
+        currency: String,
         #[diesel(sql_type = BigInt)]
         left_out: i64,
-    }
-    let left: Left = diesel::sql_query(
-        "SELECT count(*) AS left_out FROM shops o
-          WHERE NOT o.id = ANY($1)
-            AND (o.tenant_id, o.currency) IN (SELECT tenant_id, currency FROM shops WHERE id = ANY($1))",
-    )
-    .bind::<Array<BigInt>, _>(&q.filters.shop_ids)
-    .get_result(conn)?;
-    if left.left_out > 0 {
-        return Ok(None);
+        #[diesel(sql_type = Nullable<Double>)]
+        factor: Option<f64>,
     }
     let mut sql = Sql {
         text: String::new(),
         params: Vec::new(),
     };
     let Window {
-        d0,
-        d1,
-        cur,
-        shops,
-        rates,
-        ..
+        cur, shops, rates, ..
     } = bind_window(&mut sql, q);
-    // In floating point (bounds need not be exact), raised by a relative 1e-9 that
-    // covers its rounding; money in major units.
-    let bound = if money {
-        format!("sum(b.{column}::float8 * f.factor::float8) * (1 + 1e-9) / 100")
-    } else {
-        format!("sum(b.{column})::float8")
-    };
-    // Summed per key and currency first (one index range of integer sums), then
-    // converted and summed per key.
     sql.text = format!(
         "WITH {rates},
          factors AS (
-            SELECT rs.currency, max(rs.rate_to_cny / rr.rate_to_cny) AS factor
+            SELECT rs.currency, max(rs.rate_to_cny / rr.rate_to_cny)::float8 AS factor
               FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
              GROUP BY rs.currency
-         ),
-         sums AS (
-            SELECT b.key, b.currency, sum(b.{column}) AS {column}
-              FROM rollup_dim_month b
-             WHERE b.dim = '{dim}'
-               AND b.tenant_id = ANY(ARRAY(SELECT DISTINCT tenant_id FROM shops WHERE id = ANY({shops})))
-               AND b.month >= date_trunc('month', {d0}::timestamp)::date AND b.month <= {d1}
-               AND b.currency = ANY(ARRAY(SELECT DISTINCT currency FROM shops WHERE id = ANY({shops})))
-             GROUP BY 1, 2
          )
-         SELECT b.key, {bound} AS bound
-           FROM sums b LEFT JOIN factors f ON f.currency = b.currency
-          GROUP BY b.key
-          ORDER BY 2 DESC, 1",
+         SELECT s.tenant_id, s.currency, count(*) FILTER (WHERE NOT s.id = ANY({shops})) AS left_out,
+                min(f.factor) AS factor
+           FROM shops s LEFT JOIN factors f ON f.currency = s.currency
+          WHERE (s.tenant_id, s.currency) IN (SELECT tenant_id, currency FROM shops WHERE id = ANY({shops}))
+          GROUP BY 1, 2"
+    );
+    let groups: Vec<Group> = load_as(conn, sql)?;
+    if groups.iter().any(|g| g.left_out > 0 || g.factor.is_none()) {
+        return Ok(None);
+    }
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let tenants = sql.bind(Param::Ids(groups.iter().map(|g| g.tenant_id).collect()));
+    let currencies = sql.bind(Param::Texts(
+        groups.iter().map(|g| g.currency.clone()).collect(),
+    ));
+    let first_month = sql.bind(Param::Day(q.first_day.with_day(1).unwrap_or(q.first_day)));
+    let last_day = sql.bind(Param::Day(q.last_day));
+    // In floating point (bounds need not be exact; the margin below covers rounding).
+    let value = if money {
+        let mut case = String::from("CASE b.currency");
+        for g in &groups {
+            let c = sql.bind(Param::Text(g.currency.clone()));
+            case += &format!(" WHEN {c} THEN {:?}::float8", g.factor.unwrap_or(1.0));
+        }
+        format!("b.{column}::float8 * {case} END")
+    } else {
+        format!("b.{column}::float8")
+    };
+    sql.text = format!(
+        "SELECT b.key, sum({value}) AS bound
+           FROM rollup_dim_month b
+          WHERE b.dim = '{dim}' AND b.tenant_id = ANY({tenants}) AND b.currency = ANY({currencies})
+            AND b.month >= {first_month} AND b.month <= {last_day}
+          GROUP BY b.key",
         dim = cell_dim(dimension),
     );
-    let bounds: Vec<Bound> = load_as(conn, sql)?;
+    let mut bounds: Vec<Bound> = load_as(conn, sql)?;
+    for b in &mut bounds {
+        // A relative margin over floating-point rounding; money in major units.
+        b.bound *= 1.0 + 1e-9;
+        if money {
+            b.bound /= 100.0;
+        }
+    }
+    bounds.sort_by(|a, b| b.bound.total_cmp(&a.bound).then_with(|| a.key.cmp(&b.key)));
     if bounds.len() < from_keys {
         return Ok(None);
     }

@@ -18,10 +18,12 @@ LANGUAGE sql STABLE AS $$
         SELECT o.id, o.shop_id, c.day, o.paid_at IS NOT NULL, o.commission_amount, o.creator_id,
                o.shipped_at, o.delivered_at
           FROM (SELECT DISTINCT * FROM unnest(p_shop_ids, p_days) AS c(shop_id, day)) c
-          JOIN orders o
-            ON o.shop_id = c.shop_id
-           AND o.placed_at >= (c.day::timestamp AT TIME ZONE 'Asia/Shanghai')
-           AND o.placed_at < ((c.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
+          CROSS JOIN LATERAL (
+                SELECT * FROM orders o
+                 WHERE o.shop_id = c.shop_id
+                   AND o.placed_at >= (c.day::timestamp AT TIME ZONE 'Asia/Shanghai')
+                   AND o.placed_at < ((c.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
+                OFFSET 0) o
          WHERE p_shop_ids IS NOT NULL
     ),
     after AS (
@@ -29,22 +31,23 @@ LANGUAGE sql STABLE AS $$
                bool_or(a.status = 'REFUNDED') AS refunded,
                coalesce(sum(a.refund_amount) FILTER (WHERE a.status = 'REFUNDED'), 0) AS refund_minor,
                bool_or(a.dispute <> 'NONE') AS disputed
-          FROM after_sales a
-         WHERE p_shop_ids IS NULL OR a.order_id IN (SELECT id FROM picked)
+          FROM picked p JOIN after_sales a ON a.order_id = p.id
          GROUP BY a.order_id
+    ),
+    lines AS (
+        SELECT p.id, p.shop_id, p.day, coalesce(i.product_id::text, '') AS k,
+               i.line_no = min(i.line_no) OVER (PARTITION BY p.id) AS first,
+               i.paid_amount, i.quantity
+          FROM picked p
+          JOIN order_items i ON i.order_id = p.id
     ),
     -- One row per order and product: its lines' amounts, and whether it holds the
     -- order's first line.
     keyed AS (
-        SELECT p.id, p.shop_id, p.day, coalesce(i.product_id::text, '') AS k,
-               bool_or(i.line_no = f.first_line) AS first,
-               sum(i.paid_amount) AS line_paid, sum(i.quantity) AS quantity
-          FROM picked p
-          JOIN order_items i ON i.order_id = p.id
-          JOIN (SELECT order_id, min(line_no) AS first_line FROM order_items
-                 WHERE p_shop_ids IS NULL OR order_id IN (SELECT id FROM picked)
-                 GROUP BY order_id) f ON f.order_id = p.id
-         GROUP BY p.id, p.shop_id, p.day, coalesce(i.product_id::text, '')
+        SELECT id, shop_id, day, k, bool_or(first) AS first,
+               sum(paid_amount) AS line_paid, sum(quantity) AS quantity
+          FROM lines
+         GROUP BY id, shop_id, day, k
     ),
     measured AS (
         SELECT k.*, p.paid, p.commission_amount, p.creator_id, p.shipped_at, p.delivered_at,

@@ -74,7 +74,8 @@ BEGIN
     WITH gone AS (
         DELETE FROM rollup_dim_day d
          USING unnest(v_shops, v_days) AS c(shop_id, day)
-         WHERE d.shop_id = c.shop_id AND d.day = c.day
+         WHERE d.dim = ANY(ARRAY['PROVINCE', 'CHANNEL', 'CREATOR', 'PAYMENT_METHOD', 'STATUS', 'PRODUCT', 'ITEMS'])
+           AND d.shop_id = c.shop_id AND d.day = c.day
         RETURNING d.*
     )
     INSERT INTO rollup_month_change
@@ -116,7 +117,8 @@ BEGIN
               FROM unnest(v_shops, v_days) AS c(shop_id, day)) k;
     DELETE FROM rollup_dim_week w
      USING unnest(v_week_shops, v_weeks) AS c(shop_id, week)
-     WHERE w.shop_id = c.shop_id AND w.week = c.week;
+     WHERE w.dim = ANY(ARRAY['PROVINCE', 'CHANNEL', 'CREATOR', 'PAYMENT_METHOD', 'STATUS', 'PRODUCT', 'ITEMS'])
+       AND w.shop_id = c.shop_id AND w.week = c.week;
     INSERT INTO rollup_dim_week SELECT * FROM rollup_dim_week_cells(v_week_shops, v_weeks);
 END;
 $$;

@@ -5,6 +5,29 @@ use serde_json::{json, Value};
 
 use crate::helpers::{error_code, TestApp};
 
+/// The factor converting an order `o` of shop `s` into `currency`, with the rates of
+/// its local day in `tz`.
+fn fx_factor(tz: &str, currency: &str) -> String {
+    format!(
+        "(CASE WHEN s.currency = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = s.currency AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END
+          / CASE WHEN '{currency}' = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = '{currency}' AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END)"
+    )
+}
+
+/// One number from SQL.
+fn sql_number(app: &TestApp, sql: &str) -> Option<f64> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+        v: Option<f64>,
+    }
+    diesel::sql_query(format!("SELECT ({sql})::float8 AS v"))
+        .get_result::<V>(&mut app.conn())
+        .unwrap()
+        .v
+}
+
 /// Every metric for a set of orders (`cond` over `o`), recomputed independently of the
 /// engine: one simple query per metric, money converted per local day.
 pub(crate) fn sql_metrics(
@@ -13,23 +36,9 @@ pub(crate) fn sql_metrics(
     tz: &str,
     currency: &str,
 ) -> Vec<(&'static str, Option<f64>)> {
-    let fx = format!(
-        "(CASE WHEN s.currency = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = s.currency AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END
-          / CASE WHEN '{currency}' = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = '{currency}' AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END)"
-    );
+    let fx = fx_factor(tz, currency);
     let from = format!("FROM orders o JOIN shops s ON s.id = o.shop_id WHERE {cond}");
-    let num = |sql: String| -> Option<f64> {
-        use diesel::prelude::*;
-        #[derive(QueryableByName)]
-        struct V {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
-            v: Option<f64>,
-        }
-        diesel::sql_query(format!("SELECT ({sql})::float8 AS v"))
-            .get_result::<V>(&mut app.conn())
-            .unwrap()
-            .v
-    };
+    let num = |sql: String| sql_number(app, &sql);
     let orders = num(format!("SELECT count(*) {from}")).unwrap();
     let paid = num(format!("SELECT count(*) {from} AND o.paid_at IS NOT NULL")).unwrap();
     let gmv = num(format!("SELECT coalesce(round(sum(o.paid_amount * {fx}) / 100, 2), 0) {from} AND o.paid_at IS NOT NULL")).unwrap();
@@ -74,10 +83,7 @@ pub(crate) fn sql_product_metrics(
     tz: &str,
     currency: &str,
 ) -> Vec<(&'static str, Option<f64>)> {
-    let fx = format!(
-        "(CASE WHEN s.currency = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = s.currency AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END
-          / CASE WHEN '{currency}' = 'CNY' THEN 1 ELSE (SELECT rate_to_cny FROM fx_rates f WHERE f.currency = '{currency}' AND f.day = (o.placed_at AT TIME ZONE '{tz}')::date) END)"
-    );
+    let fx = fx_factor(tz, currency);
     // One row per (order, product), with whether the product is the first line's.
     let pairs = format!(
         "(SELECT DISTINCT o.id, i.product_id,
@@ -88,18 +94,7 @@ pub(crate) fn sql_product_metrics(
     let from = format!(
         "FROM {pairs} JOIN orders o ON o.id = p.id JOIN shops s ON s.id = o.shop_id WHERE ({product_cond})"
     );
-    let num = |sql: String| -> Option<f64> {
-        use diesel::prelude::*;
-        #[derive(QueryableByName)]
-        struct V {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
-            v: Option<f64>,
-        }
-        diesel::sql_query(format!("SELECT ({sql})::float8 AS v"))
-            .get_result::<V>(&mut app.conn())
-            .unwrap()
-            .v
-    };
+    let num = |sql: String| sql_number(app, &sql);
     let lines = "(SELECT coalesce(sum(l.paid_amount), 0) AS paid, coalesce(sum(l.quantity), 0) AS quantity FROM order_items l WHERE l.order_id = o.id AND l.product_id IS NOT DISTINCT FROM p.product_id)";
     let orders = num(format!("SELECT count(*) {from}")).unwrap();
     let paid = num(format!("SELECT count(*) {from} AND o.paid_at IS NOT NULL")).unwrap();

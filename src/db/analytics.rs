@@ -119,25 +119,8 @@ fn key_expr(dimension: Dimension) -> &'static str {
     }
 }
 
-fn build(q: &Aggregate) -> Sql {
-    let mut sql = Sql {
-        text: String::new(),
-        params: Vec::new(),
-    };
-    let dimension = match &q.grouping {
-        Grouping::Dimension { dimension, .. } => Some(*dimension),
-        _ => None,
-    };
-    let items = q.filters.on_items() || dimension.is_some_and(dimension_on_items);
-    let Window {
-        tz,
-        cur,
-        shops,
-        start,
-        end,
-        rates,
-        ..
-    } = bind_window(&mut sql, q);
+/// The raw path's bucket and key expressions over an order `o`.
+fn raw_bucket_and_key(sql: &mut Sql, q: &Aggregate) -> (String, String) {
     let bucket = match &q.grouping {
         Grouping::Buckets { boundaries } => {
             let b = sql.bind(Param::Ats(boundaries.clone()));
@@ -160,6 +143,87 @@ fn build(q: &Aggregate) -> Sql {
         } => key_expr(*dimension).to_string(),
         _ => "''".to_string(),
     };
+    (bucket, key)
+}
+
+/// The raw path's output bucket and key over grouped rows `b`, and its grouping sets.
+fn raw_groups(q: &Aggregate) -> (&'static str, &'static str, &'static str) {
+    match &q.grouping {
+        Grouping::Total => ("0", "NULL::text", "GROUP BY GROUPING SETS (())"),
+        Grouping::Buckets { .. } => (
+            "b.bucket",
+            "NULL::text",
+            "GROUP BY GROUPING SETS ((b.bucket))",
+        ),
+        Grouping::Dimension { keep: Some(_), .. } => {
+            ("0", "b.key", "GROUP BY GROUPING SETS ((b.key))")
+        }
+        Grouping::Dimension { keep: None, .. } => (
+            "0",
+            "CASE WHEN GROUPING(b.key) = 1 THEN NULL ELSE b.key END",
+            "GROUP BY GROUPING SETS ((b.key), ())",
+        ),
+    }
+}
+
+#[derive(QueryableByName)]
+struct Buyers {
+    #[diesel(sql_type = Integer)]
+    bucket: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    key: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    buyers: i64,
+}
+
+/// BUYERS alone for an order-level grouping with shop filters only: distinct buyers of
+/// the paying orders, read through `orders (shop_id, placed_at)` without the item
+/// lines and after-sales the other metrics need (those come from the rollups).
+fn build_buyers(q: &Aggregate) -> Sql {
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let shops = sql.bind(Param::Ids(q.filters.shop_ids.clone()));
+    let start = sql.bind(Param::At(q.start));
+    let end = sql.bind(Param::At(q.end));
+    let (bucket, key) = raw_bucket_and_key(&mut sql, q);
+    let (bucket_out, key_out, sets) = raw_groups(q);
+    sql.text = format!(
+        "WITH b AS (
+            SELECT o.buyer_id, {bucket} AS bucket, {key} AS key
+              FROM orders o
+              JOIN shops s ON s.id = o.shop_id
+              LEFT JOIN provinces pv ON pv.code = o.province_code
+             WHERE o.shop_id = ANY({shops}) AND o.placed_at >= {start} AND o.placed_at < {end}
+               AND o.paid_at IS NOT NULL
+         )
+         SELECT {bucket_out}::int AS bucket, {key_out} AS key, count(DISTINCT b.buyer_id) AS buyers
+           FROM b {sets}"
+    );
+    sql
+}
+
+fn build(q: &Aggregate) -> Sql {
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let dimension = match &q.grouping {
+        Grouping::Dimension { dimension, .. } => Some(*dimension),
+        _ => None,
+    };
+    let items = q.filters.on_items() || dimension.is_some_and(dimension_on_items);
+    let Window {
+        tz,
+        cur,
+        shops,
+        start,
+        end,
+        rates,
+        ..
+    } = bind_window(&mut sql, q);
+    let (bucket, key) = raw_bucket_and_key(&mut sql, q);
     let f = &q.filters;
     let clauses = [
         ("i.product_id", f.product_ids.clone().map(Param::Ids)),
@@ -205,21 +269,7 @@ fn build(q: &Aggregate) -> Sql {
             "true".to_string(),
         )
     };
-    let (bucket_out, key_out) = match &q.grouping {
-        Grouping::Total => ("0", "NULL::text"),
-        Grouping::Buckets { .. } => ("b.bucket", "NULL::text"),
-        Grouping::Dimension { keep: Some(_), .. } => ("0", "b.key"),
-        Grouping::Dimension { keep: None, .. } => (
-            "0",
-            "CASE WHEN GROUPING(b.key) = 1 THEN NULL ELSE b.key END",
-        ),
-    };
-    let sets = match &q.grouping {
-        Grouping::Total => "GROUP BY GROUPING SETS (())",
-        Grouping::Buckets { .. } => "GROUP BY GROUPING SETS ((b.bucket))",
-        Grouping::Dimension { keep: Some(_), .. } => "GROUP BY GROUPING SETS ((b.key))",
-        Grouping::Dimension { keep: None, .. } => "GROUP BY GROUPING SETS ((b.key), ())",
-    };
+    let (bucket_out, key_out, sets) = raw_groups(q);
     sql.text = format!(
         "WITH {rates},
          base AS (
@@ -715,6 +765,30 @@ pub fn aggregate(conn: &mut PgConnection, q: &Aggregate) -> AppResult<Vec<GroupR
         return Ok(empty(q));
     }
     let offsets = zone_offsets(q);
+    // BUYERS with an order-level grouping and shop filters only: the other metrics
+    // from the rollups, distinct buyers alone from the orders.
+    let on_items = matches!(&q.grouping, Grouping::Dimension { dimension, .. } if dimension_on_items(*dimension));
+    if q.needs_buyers && !on_items {
+        let lean = Aggregate {
+            needs_buyers: false,
+            ..q.clone()
+        };
+        if dimension_source(&lean, &offsets).is_some() || lean.rollup_eligible() {
+            let mut rows = aggregate(conn, &lean)?;
+            let buyers: std::collections::HashMap<(i32, Option<String>), i64> =
+                load_as::<Buyers>(conn, build_buyers(q))?
+                    .into_iter()
+                    .map(|b| ((b.bucket, b.key), b.buyers))
+                    .collect();
+            for row in &mut rows {
+                row.measures.buyers = buyers
+                    .get(&(row.bucket, row.key.clone()))
+                    .copied()
+                    .unwrap_or(0);
+            }
+            return Ok(rows);
+        }
+    }
     let rows = match dimension_source(q, &offsets) {
         Some((dimension, table)) => load(
             conn,

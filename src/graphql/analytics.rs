@@ -515,153 +515,19 @@ impl AnalyticsQuery {
         let extra = json!({ "dimension": dimension, "sortBy": sort_by, "limit": limit, "compare": compare });
         let report = cached(ctx, p, &prepared, "breakdown", extra, || async {
             let compared = compare.map(|c| prepared.range.compared(c));
-            // Thousands of creators or products: the top keys from their bounds.
-            let top = {
-                let q = prepared.aggregate(
-                    &prepared.range,
-                    Grouping::Dimension {
-                        dimension,
-                        keep: None,
-                    },
-                );
-                let q_previous = compared.map(|r| {
-                    prepared.aggregate(
-                        &r,
-                        Grouping::Dimension {
-                            dimension,
-                            keep: None,
-                        },
-                    )
-                });
-                let windows: Vec<LocalRange> =
-                    std::iter::once(prepared.range).chain(compared).collect();
-                let from_keys = shared(ctx).limits.top_keys_from;
-                run_with(ctx, p, &prepared, &windows, move |c| {
-                    let Some((keep, current)) =
-                        db::analytics::top_keys(c, &q, sort_by, limit as usize, from_keys)?
-                    else {
-                        return Ok(None);
-                    };
-                    let previous = match &q_previous {
-                        Some(q) => Some(db::analytics::kept_rows(c, q, &keep)?),
-                        None => None,
-                    };
-                    Ok(Some((current, previous)))
-                })
+            let Ranked {
+                keyed,
+                previous,
+                total,
+                previous_total,
+                other,
+                other_previous,
+            } = match top_from_bounds(ctx, p, &prepared, dimension, sort_by, limit, compared)
                 .await?
-            };
-            let (keyed, previous, total, previous_total, other, other_previous) = match top {
-                Some((current, previous)) => {
-                    let previous_total = previous.as_ref().map(|p| p.total.clone());
-                    let other_previous = match (&current.other, &previous) {
-                        (Some(_), Some(p)) => Some(p.other.clone().unwrap_or_default()),
-                        _ => None,
-                    };
-                    (
-                        current.rows,
-                        previous.map(|p| p.rows.into_iter().collect::<HashMap<_, _>>()),
-                        current.total,
-                        previous_total,
-                        current.other,
-                        other_previous,
-                    )
-                }
+            {
+                Some(ranked) => ranked,
                 None => {
-                    let mut plan = vec![(
-                        prepared.range,
-                        Grouping::Dimension {
-                            dimension,
-                            keep: None,
-                        },
-                    )];
-                    if let Some(r) = compared {
-                        plan.push((
-                            r,
-                            Grouping::Dimension {
-                                dimension,
-                                keep: None,
-                            },
-                        ));
-                    }
-                    let results = run(ctx, p, &prepared, plan).await?;
-                    let total = total_of(&results[0]);
-                    let mut keyed: Vec<(String, Measures)> = results[0]
-                        .iter()
-                        .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-                        .collect();
-                    crate::analytics::rank(&mut keyed, sort_by);
-                    let rest = keyed.split_off((limit as usize).min(keyed.len()));
-                    let previous: Option<HashMap<String, Measures>> = results.get(1).map(|rows| {
-                        rows.iter()
-                            .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-                            .collect()
-                    });
-                    let previous_total = results.get(1).map(|r| total_of(r));
-                    // The other row is computed exactly. Where no BUYERS are asked for and
-                    // every shop is in the report currency (so every group's money is whole
-                    // cents), it is the sum of the groups left out: every order has one value
-                    // of an order-level dimension, and PRODUCT and CATEGORY count
-                    // product-orders. Otherwise (distinct buyers, converted money) it is
-                    // computed again with those groups folded together.
-                    let additive = !prepared.needs(Metric::Buyers)
-                        && p.shops
-                            .iter()
-                            .filter(|s| prepared.filters.shop_ids.contains(&s.id))
-                            .all(|s| s.currency == prepared.currency);
-                    let (other, other_previous) = if rest.is_empty() {
-                        (None, None)
-                    } else if additive {
-                        let kept: std::collections::HashSet<&str> =
-                            keyed.iter().map(|(k, _)| k.as_str()).collect();
-                        let mut other = Measures::default();
-                        for (_, m) in &rest {
-                            other.add(m);
-                        }
-                        let other_previous = previous.as_ref().map(|previous| {
-                            let mut sum = Measures::default();
-                            for (key, m) in previous {
-                                if !kept.contains(key.as_str()) {
-                                    sum.add(m);
-                                }
-                            }
-                            sum
-                        });
-                        (Some(other), other_previous)
-                    } else {
-                        let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
-                        let mut plan = vec![(
-                            prepared.range,
-                            Grouping::Dimension {
-                                dimension,
-                                keep: Some(keep.clone()),
-                            },
-                        )];
-                        if let Some(r) = compared {
-                            plan.push((
-                                r,
-                                Grouping::Dimension {
-                                    dimension,
-                                    keep: Some(keep),
-                                },
-                            ));
-                        }
-                        let folded = run(ctx, p, &prepared, plan).await?;
-                        let pick = |rows: &Vec<GroupRow>| {
-                            rows.iter()
-                                .find(|r| r.key.as_deref() == Some(OTHER_KEY))
-                                .map(|r| r.measures.clone())
-                                .unwrap_or_default()
-                        };
-                        (Some(pick(&folded[0])), folded.get(1).map(pick))
-                    };
-                    (
-                        keyed,
-                        previous,
-                        total,
-                        previous_total,
-                        other,
-                        other_previous,
-                    )
+                    top_by_summing(ctx, p, &prepared, dimension, sort_by, limit, compared).await?
                 }
             };
             let labels = labels(
@@ -712,6 +578,167 @@ impl AnalyticsQuery {
         forbid_commission(ctx, &prepared);
         Ok(report)
     }
+}
+
+/// A breakdown's top rows, other row and total, for the window and the comparison.
+struct Ranked {
+    /// The top rows, in report order.
+    keyed: Vec<(String, Measures)>,
+    /// The comparison window's values by key (at least of the top rows).
+    previous: Option<HashMap<String, Measures>>,
+    total: Measures,
+    previous_total: Option<Measures>,
+    other: Option<Measures>,
+    other_previous: Option<Measures>,
+}
+
+/// The breakdown's grouping over the window and, with `compare`, the comparison window.
+fn over_windows(
+    prepared: &Prepared,
+    compared: Option<LocalRange>,
+    dimension: Dimension,
+    keep: Option<Vec<String>>,
+) -> Vec<(LocalRange, Grouping)> {
+    std::iter::once(prepared.range)
+        .chain(compared)
+        .map(|r| {
+            (
+                r,
+                Grouping::Dimension {
+                    dimension,
+                    keep: keep.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Thousands of creators or products: the top keys from their monthly bounds
+/// (`db::analytics::top_keys`); `None` where that does not apply.
+async fn top_from_bounds(
+    ctx: &Context<'_>,
+    p: &Principal,
+    prepared: &Prepared,
+    dimension: Dimension,
+    sort_by: Metric,
+    limit: i32,
+    compared: Option<LocalRange>,
+) -> AppResult<Option<Ranked>> {
+    let plan = over_windows(prepared, compared, dimension, None);
+    let windows: Vec<LocalRange> = plan.iter().map(|(r, _)| *r).collect();
+    let mut queries = plan.into_iter().map(|(r, g)| prepared.aggregate(&r, g));
+    let q = queries.next().expect("the window's query");
+    let q_previous = queries.next();
+    let from_keys = shared(ctx).limits.top_keys_from;
+    let found = run_with(ctx, p, prepared, &windows, move |c| {
+        let Some((keep, current)) =
+            db::analytics::top_keys(c, &q, sort_by, limit as usize, from_keys)?
+        else {
+            return Ok(None);
+        };
+        let previous = match &q_previous {
+            Some(q) => Some(db::analytics::kept_rows(c, q, &keep)?),
+            None => None,
+        };
+        Ok(Some((current, previous)))
+    })
+    .await?;
+    Ok(found.map(|(current, previous)| Ranked {
+        other_previous: match (&current.other, &previous) {
+            (Some(_), Some(p)) => Some(p.other.clone().unwrap_or_default()),
+            _ => None,
+        },
+        previous_total: previous.as_ref().map(|p| p.total.clone()),
+        previous: previous.map(|p| p.rows.into_iter().collect()),
+        keyed: current.rows,
+        total: current.total,
+        other: current.other,
+    }))
+}
+
+/// The top keys from every key's sums.
+async fn top_by_summing(
+    ctx: &Context<'_>,
+    p: &Principal,
+    prepared: &Prepared,
+    dimension: Dimension,
+    sort_by: Metric,
+    limit: i32,
+    compared: Option<LocalRange>,
+) -> AppResult<Ranked> {
+    let keyed_of = |rows: &Vec<GroupRow>| -> Vec<(String, Measures)> {
+        rows.iter()
+            .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
+            .collect()
+    };
+    let results = run(
+        ctx,
+        p,
+        prepared,
+        over_windows(prepared, compared, dimension, None),
+    )
+    .await?;
+    let total = total_of(&results[0]);
+    let mut keyed = keyed_of(&results[0]);
+    crate::analytics::rank(&mut keyed, sort_by);
+    let rest = keyed.split_off((limit as usize).min(keyed.len()));
+    let previous: Option<HashMap<String, Measures>> = results
+        .get(1)
+        .map(|rows| keyed_of(rows).into_iter().collect());
+    let previous_total = results.get(1).map(|r| total_of(r));
+    // The other row is computed exactly. Where no BUYERS are asked for and every shop
+    // is in the report currency (so every group's money is whole cents), it is the sum
+    // of the groups left out: every order has one value of an order-level dimension,
+    // and PRODUCT and CATEGORY count product-orders. Otherwise (distinct buyers,
+    // converted money) it is computed again with those groups folded together.
+    let additive = !prepared.needs(Metric::Buyers)
+        && p.shops
+            .iter()
+            .filter(|s| prepared.filters.shop_ids.contains(&s.id))
+            .all(|s| s.currency == prepared.currency);
+    let (other, other_previous) = if rest.is_empty() {
+        (None, None)
+    } else if additive {
+        let kept: std::collections::HashSet<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
+        let mut other = Measures::default();
+        for (_, m) in &rest {
+            other.add(m);
+        }
+        let other_previous = previous.as_ref().map(|previous| {
+            let mut sum = Measures::default();
+            for (key, m) in previous {
+                if !kept.contains(key.as_str()) {
+                    sum.add(m);
+                }
+            }
+            sum
+        });
+        (Some(other), other_previous)
+    } else {
+        let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
+        let folded = run(
+            ctx,
+            p,
+            prepared,
+            over_windows(prepared, compared, dimension, Some(keep)),
+        )
+        .await?;
+        let pick = |rows: &Vec<GroupRow>| {
+            rows.iter()
+                .find(|r| r.key.as_deref() == Some(OTHER_KEY))
+                .map(|r| r.measures.clone())
+                .unwrap_or_default()
+        };
+        (Some(pick(&folded[0])), folded.get(1).map(pick))
+    };
+    Ok(Ranked {
+        keyed,
+        previous,
+        total,
+        previous_total,
+        other,
+        other_previous,
+    })
 }
 
 /// Human names for dimension keys: shop names, product titles, province names, creator

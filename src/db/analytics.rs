@@ -80,6 +80,10 @@ struct Window {
     start: String,
     end: String,
     rates: String,
+    /// The `factors` CTE over `rates`: (day, currency, factor) converting the minor
+    /// units of a currency into the report currency on a day (exactly as the raw path
+    /// converts each order).
+    factors: String,
 }
 
 fn bind_window(sql: &mut Sql, q: &Aggregate) -> Window {
@@ -92,9 +96,17 @@ fn bind_window(sql: &mut Sql, q: &Aggregate) -> Window {
             SELECT d::date, 'CNY', 1::numeric FROM generate_series({d0}::date, {d1}::date, interval '1 day') AS d
          )"
     );
+    let cur = sql.bind(Param::Text(q.currency.clone()));
+    let factors = format!(
+        "factors AS (
+            SELECT rs.day, rs.currency, rs.rate_to_cny / rr.rate_to_cny AS factor
+              FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
+         )"
+    );
     Window {
         tz: sql.bind(Param::Text(q.timezone.clone())),
-        cur: sql.bind(Param::Text(q.currency.clone())),
+        cur,
+        factors,
         shops: sql.bind(Param::Ids(q.filters.shop_ids.clone())),
         start: sql.bind(Param::At(q.start)),
         end: sql.bind(Param::At(q.end)),
@@ -216,11 +228,11 @@ fn build(q: &Aggregate) -> Sql {
     let items = q.filters.on_items() || dimension.is_some_and(dimension_on_items);
     let Window {
         tz,
-        cur,
         shops,
         start,
         end,
         rates,
+        factors,
         ..
     } = bind_window(&mut sql, q);
     let (bucket, key) = raw_bucket_and_key(&mut sql, q);
@@ -271,19 +283,18 @@ fn build(q: &Aggregate) -> Sql {
     };
     let (bucket_out, key_out, sets) = raw_groups(q);
     sql.text = format!(
-        "WITH {rates},
+        "WITH {rates}, {factors},
          base AS (
             SELECT o.id, o.buyer_id, o.paid_at IS NOT NULL AS paid, o.shipped_at, o.delivered_at,
                    o.commission_amount, o.creator_id,
                    {gmv_minor} AS gmv_minor, {units} AS units, {first_row} AS first_row, {counted} AS counted,
-                   rs.rate_to_cny / rr.rate_to_cny AS factor,
+                   f.factor,
                    {bucket} AS bucket, {key} AS key
               FROM orders o
               JOIN shops s ON s.id = o.shop_id
               {item_join}
               LEFT JOIN provinces pv ON pv.code = o.province_code
-              LEFT JOIN rates rs ON rs.day = (o.placed_at AT TIME ZONE {tz})::date AND rs.currency = s.currency
-              LEFT JOIN rates rr ON rr.day = (o.placed_at AT TIME ZONE {tz})::date AND rr.currency = {cur}
+              LEFT JOIN factors f ON f.day = (o.placed_at AT TIME ZONE {tz})::date AND f.currency = s.currency
              WHERE o.shop_id = ANY({shops}) AND o.placed_at >= {start} AND o.placed_at < {end} {filters}
          ),
          after AS (
@@ -363,11 +374,12 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
         d0,
         d1,
         tz,
-        cur,
         shops,
         start,
         end,
         rates,
+        factors,
+        ..
     } = bind_window(&mut sql, q);
     let (bucket, bucket_out, group) = match &q.grouping {
         Grouping::Buckets { boundaries } => {
@@ -400,7 +412,7 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
     };
     let cell_sums = cell_sums(q);
     sql.text = format!(
-        "WITH {rates},
+        "WITH {rates}, {factors},
          -- Integer sums per shop, local day and bucket first; money is converted once
          -- per group (the factor is constant within a shop-day), which keeps the sums
          -- identical to the raw path's per-order conversion.
@@ -412,11 +424,10 @@ fn build_rollup(q: &Aggregate, daily: bool) -> Sql {
              GROUP BY 1, 2, 3
          ),
          cells AS (
-            SELECT d.*, rs.rate_to_cny / rr.rate_to_cny AS factor
+            SELECT d.*, f.factor
               FROM daily d
               JOIN shops s ON s.id = d.shop_id
-              LEFT JOIN rates rs ON rs.day = d.day AND rs.currency = s.currency
-              LEFT JOIN rates rr ON rr.day = d.day AND rr.currency = {cur}
+              LEFT JOIN factors f ON f.day = d.day AND f.currency = s.currency
          )
          SELECT {bucket_out}::int AS bucket, NULL::text AS key,
                 {MEASURES_OUT}
@@ -538,6 +549,7 @@ fn build_dimension_rollup(
         start,
         end,
         rates,
+        factors,
     } = bind_window(&mut sql, q);
     let (from, day, range) = match table {
         DimTable::Cells => {
@@ -658,6 +670,8 @@ fn build_dimension_rollup(
     // factor, exactly as the raw path converts each order. The key is then mapped to
     // the dimension's value (region, platform) on the few grouped rows.
     let (raw_key, key, join) = match dimension {
+        // "T" (total) and "K" (kept keys), summed by the grouping sets.
+        _ if matches!(cells, Cells::Other { .. }) => ("r.key", "g.stored_key", ""),
         Dimension::Shop => ("r.shop_id::text", "g.stored_key", ""),
         Dimension::Platform => (
             "r.shop_id::text",
@@ -676,10 +690,6 @@ fn build_dimension_rollup(
             "LEFT JOIN products kp ON kp.id = nullif(g.stored_key, '')::bigint",
         ),
         _ => ("r.key", "g.stored_key", ""),
-    };
-    let (raw_key, key, join) = match cells {
-        Cells::Other { .. } => ("r.key", "g.stored_key", ""),
-        _ => (raw_key, key, join),
     };
     let key = match (&q.grouping, cells) {
         (
@@ -719,12 +729,7 @@ fn build_dimension_rollup(
         money("commission_minor"),
     );
     sql.text = format!(
-        "WITH {rates},
-         away AS (SELECT ARRAY(SELECT id FROM shops WHERE currency <> {cur}) AS ids),
-         factors AS (
-            SELECT rs.day, rs.currency, rs.rate_to_cny / rr.rate_to_cny AS factor
-              FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
-         ),
+        "WITH {rates}, {factors},
          grouped AS (
             SELECT {raw_key} AS stored_key,
                    sum(r.orders) AS orders, sum(r.paid_orders) AS paid_orders, sum(r.units) AS units,
@@ -732,8 +737,7 @@ fn build_dimension_rollup(
                    sum(r.delivered_orders) AS delivered_orders, {delivery} AS delivery_seconds,
                    {gmv}, {refund}, {commission}
               FROM {from}
-              CROSS JOIN away
-              LEFT JOIN shops s ON s.id = r.shop_id AND r.shop_id = ANY(away.ids)
+              LEFT JOIN shops s ON s.id = r.shop_id AND s.currency <> {cur}
               LEFT JOIN factors f ON s.id IS NOT NULL AND f.day = {day} AND f.currency = s.currency
              WHERE r.shop_id = ANY({shops}) AND {range}
              GROUP BY 1
@@ -890,18 +894,17 @@ pub fn top_keys(
         params: Vec::new(),
     };
     let Window {
-        cur, shops, rates, ..
+        shops,
+        rates,
+        factors,
+        ..
     } = bind_window(&mut sql, q);
     sql.text = format!(
-        "WITH {rates},
-         factors AS (
-            SELECT rs.currency, max(rs.rate_to_cny / rr.rate_to_cny)::float8 AS factor
-              FROM rates rs JOIN rates rr ON rr.day = rs.day AND rr.currency = {cur}
-             GROUP BY rs.currency
-         )
+        "WITH {rates}, {factors},
+         highest AS (SELECT currency, max(factor)::float8 AS factor FROM factors GROUP BY currency)
          SELECT s.tenant_id, s.currency, count(*) FILTER (WHERE NOT s.id = ANY({shops})) AS left_out,
                 min(f.factor) AS factor
-           FROM shops s LEFT JOIN factors f ON f.currency = s.currency
+           FROM shops s LEFT JOIN highest f ON f.currency = s.currency
           WHERE (s.tenant_id, s.currency) IN (SELECT tenant_id, currency FROM shops WHERE id = ANY({shops}))
           GROUP BY 1, 2"
     );
@@ -963,15 +966,7 @@ pub fn top_keys(
             .map(|b| b.key.clone())
             .collect();
         next += keys.len();
-        let rows = load(
-            conn,
-            build_dimension_rollup(q, dimension, DimTable::Cells, Cells::Keys(&keys)),
-        )?;
-        evaluated.extend(
-            rows.into_iter()
-                .map(to_group_row)
-                .filter_map(|r| r.key.map(|k| (k, r.measures))),
-        );
+        evaluated.extend(keyed_rows(conn, q, dimension, &keys)?);
         crate::analytics::rank(&mut evaluated, sort_by);
         let Some(following) = bounds.get(next) else {
             break;
@@ -1004,17 +999,28 @@ pub fn kept_rows(conn: &mut PgConnection, q: &Aggregate, keep: &[String]) -> App
             "kept rows of a breakdown only"
         )));
     };
-    let mut rows: Vec<(String, Measures)> = load(
+    let mut rows = keyed_rows(conn, q, *dimension, keep)?;
+    rows.sort_by_key(|(k, _)| keep.iter().position(|x| x == k));
+    let rest = other_and_total(conn, q, *dimension, keep)?;
+    Ok(KeptRows { rows, ..rest })
+}
+
+/// The rows of these keys of a breakdown, from their cells (keys without an order in
+/// the window have none).
+fn keyed_rows(
+    conn: &mut PgConnection,
+    q: &Aggregate,
+    dimension: Dimension,
+    keys: &[String],
+) -> AppResult<Vec<(String, Measures)>> {
+    Ok(load(
         conn,
-        build_dimension_rollup(q, *dimension, DimTable::Cells, Cells::Keys(keep)),
+        build_dimension_rollup(q, dimension, DimTable::Cells, Cells::Keys(keys)),
     )?
     .into_iter()
     .map(to_group_row)
     .filter_map(|r| r.key.map(|k| (k, r.measures)))
-    .collect();
-    rows.sort_by_key(|(k, _)| keep.iter().position(|x| x == k));
-    let rest = other_and_total(conn, q, *dimension, keep)?;
-    Ok(KeptRows { rows, ..rest })
+    .collect())
 }
 
 /// A breakdown's other row (its total less the `keep` keys, exact before rounding)

@@ -302,6 +302,16 @@ impl Principal {
         self.is_owner || self.permissions.contains(&permission)
     }
 
+    /// `FORBIDDEN` unless the account may read `data`: the one rule for that data set.
+    pub fn require_read(&self, data: crate::domain::DataSet) -> AppResult<()> {
+        self.require(data.permission())
+    }
+
+    /// Whether the account may read `data`.
+    pub fn may_read(&self, data: crate::domain::DataSet) -> bool {
+        self.has(data.permission())
+    }
+
     /// `FORBIDDEN` unless the account holds `permission`.
     pub fn require(&self, permission: Permission) -> AppResult<()> {
         if self.has(permission) {

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{Principal, ResponseStamp, TokenSubject};
 use crate::db::accounts::TenantVersions;
-use crate::domain::Permission;
+
 use crate::error::AppResult;
 
 /// Marks the format of stored entries; a change of format changes every key.
@@ -227,7 +227,7 @@ impl Cache {
         let material = serde_json::json!({
             "tenant": p.tenant_id,
             "shops": shops,
-            "finance": p.has(Permission::FinanceRead),
+            "finance": p.may_read(crate::domain::DataSet::Commission),
             "operation": operation,
             "arguments": arguments,
         });
@@ -369,11 +369,19 @@ impl Cache {
             }
             _ => None,
         };
-        match hit {
-            Some(body_at) => {
+        // An entry whose body is not a JSON object (corrupted, or written by something
+        // else) is a miss, as it is for the aggregate cache: never served as JSON.
+        let body = hit.and_then(|body_at| {
+            let mut entry = values.into_iter().nth(2).flatten()?;
+            let body = entry.split_off(body_at);
+            let valid = body.first() == Some(&b'{')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
+            valid.then_some(body)
+        });
+        match body {
+            Some(body) => {
                 self.counters.response_hits.fetch_add(1, Ordering::Relaxed);
-                let mut entry = values.into_iter().nth(2).flatten()?;
-                Some(entry.split_off(body_at))
+                Some(body)
             }
             None => {
                 self.counters

@@ -150,6 +150,32 @@ text_enum!(
     }
 );
 
+/// What a caller reads. Each data set has one permission, and every path that hands it
+/// out (GraphQL, CSV exports, caches, subscriptions) asks [`DataSet::permission`], so
+/// no transport can grant more than another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataSet {
+    /// Order rows: `orders`, `order`, abnormal-order lists, `/export/orders.csv`.
+    OrderRows,
+    /// Aggregates: `kpis`, `trend`, `breakdown`, `dailyReport` and their CSV exports.
+    Reports,
+    /// Commission rates and amounts, as fields or metrics.
+    Commission,
+    /// Receiver name, phone and address unmasked.
+    BuyerPii,
+}
+
+impl DataSet {
+    pub fn permission(self) -> Permission {
+        match self {
+            DataSet::OrderRows => Permission::OrdersRead,
+            DataSet::Reports => Permission::AnalyticsRead,
+            DataSet::Commission => Permission::FinanceRead,
+            DataSet::BuyerPii => Permission::PiiRead,
+        }
+    }
+}
+
 text_enum!(
     /// Named permission sets for sub-accounts (seed wording: 仅查看 / 处理售后 / 发货权限).
     RolePreset {
@@ -427,5 +453,33 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// The calendar the API accepts: no order predates 2000 and no report reaches past
+/// 2099. Every date and instant a caller sends is checked against it before any SQL
+/// sees it (PostgreSQL's own limits are far wider, and a date it cannot hold would
+/// surface as an internal error).
+pub mod calendar {
+    use chrono::{DateTime, NaiveDate, Utc};
+
+    pub const FIRST_YEAR: i32 = 2000;
+    pub const LAST_YEAR: i32 = 2099;
+
+    /// `Err` with a reason when `date` is outside the years the API accepts.
+    pub fn check_date(date: NaiveDate) -> Result<NaiveDate, String> {
+        use chrono::Datelike;
+        if (FIRST_YEAR..=LAST_YEAR).contains(&date.year()) {
+            Ok(date)
+        } else {
+            Err(format!(
+                "{date} is outside the years {FIRST_YEAR}–{LAST_YEAR} the API accepts"
+            ))
+        }
+    }
+
+    /// `Err` with a reason when `at` is outside the years the API accepts.
+    pub fn check_instant(at: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        check_date(at.date_naive()).map(|_| at)
     }
 }

@@ -35,6 +35,21 @@ impl AppError {
         }
     }
 
+    /// Whether the connection's socket died under the statement (PostgreSQL restarted
+    /// or the backend was terminated): the connection must not be used again.
+    pub fn is_connection_lost(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error as E};
+        match self {
+            AppError::Unavailable(_) => true,
+            AppError::Internal(cause) => cause.chain().any(|c| {
+                matches!(c.downcast_ref::<E>(), Some(E::DatabaseError(kind, info))
+                    if matches!(kind, DatabaseErrorKind::ClosedConnection)
+                        || connection_lost(info.message()))
+            }),
+            _ => false,
+        }
+    }
+
     pub fn bad_input(msg: impl Into<String>) -> AppError {
         AppError::BadUserInput(msg.into())
     }
@@ -72,9 +87,30 @@ impl From<diesel::result::Error> for AppError {
             E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _) => {
                 AppError::Unavailable("the database is unavailable".into())
             }
+            E::DatabaseError(_, info) if connection_lost(info.message()) => {
+                tracing::warn!(error = %info.message(), "database connection lost");
+                AppError::Unavailable("the database is unavailable".into())
+            }
             _ => AppError::Internal(err.into()),
         }
     }
+}
+
+/// libpq's and the server's words for a connection that is gone.
+fn connection_lost(message: &str) -> bool {
+    [
+        "server closed the connection",
+        "no connection to the server",
+        "terminating connection",
+        "connection to server",
+        "could not receive data from server",
+        "could not send data to server",
+        "SSL SYSCALL error",
+        "the database system is shutting down",
+        "the database system is starting up",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {

@@ -191,6 +191,61 @@ const MAX_TEXT: usize = 512;
 const MAX_ITEMS: usize = 200;
 const MAX_AFTER_SALES: usize = 50;
 
+/// The largest amount one order, line, refund or commission may carry, in minor units
+/// (100,000,000.00 in major units). The engine keeps sums in 64-bit cells: at this bound
+/// a single shop-month cell overflows only after some 900 million maximal orders, so no
+/// accepted order can make a later write or read of its period fail.
+pub const MAX_AMOUNT: i64 = 10_000_000_000;
+/// The largest quantity of one line.
+pub const MAX_QUANTITY: i32 = 1_000_000;
+/// No platform timestamp is older than this (the platforms began long after it).
+const EARLIEST: &str = "2000-01-01T00:00:00Z";
+/// Platform clocks run a little ahead of ours; a day more is a wrong timestamp, which
+/// would otherwise (as `sourceUpdatedAt`) make every later real update `STALE`.
+const FUTURE_SLACK_HOURS: i64 = 24;
+
+/// Identifiers (order numbers, ids, SKUs) take no control characters at all; free text
+/// (names, addresses, notes) may hold tabs and line breaks. PostgreSQL text cannot hold
+/// NUL, so letting one through would fail the whole batch's transaction.
+fn check_chars(field: &str, value: &str, free_text: bool) -> Result<(), String> {
+    let bad = value
+        .chars()
+        .find(|c| c.is_control() && !(free_text && matches!(c, '\n' | '\r' | '\t')));
+    match bad {
+        Some(c) => Err(format!(
+            "{field} contains the control character U+{:04X}",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A value quoted in a reason, cut so that a huge input is not echoed back.
+fn quoted(value: &str) -> String {
+    const MAX: usize = 40;
+    if value.chars().count() <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// A value shown as it is in a reason, cut like [`quoted`].
+fn cut(value: &str) -> String {
+    let quoted = quoted(value);
+    let inner = quoted.trim_end_matches('…');
+    let unquoted = inner
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(inner);
+    if quoted.ends_with('…') {
+        format!("{unquoted}…")
+    } else {
+        unquoted.to_string()
+    }
+}
+
 fn check_text(field: &str, value: &str, required: bool) -> Result<(), String> {
     if required && value.trim().is_empty() {
         return Err(format!("{field} must not be empty"));
@@ -198,15 +253,33 @@ fn check_text(field: &str, value: &str, required: bool) -> Result<(), String> {
     if value.chars().count() > MAX_TEXT {
         return Err(format!("{field} is longer than {MAX_TEXT} characters"));
     }
-    Ok(())
+    // Required fields are identifiers; optional ones are free text.
+    check_chars(field, value, !required)
 }
 
 fn check_amount(field: &str, value: i64) -> Result<(), String> {
     if value < 0 {
         Err(format!("{field} must not be negative (got {value})"))
+    } else if value > MAX_AMOUNT {
+        Err(format!("{field} is larger than {MAX_AMOUNT} (got {value})"))
     } else {
         Ok(())
     }
+}
+
+/// Every timestamp of an order lies between 2000 and a day from now.
+fn check_time(field: &str, value: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), String> {
+    let Some(value) = value else { return Ok(()) };
+    let earliest: DateTime<Utc> = EARLIEST.parse().expect("valid constant");
+    if value < earliest {
+        return Err(format!("{field} is before 2000-01-01 ({value})"));
+    }
+    if value > now + chrono::Duration::hours(FUTURE_SLACK_HOURS) {
+        return Err(format!(
+            "{field} is more than {FUTURE_SLACK_HOURS} hours in the future ({value})"
+        ));
+    }
+    Ok(())
 }
 
 fn check_order(
@@ -231,7 +304,7 @@ pub fn validate(
         .parse::<i64>()
         .ok()
         .and_then(|id| principal.shop(id))
-        .ok_or_else(|| format!("unknown shop {}", input.shop_id.as_str()))?
+        .ok_or_else(|| format!("unknown shop {}", cut(input.shop_id.as_str())))?
         .clone();
     let platform = Platform::parse(&shop.platform)
         .ok_or_else(|| format!("shop {} has an unknown platform", shop.id))?;
@@ -257,7 +330,8 @@ pub fn validate(
     if let Some(currency) = &input.currency {
         if !currency.eq_ignore_ascii_case(&shop.currency) {
             return Err(format!(
-                "currency {currency} is not the shop's currency {}",
+                "currency {} is not the shop's currency {}",
+                quoted(currency),
                 shop.currency
             ));
         }
@@ -271,6 +345,18 @@ pub fn validate(
     }
     if let Some(commission) = input.commission_amount {
         check_amount("commissionAmount", commission)?;
+    }
+    let now = Utc::now();
+    for (name, value) in [
+        ("placedAt", Some(input.placed_at)),
+        ("paidAt", input.paid_at),
+        ("shippedAt", input.shipped_at),
+        ("deliveredAt", input.delivered_at),
+        ("completedAt", input.completed_at),
+        ("cancelledAt", input.cancelled_at),
+        ("sourceUpdatedAt", Some(input.source_updated_at)),
+    ] {
+        check_time(name, value, now)?;
     }
     check_order(
         ("placedAt", Some(input.placed_at)),
@@ -294,14 +380,14 @@ pub fn validate(
     )?;
     if let Some(code) = &input.province_code {
         if !province_codes.contains(code) {
-            return Err(format!("unknown province code {code:?}"));
+            return Err(format!("unknown province code {}", quoted(code)));
         }
     }
     let paid = input.paid_at.is_some();
     let status = match (&input.status, &input.raw_status) {
         (Some(status), _) => *status,
         (None, Some(raw)) => normalize_status(platform, raw, paid)
-            .ok_or_else(|| format!("unknown {platform} status {raw:?}"))?,
+            .ok_or_else(|| format!("unknown {platform} status {}", quoted(raw)))?,
         (None, None) => return Err("status or rawStatus is required".into()),
     };
     if status.requires_payment() && !paid {
@@ -318,6 +404,9 @@ pub fn validate(
     if let Some(creator) = &input.creator {
         check_text("creator.externalId", &creator.external_id, true)?;
         check_text("creator.handle", &creator.handle, true)?;
+        if let Some(name) = &creator.display_name {
+            check_text("creator.displayName", name, false)?;
+        }
         if let Some(followers) = creator.followers {
             check_amount("creator.followers", followers)?;
         }
@@ -342,8 +431,16 @@ pub fn validate(
         }
         check_text("items.productExternalId", &item.product_external_id, true)?;
         check_text("items.sku", &item.sku, true)?;
-        if item.quantity <= 0 {
-            return Err(format!("item {line_no} quantity must be positive"));
+        if item.quantity <= 0 || item.quantity > MAX_QUANTITY {
+            return Err(format!(
+                "item {line_no} quantity must be between 1 and {MAX_QUANTITY}"
+            ));
+        }
+        if let Some(title) = &item.product_title {
+            check_text("items.productTitle", title, false)?;
+        }
+        if let Some(category) = &item.category {
+            check_text("items.category", category, false)?;
         }
         check_amount("items.unitPrice", item.unit_price)?;
         check_amount("items.paidAmount", item.paid_amount)?;
@@ -373,6 +470,11 @@ pub fn validate(
     let mut after_sale_ids = HashSet::new();
     for case in &input.after_sales {
         check_text("afterSales.externalId", &case.external_id, true)?;
+        if let Some(reason) = &case.reason {
+            check_text("afterSales.reason", reason, false)?;
+        }
+        check_time("afterSales.requestedAt", Some(case.requested_at), now)?;
+        check_time("afterSales.resolvedAt", case.resolved_at, now)?;
         if !after_sale_ids.insert(case.external_id.as_str()) {
             return Err(format!("after-sale {} is repeated", case.external_id));
         }
@@ -394,6 +496,8 @@ pub fn validate(
     if let Some(shipment) = &input.shipment {
         check_text("shipment.carrier", &shipment.carrier, true)?;
         check_text("shipment.trackingNo", &shipment.tracking_no, true)?;
+        check_time("shipment.shippedAt", Some(shipment.shipped_at), now)?;
+        check_time("shipment.deliveredAt", shipment.delivered_at, now)?;
         check_order(
             ("shipment.shippedAt", Some(shipment.shipped_at)),
             ("shipment.deliveredAt", shipment.delivered_at),

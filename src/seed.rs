@@ -187,6 +187,7 @@ const SHOP_PLATFORMS: &[Platform] = &[
 
 struct Shop {
     id: i64,
+    tenant_id: i64,
     platform: Platform,
     currency: &'static str,
     timezone: chrono_tz::Tz,
@@ -495,6 +496,7 @@ fn seed_reference(
         );
         shops.push(Shop {
             id,
+            tenant_id: tenant,
             platform,
             currency,
             timezone,
@@ -519,10 +521,7 @@ fn seed_reference(
     let mut rows = Vec::new();
     for tenant in 1..=2 {
         rows.push(format!("({tenant}, '店主 Owner', true, '{{}}', '{{}}')"));
-        let first_shop = shops
-            .iter()
-            .position(|s| (tenant == 2) == (s.id % 4 == 0 && args.shops > 1))
-            .map(|i| shops[i].id);
+        let first_shop = shops.iter().find(|s| s.tenant_id == tenant).map(|s| s.id);
         for (preset, label) in presets {
             let perms: Vec<&str> = preset.permissions().iter().map(|p| p.as_str()).collect();
             // The shipping account only works one shop: sub-accounts can be narrowed.

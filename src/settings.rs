@@ -23,6 +23,11 @@ pub struct Settings {
     /// Redis for the aggregate cache (`REDIS_URL`, `CACHE_*`).
     pub cache: crate::cache::CacheSettings,
     pub db_pool_size: u32,
+    /// Statements one request may run at once (`DB_REQUEST_CONCURRENCY`).
+    pub db_per_request: usize,
+    /// Statements one tenant's requests may run at once together
+    /// (`DB_TENANT_CONCURRENCY`, default half the pool): the rest is left for others.
+    pub db_per_tenant: usize,
     /// How long a request waits for a pooled connection before `UNAVAILABLE`.
     pub db_checkout_timeout: Duration,
     /// Time limit for one GraphQL request; also set as the SQL `statement_timeout`
@@ -58,6 +63,8 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_body_bytes: usize,
+    /// Deepest bracket nesting of a query document, checked before it is parsed.
+    pub max_nesting: usize,
     pub max_page_size: i32,
     pub max_ingest_batch: usize,
     /// A CREATOR or PRODUCT breakdown over at least this many keys finds its top rows
@@ -71,6 +78,7 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 5_000,
             max_body_bytes: 4 * 1024 * 1024,
+            max_nesting: 48,
             max_page_size: 200,
             max_ingest_batch: 1000,
             top_keys_from: 400,
@@ -113,6 +121,7 @@ impl Settings {
         if secret.len() < 32 {
             anyhow::bail!("JWT_SECRET must be at least 32 bytes");
         }
+        let db_pool_size = env_num("DB_POOL_SIZE", 16)?;
         Ok(Settings {
             environment,
             bind: env_or("BIND", "127.0.0.1:8080"),
@@ -132,7 +141,9 @@ impl Settings {
                 )?),
                 version_ttl: Duration::from_millis(env_num("CACHE_VERSION_TTL_MS", 5_000)?),
             },
-            db_pool_size: env_num("DB_POOL_SIZE", 16)?,
+            db_pool_size,
+            db_per_request: env_num("DB_REQUEST_CONCURRENCY", 4)?,
+            db_per_tenant: env_num("DB_TENANT_CONCURRENCY", (db_pool_size as usize / 2).max(1))?,
             db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),
             export_timeout: Duration::from_millis(env_num("EXPORT_TIMEOUT_MS", 600_000)?),

@@ -52,6 +52,7 @@ impl Application {
             schema,
             metrics: metrics.clone(),
             cache,
+            tenant_shares: db::TenantShares::new(settings.db_per_tenant),
             settings: settings.clone(),
         });
         let production = settings.is_production();

@@ -107,8 +107,43 @@ struct NewProduct<'a> {
 pub use super::audit::Actor;
 
 /// Applies a deduplicated, key-sorted batch. Retries the whole transaction on a
-/// deadlock or serialization failure, which concurrent writers can cause.
+/// deadlock or serialization failure, which concurrent writers can cause. If the
+/// database refuses the batch for one order's values (validation should have caught
+/// them; this is the backstop), each order is written alone so that the bad one is
+/// `REJECTED` and the others still apply.
 pub fn apply(
+    conn: &mut PgConnection,
+    batch: &[ValidOrder],
+    actor: Actor,
+) -> AppResult<Vec<IngestResult>> {
+    match apply_retrying(conn, batch, actor) {
+        Err(AppError::Internal(cause)) if batch.len() > 1 && is_data_error(&cause) => {
+            tracing::warn!(error = ?cause, "ingest batch refused by the database, writing orders one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for order in batch {
+                match apply_retrying(conn, std::slice::from_ref(order), actor) {
+                    Ok(written) => results.extend(written),
+                    Err(AppError::Internal(cause)) if is_data_error(&cause) => {
+                        tracing::warn!(error = ?cause, index = order.index, "order refused by the database");
+                        results.push(IngestResult {
+                            index: order.index,
+                            shop_id: ID(order.order.shop_id.to_string()),
+                            order_no: order.order.order_no.clone(),
+                            outcome: IngestOutcome::Rejected,
+                            order_id: None,
+                            reason: Some("the order's values could not be stored".into()),
+                        });
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(results)
+        }
+        other => other,
+    }
+}
+
+fn apply_retrying(
     conn: &mut PgConnection,
     batch: &[ValidOrder],
     actor: Actor,
@@ -123,6 +158,31 @@ pub fn apply(
             }
             other => return other,
         }
+    }
+}
+
+/// Whether PostgreSQL refused the values themselves (SQLSTATE classes 22 data
+/// exception and 23 integrity violation), not the connection or the clock.
+fn is_data_error(cause: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match cause.downcast_ref::<E>() {
+        Some(E::DatabaseError(kind, info)) => match kind {
+            K::UniqueViolation
+            | K::ForeignKeyViolation
+            | K::NotNullViolation
+            | K::CheckViolation => true,
+            K::ClosedConnection | K::SerializationFailure | K::ReadOnlyTransaction => false,
+            _ => {
+                let m = info.message();
+                m.contains("out of range")
+                    || m.contains("invalid byte sequence")
+                    || m.contains("invalid input")
+                    || m.contains("value too long")
+                    || m.contains("overflow")
+            }
+        },
+        Some(E::SerializationError(_)) => true,
+        _ => false,
     }
 }
 

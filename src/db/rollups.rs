@@ -52,9 +52,12 @@ pub fn refresh(conn: &mut PgConnection, touched: &[(i64, DateTime<Utc>)]) -> App
     written.sort_unstable();
     written.dedup();
     // Row locks in id order, after the cell locks: the same order for every writer.
+    // NO KEY UPDATE, like the UPDATE itself: FOR UPDATE would also wait for the KEY
+    // SHARE locks that other writers' order inserts hold on the shop (foreign key
+    // checks) while they wait for this writer's cell locks — a deadlock.
     diesel::sql_query(
         "UPDATE shops SET data_version = nextval('data_version_seq') \
-         WHERE id IN (SELECT id FROM shops WHERE id = ANY($1) ORDER BY id FOR UPDATE)",
+         WHERE id IN (SELECT id FROM shops WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)",
     )
     .bind::<Array<BigInt>, _>(&written)
     .execute(conn)?;

@@ -18,7 +18,7 @@ use crate::analytics::{change, Aggregate, Filters, GroupRow, Grouping, Measures,
 use crate::auth::Principal;
 use crate::db;
 use crate::domain::{
-    Channel, Compare, Dimension, Granularity, Metric, PaymentMethod, Permission, Platform, Region,
+    Channel, Compare, DataSet, Dimension, Granularity, Metric, PaymentMethod, Platform, Region,
 };
 use crate::error::{AppError, AppResult};
 
@@ -139,7 +139,7 @@ pub(super) fn prepare(
     currency: Option<String>,
     granularity: Option<Granularity>,
 ) -> AppResult<Prepared> {
-    p.require(Permission::AnalyticsRead)?;
+    p.require_read(DataSet::Reports)?;
     let tz = parse_zone(timezone.as_deref().unwrap_or(DEFAULT_ZONE))?;
     let range = LocalRange::new(range.from.0, range.to.0, tz, granularity)?;
     let currency = currency
@@ -164,7 +164,7 @@ pub(super) fn prepare(
         range,
         filters: filter.unwrap_or_default().to_filters(p)?,
         currency,
-        hide_commission: metrics.contains(&Metric::Commission) && !p.has(Permission::FinanceRead),
+        hide_commission: metrics.contains(&Metric::Commission) && !p.may_read(DataSet::Commission),
         metrics,
         sort_by: None,
     })
@@ -357,6 +357,9 @@ pub struct AnalyticsQuery;
 impl AnalyticsQuery {
     /// Headline metrics over a range, optionally against a comparison period.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "super::cost::kpis(&range, metrics.as_ref().map_or(8, |m| m.len()), compare.is_some()) + child_complexity"
+    )]
     async fn kpis(
         &self,
         ctx: &Context<'_>,
@@ -408,6 +411,9 @@ impl AnalyticsQuery {
     /// One point per bucket of the range, zero-filled; with `compare`, `previous` is the
     /// aligned bucket of the comparison period.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "super::cost::trend(&range, granularity, metrics.len(), compare.is_some()) + child_complexity"
+    )]
     async fn trend(
         &self,
         ctx: &Context<'_>,
@@ -486,6 +492,9 @@ impl AnalyticsQuery {
     /// The top `limit` values of a dimension by `sortBy`, the rest folded into `other`,
     /// and the total; rows + other add up to the total for additive metrics.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "super::cost::breakdown(&range, metrics.len(), limit, compare.is_some()) + child_complexity"
+    )]
     async fn breakdown(
         &self,
         ctx: &Context<'_>,
@@ -506,7 +515,7 @@ impl AnalyticsQuery {
         let mut prepared = prepare(p, range, filter, Some(metrics), timezone, currency, None)?;
         let sort_by = sort_by.unwrap_or(prepared.metrics[0]);
         prepared.sort_by = Some(sort_by);
-        if sort_by == Metric::Commission && !p.has(Permission::FinanceRead) {
+        if sort_by == Metric::Commission && !p.may_read(DataSet::Commission) {
             return Err(AppError::Forbidden(
                 "sorting by COMMISSION needs the FINANCE_READ permission".into(),
             )

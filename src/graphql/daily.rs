@@ -72,6 +72,7 @@ pub struct DailyQuery;
 impl DailyQuery {
     /// The 日报 for `date` (default: today in `timezone`, default `Asia/Shanghai`), over
     /// every shop in the caller's scope, in CNY.
+    #[graphql(complexity = "super::cost::DAILY_REPORT + child_complexity")]
     async fn daily_report(
         &self,
         ctx: &Context<'_>,

@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod caller;
+pub mod cost;
 pub mod daily;
 pub mod filters;
 pub mod ingest;
@@ -51,9 +53,11 @@ pub fn schema_builder(
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
-    .limit_directives(20);
+    .limit_directives(20)
+    .extension(caller::LoadCaller);
     if production {
-        builder = builder.disable_introspection();
+        // Neither the schema nor "Did you mean …" hints for callers to discover it by.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     builder
 }
@@ -73,8 +77,9 @@ pub struct Shared {
 }
 
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
-    ctx.data::<Principal>()
-        .map_err(|_| AppError::Unauthenticated("missing or invalid credentials".into()))
+    ctx.data_opt::<caller::CallerSlot>()
+        .and_then(|slot| slot.get())
+        .ok_or_else(|| AppError::Unauthenticated("missing or invalid credentials".into()))
 }
 
 pub(crate) fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {

@@ -8,7 +8,7 @@ use super::orders::{order_page, AfterSale, Order, OrderConnection, OrderFilter, 
 use super::{parse_id, principal, shared};
 use crate::auth::Principal;
 use crate::db;
-use crate::domain::{AbnormalKind, AfterSaleDecision, Permission, Platform};
+use crate::domain::{AbnormalKind, AfterSaleDecision, DataSet, Permission, Platform};
 use crate::error::{AppError, AppResult};
 
 #[derive(Default)]
@@ -32,7 +32,7 @@ impl OperationsQuery {
         order_by: Option<OrderOrder>,
     ) -> async_graphql::Result<OrderConnection> {
         let p = principal(ctx)?;
-        p.require(Permission::OrdersRead)?;
+        p.require_read(DataSet::OrderRows)?;
         let mut query = filter.unwrap_or_default().to_query(p)?;
         query.abnormal = Some((kind, Utc::now()));
         Ok(order_page(ctx, query, first, after, order_by).await?)

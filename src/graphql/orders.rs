@@ -15,8 +15,8 @@ use crate::db::orders::{
 };
 use crate::db::{self};
 use crate::domain::{
-    mask_address, mask_name, mask_phone, AfterSaleKind, AfterSaleStatus, Channel, Dispute,
-    OrderStatus, PaymentMethod, Permission, Platform,
+    mask_address, mask_name, mask_phone, AfterSaleKind, AfterSaleStatus, Channel, DataSet, Dispute,
+    OrderStatus, PaymentMethod, Platform,
 };
 use crate::error::{AppError, AppResult};
 
@@ -69,6 +69,15 @@ impl OrderFilter {
     pub fn to_query(&self, principal: &Principal) -> AppResult<OrderQuery> {
         let shop_ids = scoped_shops(principal, &self.shop_ids, &self.platforms)?;
         province_codes(&self.provinces)?;
+        for (name, at) in [
+            ("placedFrom", self.placed_from),
+            ("placedTo", self.placed_to),
+        ] {
+            if let Some(at) = at {
+                crate::domain::calendar::check_instant(at)
+                    .map_err(|reason| AppError::bad_input(format!("{name}: {reason}")))?;
+            }
+        }
         if let (Some(from), Some(to)) = (self.placed_from, self.placed_to) {
             if from > to {
                 return Err(AppError::bad_input("placedFrom is after placedTo"));
@@ -238,7 +247,7 @@ impl OrdersQuery {
         order_by: Option<OrderOrder>,
     ) -> async_graphql::Result<OrderConnection> {
         let p = principal(ctx)?;
-        p.require(Permission::OrdersRead)?;
+        p.require_read(DataSet::OrderRows)?;
         let query = filter.unwrap_or_default().to_query(p)?;
         Ok(order_page(ctx, query, first, after, order_by).await?)
     }
@@ -246,7 +255,7 @@ impl OrdersQuery {
     /// One order; another tenant's order is `null` exactly like a missing one.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Order>> {
         let p = principal(ctx)?;
-        p.require(Permission::OrdersRead)?;
+        p.require_read(DataSet::OrderRows)?;
         let Ok(id) = id.parse::<i64>() else {
             return Ok(None);
         };
@@ -266,7 +275,7 @@ impl Order {
     /// Whether the caller reads this field unmasked; an unmasked read is recorded for
     /// the audit log (only when the order has a value to reveal).
     fn pii(&self, ctx: &Context<'_>, field: &'static str) -> AppResult<bool> {
-        let allowed = principal(ctx)?.has(Permission::PiiRead);
+        let allowed = principal(ctx)?.may_read(DataSet::BuyerPii);
         if allowed {
             if let Ok(reads) = ctx.data::<std::sync::Arc<crate::http::PiiReads>>() {
                 reads.record(self.0.id, field);
@@ -511,12 +520,12 @@ impl Order {
     }
     /// Needs `FINANCE_READ`.
     async fn commission_rate_bps(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i32>> {
-        principal(ctx)?.require(Permission::FinanceRead)?;
+        principal(ctx)?.require_read(DataSet::Commission)?;
         Ok(Some(self.0.commission_rate_bps))
     }
     /// Needs `FINANCE_READ`.
     async fn commission_amount(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i64>> {
-        principal(ctx)?.require(Permission::FinanceRead)?;
+        principal(ctx)?.require_read(DataSet::Commission)?;
         Ok(Some(self.0.commission_amount))
     }
     /// Pseudonymous, stable per buyer.

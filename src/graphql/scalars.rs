@@ -14,9 +14,14 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not a date (YYYY-MM-DD)"))),
+            Value::String(s) => {
+                let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                    InputValueError::custom(format!("{s:?} is not a date (YYYY-MM-DD)"))
+                })?;
+                crate::domain::calendar::check_date(date)
+                    .map(Date)
+                    .map_err(InputValueError::custom)
+            }
             _ => Err(InputValueError::expected_type(value)),
         }
     }

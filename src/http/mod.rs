@@ -2,6 +2,7 @@
 //! `/healthz`, `/readyz` and `/metrics`; CSV exports live in [`export`].
 
 pub mod export;
+pub mod nesting;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{bearer_token, Principal, TokenSubject, TokenVerifier};
 use crate::db::{self, PgPool};
 use crate::error::AppError;
+use crate::graphql::caller::{CallerSlot, PendingCaller};
 use crate::graphql::OperationKind;
 use crate::graphql::{loaders::Loaders, AppSchema};
 use crate::metrics::Metrics;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
     pub cache: Arc<crate::cache::Cache>,
+    /// Each tenant's share of the pool (`DB_TENANT_CONCURRENCY`).
+    pub tenant_shares: db::TenantShares,
 }
 
 fn status_of(err: &AppError) -> StatusCode {
@@ -77,23 +81,48 @@ pub fn error_response(metrics: &Metrics, err: AppError) -> HttpResponse {
     }))
 }
 
+/// Why a body was not read.
+enum BodyError {
+    TooLarge,
+    Unreadable(String),
+}
+
 /// Reads the body up to the configured limit; a larger one is refused without reading
 /// the rest.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, AppError> {
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, BodyError> {
     use futures_util::StreamExt;
-    let too_large =
-        || AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            AppError::BadUserInput(format!("the request body could not be read: {e}"))
-        })?;
+        let chunk = chunk.map_err(|e| BodyError::Unreadable(e.to_string()))?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// 413 with a GraphQL-shaped body: the client must send less.
+fn too_large(metrics: &Metrics, limit: usize) -> HttpResponse {
+    let err = AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
+    let mut response = error_response(metrics, err);
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response
+}
+
+/// Error messages longer than this are cut: a parse error quotes the document around
+/// the fault, and a huge document should not come back doubled.
+const MAX_ERROR_MESSAGE: usize = 300;
+
+fn shorten(message: &mut String) {
+    if message.len() > MAX_ERROR_MESSAGE {
+        let mut end = MAX_ERROR_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
 }
 
 /// The account a request's bearer token names, verified but not yet loaded.
@@ -145,6 +174,13 @@ fn cache_bypass(
     Ok(asked)
 }
 
+/// Who a request runs as: an account already loaded, or a verified token whose account
+/// is loaded after the document has passed validation.
+pub enum Caller {
+    Loaded(Principal),
+    Pending(TokenSubject),
+}
+
 /// After a mutation: publishes the tenant's versions, as committed now, to the response
 /// cache before the answer leaves, so that no process serves a response from before it.
 async fn publish_versions(state: &AppState, tenant_id: i64) {
@@ -163,38 +199,90 @@ async fn publish_versions(state: &AppState, tenant_id: i64) {
     }
 }
 
-/// Executes one GraphQL request for `principal` under the request timeout. Unmasked
-/// PII reads are audit-logged before the data leaves; if that fails the data does not
-/// leave.
+/// Executes one GraphQL request for `caller` under the request timeout and its
+/// database budget. Unmasked PII reads are audit-logged before the data leaves; if that
+/// fails the data does not leave. Returns the response and the principal it ran as
+/// (none when loading it failed or the document was refused first).
 pub async fn execute(
     state: &AppState,
     req: &HttpRequest,
-    principal: Principal,
+    caller: Caller,
     request: async_graphql::Request,
-) -> Result<async_graphql::Response, AppError> {
-    let request = match cache_bypass(state, req, &principal)? {
-        true => request.data(crate::cache::Bypass),
-        false => request,
+) -> Result<(async_graphql::Response, Option<Principal>), AppError> {
+    let (slot, tenant_id, request) = match caller {
+        Caller::Loaded(principal) => {
+            let request = match cache_bypass(state, req, &principal)? {
+                true => request.data(crate::cache::Bypass),
+                false => request,
+            };
+            let tenant_id = principal.tenant_id;
+            (CallerSlot::loaded(principal), tenant_id, request)
+        }
+        Caller::Pending(subject) => {
+            let asks_bypass = bypass_requested(req);
+            let request = match asks_bypass {
+                true => request.data(crate::cache::Bypass),
+                false => request,
+            };
+            let pending = PendingCaller {
+                subject,
+                asks_bypass,
+                production: state.settings.is_production(),
+            };
+            (
+                CallerSlot::default(),
+                subject.tenant_id,
+                request.data(pending),
+            )
+        }
     };
-    let actor = principal.actor();
+    let budget = db::RequestBudget::new(
+        state.settings.request_timeout,
+        state.settings.db_per_request,
+        tenant_id,
+        &state.tenant_shares,
+    );
     let pii_reads = Arc::new(PiiReads::default());
     let request = request
-        .data(principal)
+        .data(slot.clone())
         .data(Loaders::new(&state.pool))
         .data(pii_reads.clone());
+    // The budget stops the request's database work at the deadline too: nothing queued
+    // starts after it, and running statements end by their statement_timeout.
     let response = tokio::time::timeout(
         state.settings.request_timeout,
-        state.schema.execute(request),
+        budget.scope(state.schema.execute(request)),
     )
     .await
     .map_err(|_| AppError::Timeout)?;
-    if let Some(details) = pii_reads.take_details() {
+    let principal = slot.get().cloned();
+    if let (Some(details), Some(p)) = (pii_reads.take_details(), &principal) {
+        let actor = p.actor();
         db::run(&state.pool, move |c| {
             crate::db::audit::record(c, actor, "readPii", "orders", details)
         })
         .await?;
     }
-    Ok(response)
+    Ok((response, principal))
+}
+
+/// The error a response carries when it failed before any resolver ran because the
+/// caller could not be loaded (revoked token, disabled account, database away): the
+/// same status as any other authentication failure.
+fn caller_error(response: &async_graphql::Response) -> Option<AppError> {
+    let error = response.errors.first()?;
+    let code = match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => code.clone(),
+        _ => return None,
+    };
+    let message = error.message.clone();
+    match code.as_str() {
+        "UNAUTHENTICATED" => Some(AppError::Unauthenticated(message)),
+        "FORBIDDEN" => Some(AppError::Forbidden(message)),
+        "UNAVAILABLE" => Some(AppError::Unavailable(message)),
+        "TIMEOUT" => Some(AppError::Timeout),
+        _ => None,
+    }
 }
 
 pub async fn graphql(
@@ -209,12 +297,15 @@ pub async fn graphql(
         .and_then(|v| v.parse::<usize>().ok());
     let limit = state.settings.limits.max_body_bytes;
     if declared.is_some_and(|len| len > limit) {
-        let err = AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
-        return error_response(&state.metrics, err);
+        return too_large(&state.metrics, limit);
     }
     let body = match read_body(payload, limit).await {
         Ok(b) => b,
-        Err(e) => return error_response(&state.metrics, e),
+        Err(BodyError::TooLarge) => return too_large(&state.metrics, limit),
+        Err(BodyError::Unreadable(e)) => {
+            let err = AppError::BadUserInput(format!("the request body could not be read: {e}"));
+            return error_response(&state.metrics, err);
+        }
     };
     // The response cache: the same request bytes from the same account, at the
     // versions Redis holds for the tenant and the account now, get the stored body
@@ -243,30 +334,73 @@ pub async fn graphql(
             return error_response(&state.metrics, AppError::BadUserInput(msg));
         }
     };
+    // Before anything parses the document (classification below, execution later).
+    if let Err(e) = nesting::check(&request.query, state.settings.limits.max_nesting) {
+        return error_response(&state.metrics, e);
+    }
     let kind = crate::graphql::classify(&request);
-    let loaded = std::time::Instant::now();
-    let principal = match subject {
-        Ok(subject) => load_principal(&state, subject).await,
-        Err(e) => Err(e),
-    };
-    let principal = match principal {
-        Ok(p) => p,
+    let subject = match subject {
+        Ok(subject) => subject,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let tenant_id = principal.tenant_id;
-    let storable = (kind == OperationKind::Cacheable && !bypass)
-        .then_some((principal.account_id, principal.stamp));
-    let response = execute(&state, &req, principal, request).await;
+    let loaded = std::time::Instant::now();
+    let response = execute(&state, &req, Caller::Pending(subject), request).await;
     if kind == OperationKind::Mutation {
-        publish_versions(&state, tenant_id).await;
+        publish_versions(&state, subject.tenant_id).await;
     }
-    let mut response = match response {
+    let (mut response, principal) = match response {
         Ok(r) => r,
         Err(e) => return error_response(&state.metrics, e),
     };
+    let Some(principal) = principal else {
+        if let Some(e) = caller_error(&response) {
+            return error_response(&state.metrics, e);
+        }
+        return finish_stored(&state, &mut response, None, &digest).await;
+    };
+    let tenant_id = principal.tenant_id;
+    let storable = (kind == OperationKind::Cacheable && !bypass).then_some((
+        tenant_id,
+        principal.account_id,
+        principal.stamp,
+        loaded,
+    ));
+    finish_stored(&state, &mut response, storable, &digest).await
+}
+
+type Storable = (i64, i64, crate::auth::ResponseStamp, std::time::Instant);
+
+/// Codes the errors async-graphql raised itself, serialises, and stores the body in the
+/// response cache when it may be.
+async fn finish_stored(
+    state: &AppState,
+    response: &mut async_graphql::Response,
+    storable: Option<Storable>,
+    digest: &[u8; 32],
+) -> HttpResponse {
+    code_errors(state, response);
+    let bytes = match serde_json::to_vec(&response) {
+        Ok(b) => b,
+        Err(e) => return error_response(&state.metrics, AppError::internal(e)),
+    };
+    if let Some((tenant_id, account_id, stamp, loaded)) = storable {
+        if response.errors.is_empty() {
+            state
+                .cache
+                .store_response(tenant_id, account_id, stamp, loaded, digest, &bytes)
+                .await;
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(bytes)
+}
+
+fn code_errors(state: &AppState, response: &mut async_graphql::Response) {
     // Errors raised by async-graphql itself (parsing, validation, limits, input
     // coercion) carry no code: they are all the client's to fix.
     for error in &mut response.errors {
+        shorten(&mut error.message);
         let ext = error.extensions.get_or_insert_with(Default::default);
         let code = match ext.get("code") {
             Some(async_graphql::Value::String(code)) => code.clone(),
@@ -277,21 +411,6 @@ pub async fn graphql(
         };
         state.metrics.observe_graphql_error(&code);
     }
-    let bytes = match serde_json::to_vec(&response) {
-        Ok(b) => b,
-        Err(e) => return error_response(&state.metrics, AppError::internal(e)),
-    };
-    if let Some((account_id, stamp)) = storable {
-        if response.errors.is_empty() {
-            state
-                .cache
-                .store_response(tenant_id, account_id, stamp, loaded, &digest, &bytes)
-                .await;
-        }
-    }
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(bytes)
 }
 
 pub async fn graphiql() -> HttpResponse {

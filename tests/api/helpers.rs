@@ -102,6 +102,8 @@ pub fn test_settings(database_url: &str) -> Settings {
             version_ttl: Duration::from_millis(5_000),
         },
         db_pool_size: 8,
+        db_per_request: 4,
+        db_per_tenant: 4,
         db_checkout_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(20),
         export_timeout: Duration::from_secs(120),
@@ -119,6 +121,29 @@ pub fn test_settings(database_url: &str) -> Settings {
         limits: Limits::default(),
     }
 }
+
+/// The five abnormal-order lists and their definitions in SQL over `orders o`.
+pub const ABNORMAL_SQL: &[(&str, &str)] = &[
+    ("UNPAID_OVER_24H", "o.status = 'PENDING_PAYMENT' AND o.placed_at < now() - interval '24 hours'"),
+    ("SHIP_OVERDUE", "o.status = 'AWAITING_SHIPMENT' AND o.paid_at < now() - interval '48 hours'"),
+    ("DELIVERY_STALLED", "o.status = 'SHIPPED' AND o.shipped_at < now() - interval '7 days'"),
+    ("REFUND_PENDING", "EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.status IN ('REQUESTED', 'APPROVED') AND a.kind <> 'EXCHANGE')"),
+    ("DISPUTE_OPEN", "EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute = 'OPEN')"),
+];
+
+/// Two tenants, three shops (one in USD) and five accounts, without orders.
+pub const FIXTURE: &str = "INSERT INTO tenants (id, name) VALUES (1, 'T1'), (2, 'T2');
+     INSERT INTO shops (id, tenant_id, platform, external_id, name, currency, timezone) VALUES
+       (1, 1, 'DOUYIN', 'dy1', '抖音店', 'CNY', 'Asia/Shanghai'),
+       (2, 1, 'TIKTOK', 'tt1', 'TikTok US', 'USD', 'America/Los_Angeles'),
+       (3, 2, 'TMALL', 'tm1', '天猫店', 'CNY', 'Asia/Shanghai');
+     INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES
+       (1, 1, 'owner', true, '{}', '{}'),
+       (2, 1, 'viewer', false, '{ANALYTICS_READ,ORDERS_READ}', '{}'),
+       (3, 2, 'owner2', true, '{}', '{}'),
+       (4, 1, 'integration', false, '{ORDERS_WRITE}', '{}'),
+       (5, 1, 'shop1 only', false, '{ORDERS_READ,ORDERS_WRITE}', '{1}');
+     SELECT setval('tenants_id_seq', 2), setval('shops_id_seq', 3), setval('accounts_id_seq', 5);";
 
 /// A running application with its own database.
 pub struct TestApp {
@@ -151,21 +176,7 @@ impl TestApp {
                 orderscope::seed::run(&url, &args).expect("seed");
             } else {
                 let mut conn = PgConnection::establish(&url).unwrap();
-                conn.batch_execute(
-                    "INSERT INTO tenants (id, name) VALUES (1, 'T1'), (2, 'T2');
-                     INSERT INTO shops (id, tenant_id, platform, external_id, name, currency, timezone) VALUES
-                       (1, 1, 'DOUYIN', 'dy1', '抖音店', 'CNY', 'Asia/Shanghai'),
-                       (2, 1, 'TIKTOK', 'tt1', 'TikTok US', 'USD', 'America/Los_Angeles'),
-                       (3, 2, 'TMALL', 'tm1', '天猫店', 'CNY', 'Asia/Shanghai');
-                     INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES
-                       (1, 1, 'owner', true, '{}', '{}'),
-                       (2, 1, 'viewer', false, '{ANALYTICS_READ,ORDERS_READ}', '{}'),
-                       (3, 2, 'owner2', true, '{}', '{}'),
-                       (4, 1, 'integration', false, '{ORDERS_WRITE}', '{}'),
-                       (5, 1, 'shop1 only', false, '{ORDERS_READ,ORDERS_WRITE}', '{1}');
-                     SELECT setval('tenants_id_seq', 2), setval('shops_id_seq', 3), setval('accounts_id_seq', 5);",
-                )
-                .unwrap();
+                conn.batch_execute(FIXTURE).unwrap();
             }
             url
         })
@@ -174,6 +185,13 @@ impl TestApp {
         let mut settings = test_settings(&database_url);
         tweak(&mut settings);
         Self::start(database_url, settings)
+    }
+
+    /// The app on a database the caller prepared (another PostgreSQL server, say).
+    pub fn on_database(database_url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(database_url);
+        tweak(&mut settings);
+        Self::start(database_url.to_string(), settings)
     }
 
     /// A second server process on the same database and Redis key space, as a second

@@ -18,16 +18,17 @@ async fn malformed_and_oversized_requests_are_bad_user_input() {
             .body(body)
             .send()
     };
-    for (body, needle) in [
-        (b"{not json".to_vec(), "not a GraphQL request"),
+    for (body, status, needle) in [
+        (b"{not json".to_vec(), 400, "not a GraphQL request"),
         (
             br#"[{"query":"{ shops { id } }"}]"#.to_vec(),
+            400,
             "batched requests are not supported",
         ),
-        (vec![b' '; 5 * 1024 * 1024], "larger than"),
+        (vec![b' '; 5 * 1024 * 1024], 413, "larger than"),
     ] {
         let resp = post(body).await.unwrap();
-        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.status(), status);
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(error_code(&body), "BAD_USER_INPUT");
         assert!(

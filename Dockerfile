@@ -7,11 +7,17 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev pkg-c
 WORKDIR /app
 # Dependencies first, so that a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# The placeholder crate's own artifacts and fingerprints go with it: COPY keeps the
+# sources' file times, which are older than the placeholder build, so cargo would
+# otherwise take the empty library as up to date and main.rs would not compile.
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --release --locked && rm -rf src target/release/deps/orderscope* target/release/orderscope*
+    && cargo build --release --locked \
+    && rm -rf src target/release/orderscope* target/release/liborderscope* \
+       target/release/deps/orderscope-* target/release/deps/liborderscope-* \
+       target/release/.fingerprint/orderscope-*
 COPY migrations ./migrations
 COPY src ./src
-RUN cargo build --release --locked && strip target/release/orderscope
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked && strip target/release/orderscope
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates \
@@ -25,7 +31,8 @@ ENV APP_ENV=production \
 EXPOSE 8080
 # JWT_SECRET, DATABASE_URL and REDIS_URL must be provided; the server refuses to start
 # in production with the development secret. Run `orderscope migrate` once per release.
-# A TCP check (the slim image has bash but no curl); /healthz is for orchestrators.
-HEALTHCHECK --interval=10s --timeout=2s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
+# Asks /healthz over HTTP with bash alone (the slim image has no curl): healthy only on
+# a 200 from the server itself, not merely an open port.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["/usr/local/bin/orderscope"]
 CMD ["serve"]

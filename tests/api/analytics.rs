@@ -593,6 +593,7 @@ async fn bad_analytics_input_is_a_clear_error() {
 async fn daily_report_compares_the_day_with_yesterday_and_last_week() {
     let app = TestApp::spawn(3_000).await;
     let owner = app.owner();
+    let asked_at = chrono::Utc::now().to_rfc3339();
     let report = app
         .data(
             &owner,
@@ -640,36 +641,65 @@ async fn daily_report_compares_the_day_with_yesterday_and_last_week() {
             }
         }
     }
-    // Top products equal the PRODUCT breakdown of the day by GMV.
-    let breakdown = app
-        .data(
-            &owner,
-            "{ breakdown(range: {from: \"2026-11-20\", to: \"2026-11-20\"}, dimension: PRODUCT, metrics: [GMV, UNITS], sortBy: GMV, limit: 5) { rows { key label values { value } } } }",
-            json!({}),
-        )
-        .await;
-    let rows = breakdown["breakdown"]["rows"].as_array().unwrap();
+    // Top products: the day's five largest product GMVs in SQL (an order's lines of a
+    // product, paid orders, converted to CNY), and each shown product's GMV and units.
     let top = report["topProducts"].as_array().unwrap();
-    assert_eq!(top.len(), rows.len());
-    for (t, r) in top.iter().zip(rows) {
-        assert_eq!(t["key"], r["key"]);
-        assert_eq!(t["label"], r["label"]);
-        assert_eq!(t["values"][0]["value"], r["values"][0]["value"]);
-        assert_eq!(t["values"][1]["value"], r["values"][1]["value"]);
-    }
-    // Abnormal counts equal the work lists.
-    for entry in report["abnormal"].as_array().unwrap() {
-        let list = app
-            .data(
-                &owner,
-                "query($k: AbnormalKind!) { abnormalOrders(kind: $k, first: 1) { totalCount } }",
-                json!({ "k": entry["kind"] }),
-            )
-            .await;
+    let paid_day = format!(
+        "{TENANT1} AND {} AND o.paid_at IS NOT NULL",
+        window("2026-11-20", "2026-11-20", tz)
+    );
+    let fx = fx_factor(tz, "CNY");
+    let nth_gmv = |n: usize| {
+        sql_number(
+            &app,
+            &format!(
+                "SELECT round(sum(i.paid_amount * {fx}) / 100, 2) FROM order_items i \
+                 JOIN orders o ON o.id = i.order_id JOIN shops s ON s.id = o.shop_id \
+                 WHERE {paid_day} GROUP BY i.product_id ORDER BY 1 DESC OFFSET {n} LIMIT 1"
+            ),
+        )
+    };
+    let listed = (0..5).filter(|n| nth_gmv(*n).is_some()).count();
+    assert!(listed > 0, "the seed sells products on the report's day");
+    assert_eq!(top.len(), listed);
+    for (n, t) in top.iter().enumerate() {
+        let got = t["values"][0]["value"].as_f64().unwrap();
+        let want = nth_gmv(n).unwrap();
+        assert!(
+            (got - want).abs() < 0.005,
+            "top product {n}: GMV {got} vs SQL {want}"
+        );
+        let product = t["key"].as_str().unwrap();
+        let metrics = sql_product_metrics(
+            &app,
+            &format!("{TENANT1} AND {}", window("2026-11-20", "2026-11-20", tz)),
+            &format!("p.product_id = {product}"),
+            tz,
+            "CNY",
+        );
+        let units = metrics.iter().find(|(m, _)| *m == "UNITS").unwrap().1;
         assert_eq!(
-            entry["count"], list["abnormalOrders"]["totalCount"],
-            "{}",
-            entry["kind"]
+            t["values"][1]["value"].as_f64(),
+            units,
+            "product {product} units"
+        );
+    }
+    // Abnormal counts: all five lists, each equal to its SQL definition (time only adds
+    // orders to a list, so the answer lies between the counts before and after).
+    let abnormal = report["abnormal"].as_array().unwrap();
+    assert_eq!(abnormal.len(), crate::helpers::ABNORMAL_SQL.len());
+    for (kind, cond) in crate::helpers::ABNORMAL_SQL {
+        let entry = abnormal
+            .iter()
+            .find(|e| e["kind"] == *kind)
+            .unwrap_or_else(|| panic!("{kind} missing from the daily report"));
+        let sql = format!("SELECT count(*) FROM orders o WHERE {TENANT1} AND {cond}");
+        let count = entry["count"].as_i64().unwrap();
+        let low = app.sql_i64(&sql.replace("now()", &format!("'{asked_at}'::timestamptz")));
+        let high = app.sql_i64(&sql);
+        assert!(
+            low <= count && count <= high,
+            "{kind}: {low} <= {count} <= {high}"
         );
     }
     let body = app
@@ -719,5 +749,89 @@ async fn breakdowns_sort_by_a_metric_they_do_not_show() {
             .map(|c| if c == 0 { String::new() } else { c.to_string() })
             .collect();
         assert_eq!(got, want, "sorted by {metric}");
+    }
+}
+
+/// The default sort (GMV) picks the same top rows as SQL, with the same values, on both
+/// ways the server finds them: from monthly bounds and by summing every key.
+#[tokio::test]
+async fn default_gmv_top_rows_equal_sql_on_both_paths() {
+    let bounds = TestApp::spawn_with(1_500, |s| s.limits.top_keys_from = 0).await;
+    let summing = bounds.node_with(|s| s.limits.top_keys_from = usize::MAX);
+    let token = bounds.owner();
+    let tz = "Asia/Shanghai";
+    let paid = format!(
+        "{TENANT1} AND {} AND o.paid_at IS NOT NULL",
+        window("2026-10-15", "2026-11-20", tz)
+    );
+    let fx = fx_factor(tz, "CNY");
+    let orders = "FROM orders o JOIN shops s ON s.id = o.shop_id";
+    let lines =
+        "FROM order_items i JOIN orders o ON o.id = i.order_id JOIN shops s ON s.id = o.shop_id";
+    for (dimension, key, amount, from) in [
+        (
+            "CREATOR",
+            "coalesce(o.creator_id::text, '')",
+            "o.paid_amount",
+            orders,
+        ),
+        ("PRODUCT", "i.product_id::text", "i.paid_amount", lines),
+        (
+            "PROVINCE",
+            "coalesce(o.province_code, '')",
+            "o.paid_amount",
+            orders,
+        ),
+        ("CHANNEL", "o.channel", "o.paid_amount", orders),
+    ] {
+        let query = format!(
+            "{{ breakdown(range: {{from: \"2026-10-15\", to: \"2026-11-20\"}}, dimension: {dimension}, metrics: [GMV, ORDERS], limit: 5) {{ rows {{ key values {{ value }} }} }} }}"
+        );
+        let gmv_of = |k: &str| {
+            sql_number(
+                &bounds,
+                &format!(
+                    "SELECT coalesce(round(sum({amount} * {fx}) / 100, 2), 0) {from} WHERE {paid} AND {key} = '{k}'"
+                ),
+            )
+            .unwrap()
+        };
+        let nth = |n: usize| {
+            sql_number(
+                &bounds,
+                &format!(
+                    "SELECT round(sum({amount} * {fx}) / 100, 2) {from} WHERE {paid} \
+                     GROUP BY {key} ORDER BY 1 DESC OFFSET {n} LIMIT 1"
+                ),
+            )
+        };
+        let keys = sql_number(
+            &bounds,
+            &format!(
+                "SELECT count(DISTINCT {key}) {from} WHERE {TENANT1} AND {}",
+                window("2026-10-15", "2026-11-20", tz)
+            ),
+        )
+        .unwrap() as usize;
+        for app in [&bounds, &summing] {
+            let data = app.data_computed(&token, &query, json!({})).await;
+            let rows = data["breakdown"]["rows"].as_array().unwrap().clone();
+            assert_eq!(rows.len(), keys.min(5), "{dimension}: rows shown");
+            for (n, row) in rows.iter().enumerate() {
+                let got = row["values"][0]["value"].as_f64().unwrap();
+                let key = row["key"].as_str().unwrap();
+                // Keys without a paid order rank after every paid one, at zero.
+                let want_rank = nth(n).unwrap_or(0.0);
+                assert!(
+                    (got - want_rank).abs() < 0.005,
+                    "{dimension} row {n} ({key}): GMV {got}, SQL's {n}th largest {want_rank}"
+                );
+                let want_key = gmv_of(key);
+                assert!(
+                    (got - want_key).abs() < 0.005,
+                    "{dimension} {key}: GMV {got} vs SQL {want_key}"
+                );
+            }
+        }
     }
 }

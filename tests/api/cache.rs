@@ -123,11 +123,18 @@ async fn a_write_is_visible_to_the_very_next_query() {
             "items": [{"productExternalId": "p", "sku": "s", "quantity": 1, "unitPrice": 1000 + i, "paidAmount": 1000 + i}],
             "afterSales": [{"externalId": format!("as{i}"), "kind": "REFUND_ONLY", "status": "REQUESTED", "refundAmount": 500, "requestedAt": "2026-11-11T00:00:00Z", "dispute": "NONE"}],
         });
-        // Warm the cache, write, and read again at once.
+        // Warm the cache (the second read must be a hit, or this test proves nothing
+        // about a stale entry), write, and read again at once.
         app.data(&owner, query, json!({ "from": from, "to": to }))
             .await;
+        let hits = any_hits(&app).await;
         app.data(&owner, query, json!({ "from": from, "to": to }))
             .await;
+        assert_eq!(
+            any_hits(&app).await,
+            hits + 1.0,
+            "the warm-up read was a hit"
+        );
         let written = app.data(&owner, ingest, json!({ "o": [order] })).await;
         assert_eq!(written["ingestOrders"]["created"], 1);
         let got = app
@@ -532,4 +539,52 @@ async fn killing_and_restarting_redis_never_breaks_a_query() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(metric(&app, "orderscope_cache_breaker_open").await, 0.0);
+}
+
+/// A node whose Redis is unreachable cannot publish its write's versions; another node
+/// may serve its cached answer from before the write for at most CACHE_VERSION_TTL_MS
+/// (the version keys it checks expire), then computes the new answer.
+#[tokio::test]
+async fn a_failed_publication_is_unseen_for_at_most_the_version_ttl() {
+    let ttl = Duration::from_millis(1_500);
+    let reader = TestApp::spawn_with(0, |s| s.cache.version_ttl = ttl).await;
+    let writer = reader.node_with(|s| s.cache.redis_url = "redis://127.0.0.1:1".into());
+    let owner = reader.owner();
+    let query = "{ kpis(range: {from: \"2026-11-01\", to: \"2026-11-30\"}, metrics: [ORDERS], filter: {shopIds: [\"1\"]}) { values { value } } }";
+    let orders = |body: &Value| body["kpis"]["values"][0]["value"].as_f64().unwrap();
+    assert_eq!(orders(&reader.data(&owner, query, json!({})).await), 0.0);
+    let hits = any_hits(&reader).await;
+    assert_eq!(orders(&reader.data(&owner, query, json!({})).await), 0.0);
+    assert_eq!(
+        any_hits(&reader).await,
+        hits + 1.0,
+        "the reader answers from its cache"
+    );
+    let ingest = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { created } }";
+    let order = json!({
+        "shopId": "1", "orderNo": "UNPUBLISHED", "rawStatus": "2",
+        "placedAt": "2026-11-10T02:00:00Z", "paidAt": "2026-11-10T02:01:00Z",
+        "goodsAmount": 1000, "paidAmount": 1000, "buyerId": "b",
+        "sourceUpdatedAt": "2026-11-10T02:01:00Z",
+        "items": [{"productExternalId": "p", "sku": "s", "quantity": 1, "unitPrice": 1000, "paidAmount": 1000}],
+    });
+    let written = Instant::now();
+    let report = writer.data(&owner, ingest, json!({ "o": [order] })).await;
+    assert_eq!(report["ingestOrders"]["created"], 1);
+    // Within the TTL (plus one request) the reader answers with the write.
+    let mut seen = None;
+    while written.elapsed() < ttl + Duration::from_secs(2) {
+        if orders(&reader.data(&owner, query, json!({})).await) == 1.0 {
+            seen = Some(written.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.expect("the reader never saw the write");
+    assert!(
+        seen <= ttl + Duration::from_millis(500),
+        "unseen for {seen:?}"
+    );
+    // The writer itself reads its own write at once (it does not trust its cache).
+    assert_eq!(orders(&writer.data(&owner, query, json!({})).await), 1.0);
 }

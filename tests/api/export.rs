@@ -100,8 +100,8 @@ async fn fixture() -> TestApp {
     assert_eq!(report["ingestOrders"]["rejected"], 0);
     app.conn_exec(
         "INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES
-        (6, 1, 'analyst', false, '{ANALYTICS_READ,FINANCE_READ,EXPORT}', '{}'),
-        (7, 1, 'shop1 exporter', false, '{EXPORT}', '{1}')",
+        (6, 1, 'analyst', false, '{ANALYTICS_READ,FINANCE_READ,EXPORT,ORDERS_READ}', '{}'),
+        (7, 1, 'shop1 exporter', false, '{EXPORT,ORDERS_READ}', '{1}')",
     );
     app
 }
@@ -349,6 +349,31 @@ async fn report_downloads_equal_the_graphql_reports() {
     );
     let points = trend["trend"]["points"].as_array().unwrap();
     assert_eq!(rows.len(), points.len() + 1);
+    // Each day's cells equal the raw SQL recomputation, not only the GraphQL answer
+    // (both come from the same engine).
+    for (n, row) in rows[1..].iter().enumerate() {
+        let day = format!("2026-11-{:02}", n + 1);
+        let prev = format!("2026-10-{:02}", 25 + n);
+        for (date, col) in [(&day, 2), (&prev, 3)] {
+            let cond = format!(
+                "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND o.channel IN ('LIVE', 'SHELF') AND {}",
+                crate::analytics::window(date, date, "Asia/Shanghai")
+            );
+            let want = crate::analytics::sql_metrics(&app, &cond, "Asia/Shanghai", "CNY");
+            let of = |m: &str| want.iter().find(|(k, _)| *k == m).unwrap().1.unwrap();
+            assert_eq!(
+                row[col].parse::<f64>().unwrap(),
+                of("ORDERS"),
+                "{date} ORDERS"
+            );
+            assert!(
+                (row[col + 3].parse::<f64>().unwrap() - of("GMV")).abs() < 0.005,
+                "{date} GMV {} vs SQL {}",
+                row[col + 3],
+                of("GMV")
+            );
+        }
+    }
     for (row, point) in rows[1..].iter().zip(points) {
         assert_eq!(row[1], point["label"].as_str().unwrap());
         let values = point["values"].as_array().unwrap();
@@ -391,6 +416,33 @@ async fn report_downloads_equal_the_graphql_reports() {
     assert!(
         (last[3].parse::<f64>().unwrap() - b["total"][0]["value"].as_f64().unwrap()).abs() < 1e-9
     );
+    // Every data row and the total equal SQL over the same window.
+    let window = crate::analytics::window("2026-11-01", "2026-11-20", "Asia/Shanghai");
+    for row in &rows[1..] {
+        let key = match row[0].as_str() {
+            "~total" => None,
+            "~other" => continue,
+            key => Some(key.to_string()),
+        };
+        let mut cond =
+            format!("o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND {window}");
+        if let Some(key) = &key {
+            cond += &format!(" AND coalesce(o.province_code, '') = '{key}'");
+        }
+        let want = crate::analytics::sql_metrics(&app, &cond, "Asia/Shanghai", "CNY");
+        let of = |m: &str| want.iter().find(|(k, _)| *k == m).unwrap().1.unwrap();
+        assert!(
+            (row[3].parse::<f64>().unwrap() - of("GMV")).abs() < 0.005,
+            "{key:?} GMV {} vs SQL {}",
+            row[3],
+            of("GMV")
+        );
+        assert_eq!(
+            row[4].parse::<f64>().unwrap(),
+            of("ORDERS"),
+            "{key:?} ORDERS"
+        );
+    }
     // Errors keep their codes: bad input, and a permission the account lacks.
     let (status, body) = get(
         &app,

@@ -186,15 +186,8 @@ async fn seeded_work_lists_match_their_sql_definitions() {
     let app = TestApp::spawn(3_000).await;
     let owner = app.owner();
     let tenant = "o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1)";
-    let definitions = [
-        ("UNPAID_OVER_24H", "o.status = 'PENDING_PAYMENT' AND o.placed_at < now() - interval '24 hours'"),
-        ("SHIP_OVERDUE", "o.status = 'AWAITING_SHIPMENT' AND o.paid_at < now() - interval '48 hours'"),
-        ("DELIVERY_STALLED", "o.status = 'SHIPPED' AND o.shipped_at < now() - interval '7 days'"),
-        ("REFUND_PENDING", "EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.status IN ('REQUESTED', 'APPROVED') AND a.kind <> 'EXCHANGE')"),
-        ("DISPUTE_OPEN", "EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute = 'OPEN')"),
-    ];
     let mut non_empty = 0;
-    for (kind, cond) in definitions {
+    for (kind, cond) in crate::helpers::ABNORMAL_SQL {
         let sql = format!("SELECT count(*) FROM orders o WHERE {tenant} AND {cond}");
         // Time only adds orders to these lists, so the answer lies between two counts.
         let before = app.sql_i64(&sql);
@@ -209,7 +202,10 @@ async fn seeded_work_lists_match_their_sql_definitions() {
         );
         non_empty += i32::from(total > 0);
     }
-    assert!(non_empty >= 3, "the seed should put orders on most lists");
+    assert_eq!(
+        non_empty, 5,
+        "the seed puts orders on every one of the five lists"
+    );
 }
 
 /// KPIs of tenant 1 over the fixture's days equal the raw recomputation.
@@ -245,6 +241,7 @@ async fn shipping_is_allowed_once_from_awaiting_shipment_and_repeats_are_harmles
             order("1", "A", "paid_new", json!([])),
             order("1", "B", "unpaid_new", json!([])),
             order("1", "C", "shipped_new", json!([])),
+            order("2", "D", "paid_new", json!([])),
         ],
     )
     .await;
@@ -305,12 +302,28 @@ async fn shipping_is_allowed_once_from_awaiting_shipment_and_repeats_are_harmles
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{no}: {body}");
     }
     // Out of scope is NOT_FOUND, like a missing order; bad input is BAD_USER_INPUT.
-    let other_shop = app.sql_i64("SELECT id FROM orders WHERE order_no = 'A'") + 1000;
+    // Order D exists, is awaiting shipment, and belongs to the shipper's own tenant, but
+    // to shop 2, outside the shipper's shop scope.
+    let other_shop = id_of(&app, "SELECT id FROM orders WHERE order_no = 'D'");
     let body = app
         .gql(
             &shipper,
             SHIP,
-            json!({ "id": other_shop.to_string(), "carrier": "SF", "no": "SF1" }),
+            json!({ "id": other_shop, "carrier": "SF", "no": "SF1" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM orders WHERE order_no = 'D' AND status = 'AWAITING_SHIPMENT' AND shipped_at IS NULL"),
+        1,
+        "the out-of-scope order was not shipped"
+    );
+    let missing = app.sql_i64("SELECT max(id) FROM orders") + 1000;
+    let body = app
+        .gql(
+            &shipper,
+            SHIP,
+            json!({ "id": missing.to_string(), "carrier": "SF", "no": "SF1" }),
         )
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND");
@@ -375,6 +388,20 @@ async fn after_sale_decisions_keep_refunds_within_the_paid_amount() {
     assert_eq!(
         error_code(&app.gql(&app.token(3, 2), RESOLVE, vars.clone()).await),
         "NOT_FOUND"
+    );
+    // An after-sales account of the same tenant narrowed to shop 2 does not see a case
+    // of shop 1 either, and nothing changes.
+    app.conn_exec("INSERT INTO accounts (id, tenant_id, name, is_owner, permissions, shop_ids) VALUES (6, 1, 'shop 2 after-sales', false, '{ORDERS_READ,AFTER_SALES_HANDLE}', '{2}')");
+    assert_eq!(
+        error_code(&app.gql(&app.token(6, 1), RESOLVE, vars.clone()).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.sql_i64(
+            "SELECT count(*) FROM after_sales WHERE external_id = 'c1' AND status = 'REQUESTED'"
+        ),
+        1,
+        "the out-of-scope case was not decided"
     );
     // Approve c1 with its requested 40.00.
     let done = app.data(&handler, RESOLVE, vars.clone()).await["resolveAfterSale"].clone();

@@ -483,3 +483,16 @@ pub mod calendar {
         check_date(at.date_naive()).map(|_| at)
     }
 }
+
+/// One rule for short text a caller sends (names, notes, carriers, search terms): at
+/// most `max` characters and no control characters. PostgreSQL cannot store or compare
+/// NUL, so one let through would surface as an internal error.
+pub fn check_plain_text(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.chars().count() > max {
+        return Err(format!("{field} is longer than {max} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} must not contain control characters"));
+    }
+    Ok(())
+}

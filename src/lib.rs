@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod seed;
 pub mod settings;

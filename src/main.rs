@@ -50,6 +50,8 @@ fn main() -> anyhow::Result<()> {
     orderscope::telemetry::init(settings.is_production());
     match cli.command {
         Command::Serve => {
+            orderscope::memory::limit_arenas();
+            orderscope::memory::trim_periodically(std::time::Duration::from_secs(30));
             let runtime = actix_web::rt::System::new();
             runtime.block_on(async move {
                 let app = orderscope::startup::Application::build(settings.clone())?;

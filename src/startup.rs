@@ -98,6 +98,9 @@ impl Application {
             }
             app
         })
+        // Blocking threads run database work; more than the pool can serve at once only
+        // wait, and each one that ever ran keeps its stack and allocator state.
+        .worker_max_blocking_threads((settings.db_pool_size as usize * 2).max(16))
         .listen(listener)?
         .run();
         Ok(Application { port, server })

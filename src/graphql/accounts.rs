@@ -134,6 +134,7 @@ fn check_name(name: &str) -> AppResult<String> {
             "name must be 1 to {MAX_NAME} characters"
         )));
     }
+    crate::domain::check_plain_text("name", name, MAX_NAME).map_err(AppError::bad_input)?;
     Ok(name.to_string())
 }
 

@@ -116,6 +116,10 @@ impl AnalyticsFilter {
     fn to_filters(&self, p: &Principal) -> AppResult<Filters> {
         let shop_ids = scoped_shops(p, &self.shop_ids, &self.platforms)?;
         list_len("categories", &self.categories)?;
+        for category in self.categories.iter().flatten() {
+            crate::domain::check_plain_text("categories", category, 128)
+                .map_err(AppError::bad_input)?;
+        }
         province_codes(&self.provinces)?;
         Ok(Filters {
             shop_ids,

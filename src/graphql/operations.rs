@@ -75,11 +75,7 @@ fn text_arg(field: &str, value: &str, max: usize) -> AppResult<String> {
             "{field} must be 1 to {max} characters"
         )));
     }
-    if value.chars().any(char::is_control) {
-        return Err(AppError::bad_input(format!(
-            "{field} must not contain control characters"
-        )));
-    }
+    crate::domain::check_plain_text(field, value, max).map_err(AppError::bad_input)?;
     Ok(value.to_string())
 }
 

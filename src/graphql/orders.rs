@@ -69,6 +69,14 @@ impl OrderFilter {
     pub fn to_query(&self, principal: &Principal) -> AppResult<OrderQuery> {
         let shop_ids = scoped_shops(principal, &self.shop_ids, &self.platforms)?;
         province_codes(&self.provinces)?;
+        for (name, text) in [
+            ("orderNo", &self.order_no),
+            ("buyerNickname", &self.buyer_nickname),
+        ] {
+            if let Some(text) = text {
+                crate::domain::check_plain_text(name, text, 128).map_err(AppError::bad_input)?;
+            }
+        }
         for (name, at) in [
             ("placedFrom", self.placed_from),
             ("placedTo", self.placed_to),

@@ -520,3 +520,31 @@ async fn a_response_cache_entry_that_is_not_json_is_a_miss() {
     let second: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(second, first);
 }
+
+#[tokio::test]
+async fn text_with_nul_or_control_characters_is_bad_user_input_on_every_argument() {
+    // Found by the fuzz run: a NUL in the orderNo filter reached PostgreSQL (INTERNAL).
+    let app = TestApp::spawn(0).await;
+    let token = app.owner();
+    for (query, variables) in [
+        ("query($v: String) { orders(filter: {orderNo: $v}) { totalCount } }", json!({ "v": "A\u{0}B" })),
+        ("query($v: String) { orders(filter: {buyerNickname: $v}) { totalCount } }", json!({ "v": "\u{7}" })),
+        ("query($v: String!) { kpis(range: {from: \"2026-11-01\", to: \"2026-11-02\"}, filter: {categories: [$v], shopIds: [\"1\"]}) { values { value } } }", json!({ "v": "服装\u{0}" })),
+        ("mutation($v: String!) { createSubAccount(input: {name: $v, preset: VIEWER}) { id } }", json!({ "v": "x\u{0}y" })),
+    ] {
+        let body = app.gql(&token, query, variables).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");
+        assert!(body.to_string().contains("control characters"), "{body}");
+    }
+    let resp = app
+        .client
+        .get(format!(
+            "{}/export/orders.csv?placedFrom=2026-11-01&placedTo=2026-11-20&orderNo=A%00B",
+            app.address
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}

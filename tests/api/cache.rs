@@ -2,32 +2,14 @@
 //! writes are visible to the very next request, concurrent misses compute once, and a
 //! private Redis that is killed and restarted never breaks a query.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::analytics::{assert_metrics, sql_metrics, window};
-use crate::helpers::{error_code, TestApp};
+use crate::helpers::{error_code, metric, PrivateRedis, TestApp};
 
 const KPIS: &str = "query($from: Date!, $to: Date!) { kpis(range: {from: $from, to: $to}) { values { metric value } } }";
-
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
 
 const HITS: &str = "orderscope_cache_requests_total{result=\"hit\"}";
 const COMPUTATIONS: &str = "orderscope_cache_computations_total";
@@ -414,48 +396,6 @@ async fn bypass_and_corrupt_entries_compute_again() {
         (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
     };
     assert_eq!((status, error_code(&body).as_str()), (403, "FORBIDDEN"));
-}
-
-/// A redis-server of this test's own on a free port.
-struct PrivateRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> PrivateRedis {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/services.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "private redis did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PrivateRedis { port, child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, TestApp};
+use crate::helpers::{error_code, metric, TestApp};
 
 async fn healthy(app: &TestApp) {
     let resp = app
@@ -121,18 +121,10 @@ async fn after_its_deadline_a_request_starts_nothing_and_its_statements_stop() {
         started.elapsed()
     );
     drop(lock);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("orderscope_db_pool_connections{state=\"busy\"} 0"),
-        "{metrics}"
+    assert_eq!(
+        metric(&app, "orderscope_db_pool_connections{state=\"busy\"}").await,
+        0.0,
+        "the pool is idle again"
     );
 }
 

@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, TestApp, FIXTURE};
+use crate::helpers::{error_code, PrivateRedis, TestApp, FIXTURE};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -292,25 +292,7 @@ async fn terminated_backends_cost_at_most_their_own_requests() {
 #[tokio::test]
 async fn a_paused_redis_slows_no_request_past_its_timeout() {
     let port = free_port();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/services.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "private redis did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let redis = PrivateRedis::start(port);
     let app = TestApp::spawn_with(300, |s| {
         s.cache.redis_url = format!("redis://127.0.0.1:{port}");
     })
@@ -318,7 +300,7 @@ async fn a_paused_redis_slows_no_request_past_its_timeout() {
     let token = app.owner();
     let query = "{ kpis(range: {from: \"2026-10-01\", to: \"2026-11-20\"}, metrics: [ORDERS, GMV]) { values { value } } }";
     let want = app.data(&token, query, json!({})).await;
-    let pid = redis.id().to_string();
+    let pid = redis.pid().to_string();
     run(Command::new("kill").args(["-STOP", &pid]));
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
@@ -335,8 +317,7 @@ async fn a_paused_redis_slows_no_request_past_its_timeout() {
     for _ in 0..5 {
         assert_eq!(app.data(&token, query, json!({})).await, want);
     }
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 }
 
 const INGEST: &str = "mutation($o: [OrderInput!]!) { ingestOrders(orders: $o) { created updated unchanged rejected } }";

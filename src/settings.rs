@@ -37,6 +37,8 @@ pub struct Settings {
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
     pub limits: Limits,
+    /// Origins whose browser pages may call the API (`CORS_ALLOWED_ORIGINS`).
+    pub cors: crate::http::cors::AllowedOrigins,
 }
 
 /// Token verification settings (DESIGN section 5).
@@ -163,6 +165,10 @@ impl Settings {
                 public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
             },
             limits: Limits::default(),
+            cors: crate::http::cors::AllowedOrigins::from_setting(
+                std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref(),
+                environment == Environment::Production,
+            ),
         })
     }
 

@@ -57,6 +57,7 @@ impl Application {
         });
         let production = settings.is_production();
         let export_slots = web::Data::new(http::export::ExportSlots::default());
+        let cors = settings.cors.clone();
         let server = HttpServer::new(move || {
             let metrics = metrics.clone();
             let mut app = App::new()
@@ -79,6 +80,7 @@ impl Application {
                         res
                     })
                 })
+                .wrap(http::cors::middleware(cors.clone()))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .route("/graphql", web::post().to(http::graphql))
                 .route("/healthz", web::get().to(http::healthz))

@@ -1,6 +1,7 @@
 //! HTTP endpoints: `/graphql` (POST, and GraphiQL on GET outside production),
 //! `/healthz`, `/readyz` and `/metrics`; CSV exports live in [`export`].
 
+pub mod cors;
 pub mod export;
 pub mod nesting;
 

@@ -188,3 +188,79 @@ fn committed_schema_matches_the_code() {
         "schema.graphql is out of date: run `cargo run -- export-schema --out schema.graphql`"
     );
 }
+
+#[tokio::test]
+async fn browsers_on_allowed_origins_may_call_the_api_and_others_may_not() {
+    let app = TestApp::spawn(0).await;
+    let preflight = |path: &'static str, origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.address))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, x-cache-bypass",
+            )
+            .send()
+    };
+    // A dashboard in development on another loopback port.
+    for path in ["/graphql", "/export/orders.csv"] {
+        let resp = preflight(path, "http://localhost:5173").await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["access-control-allow-origin"], "http://localhost:5173");
+        let allowed = h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        for header in ["authorization", "content-type", "x-cache-bypass"] {
+            assert!(allowed.contains(header), "{allowed}");
+        }
+    }
+    let resp = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("Origin", "http://localhost:5173")
+        .bearer_auth(app.owner())
+        .json(&json!({ "query": "{ shops { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    // Another site gets no CORS headers, so its page cannot read the answer.
+    let resp = preflight("/graphql", "https://evil.example").await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // Production allows only the configured origins.
+    let prod = TestApp::spawn_with(0, |s| {
+        s.environment = orderscope::settings::Environment::Production;
+        s.cors = orderscope::http::cors::AllowedOrigins::from_setting(
+            Some("https://dash.example.com"),
+            true,
+        );
+    })
+    .await;
+    for (origin, allowed) in [
+        ("https://dash.example.com", true),
+        ("http://localhost:5173", false),
+    ] {
+        let resp = prod
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/graphql", prod.address),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers().get("access-control-allow-origin").is_some(),
+            allowed,
+            "{origin}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod caller;
 pub mod cost;
 pub mod daily;
+pub mod depth;
 pub mod filters;
 pub mod ingest;
 pub mod loaders;
@@ -50,7 +51,8 @@ pub fn schema_builder(
         MutationRoot::default(),
         EmptySubscription,
     )
-    .limit_depth(limits.max_depth)
+    // Depth counts data fields only (introspection is left out: `depth::DepthLimit`).
+    .extension(depth::DepthLimit(limits.max_depth))
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
     .limit_directives(20)

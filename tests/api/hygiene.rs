@@ -40,11 +40,8 @@ async fn malformed_and_oversized_requests_are_bad_user_input() {
         );
     }
     // Syntax errors, unknown fields, too-deep and too-complex queries.
-    let deep = format!(
-        "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
-        "{ ofType ".repeat(12),
-        "}".repeat(12)
-    );
+    // Thirteen levels of data fields (introspection is not counted).
+    let deep = format!("{}{}", "{ orders ".repeat(13), "}".repeat(13));
     let fields = "id orderNo status rawStatus placedAt paidAt shippedAt deliveredAt completedAt cancelledAt paymentMethod currency \
                   goodsAmount shippingFee discountAmount paidAmount city channel contentId buyerId buyerNickname buyerNote \
                   sourceUpdatedAt updatedAt receiverName receiverPhone";
@@ -263,4 +260,26 @@ async fn browsers_on_allowed_origins_may_call_the_api_and_others_may_not() {
             "{origin}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_standard_introspection_query_loads_the_schema() {
+    // graphql-js's getIntrospectionQuery() with every option on, as GraphiQL, GraphQL
+    // Code Generator, Postman and Insomnia send it (its ofType chains nest 15 deep).
+    let query = include_str!("../fixtures/introspection.graphql");
+    let app = TestApp::spawn(0).await;
+    let body = app.gql(&app.owner(), query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(
+        types.iter().any(|t| t["name"] == "Order"),
+        "the schema's types are listed"
+    );
+    // Production still answers it with nothing.
+    let prod = TestApp::spawn_with(0, |s| {
+        s.environment = orderscope::settings::Environment::Production
+    })
+    .await;
+    let body = prod.gql(&prod.owner(), query, json!({})).await;
+    assert!(body["data"]["__schema"].is_null(), "{body}");
 }

@@ -55,12 +55,11 @@ impl Application {
             tenant_shares: db::TenantShares::new(settings.db_per_tenant),
             settings: settings.clone(),
         });
-        let production = settings.is_production();
         let export_slots = web::Data::new(http::export::ExportSlots::default());
         let cors = settings.cors.clone();
         let server = HttpServer::new(move || {
             let metrics = metrics.clone();
-            let mut app = App::new()
+            App::new()
                 .app_data(state.clone())
                 .app_data(export_slots.clone())
                 .wrap_fn(move |req, srv| {
@@ -94,11 +93,9 @@ impl Application {
                 .route(
                     "/export/breakdown.csv",
                     web::get().to(http::export::breakdown_csv),
-                );
-            if !production {
-                app = app.route("/graphql", web::get().to(http::graphiql));
-            }
-            app
+                )
+                // GET runs queries (and shows GraphiQL to a browser outside production).
+                .route("/graphql", web::get().to(http::graphql_get))
         })
         // Blocking threads run database work; more than the pool can serve at once only
         // wait, and each one that ever ran keeps its stack and allocator state.

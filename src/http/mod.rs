@@ -335,19 +335,99 @@ pub async fn graphql(
             return error_response(&state.metrics, AppError::BadUserInput(msg));
         }
     };
+    run_graphql(&state, &req, request, subject, bypass, &digest, false).await
+}
+
+/// `GET /graphql?query=…&variables=…&operationName=…`: queries only (the
+/// GraphQL-over-HTTP spec forbids mutations over GET: 405). Without a `query` parameter,
+/// a browser outside production gets GraphiQL.
+pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = match web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
+        Ok(p) => p.into_inner(),
+        Err(e) => {
+            let err = AppError::bad_input(format!("the query string is malformed: {e}"));
+            return error_response(&state.metrics, err);
+        }
+    };
+    let one = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(query) = one("query") else {
+        if !state.settings.is_production() {
+            return graphiql().await;
+        }
+        let err = AppError::bad_input("GET /graphql needs a query parameter");
+        return error_response(&state.metrics, err);
+    };
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = one("operationName").filter(|n| !n.is_empty()) {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = one("variables").filter(|v| !v.is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(&variables) {
+            Ok(v @ serde_json::Value::Object(_)) => {
+                request = request.variables(async_graphql::Variables::from_json(v));
+            }
+            _ => {
+                let err = AppError::bad_input("variables must be a JSON object");
+                return error_response(&state.metrics, err);
+            }
+        }
+    }
+    // The response cache keys GET requests by their query string, apart from bodies.
+    let mut hasher = Sha256::new();
+    hasher.update(b"GET ");
+    hasher.update(req.query_string().as_bytes());
+    let digest: [u8; 32] = hasher.finalize().into();
+    let bypass = bypass_requested(&req);
+    let subject = token_subject(&state, &req);
+    if !bypass {
+        if let Ok(subject) = subject {
+            if let Some(cached) = state.cache.cached_response(subject, &digest).await {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(cached);
+            }
+        }
+    }
+    run_graphql(&state, &req, request, subject, bypass, &digest, true).await
+}
+
+/// Checks, authenticates, executes and answers one GraphQL request, from POST or GET.
+async fn run_graphql(
+    state: &AppState,
+    req: &HttpRequest,
+    request: async_graphql::Request,
+    subject: Result<TokenSubject, AppError>,
+    bypass: bool,
+    digest: &[u8; 32],
+    via_get: bool,
+) -> HttpResponse {
     // Before anything parses the document (classification below, execution later).
     if let Err(e) = nesting::check(&request.query, state.settings.limits.max_nesting) {
         return error_response(&state.metrics, e);
     }
     let kind = crate::graphql::classify(&request);
+    if via_get && kind == OperationKind::Mutation {
+        let err = AppError::bad_input("mutations need POST");
+        let mut response = error_response(&state.metrics, err);
+        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, "POST".parse().unwrap());
+        return response;
+    }
     let subject = match subject {
         Ok(subject) => subject,
         Err(e) => return error_response(&state.metrics, e),
     };
     let loaded = std::time::Instant::now();
-    let response = execute(&state, &req, Caller::Pending(subject), request).await;
+    let response = execute(state, &req, Caller::Pending(subject), request).await;
     if kind == OperationKind::Mutation {
-        publish_versions(&state, subject.tenant_id).await;
+        publish_versions(state, subject.tenant_id).await;
     }
     let (mut response, principal) = match response {
         Ok(r) => r,
@@ -357,7 +437,7 @@ pub async fn graphql(
         if let Some(e) = caller_error(&response) {
             return error_response(&state.metrics, e);
         }
-        return finish_stored(&state, &mut response, None, &digest).await;
+        return finish_stored(state, &mut response, None, digest).await;
     };
     let tenant_id = principal.tenant_id;
     let storable = (kind == OperationKind::Cacheable && !bypass).then_some((
@@ -366,7 +446,7 @@ pub async fn graphql(
         principal.stamp,
         loaded,
     ));
-    finish_stored(&state, &mut response, storable, &digest).await
+    finish_stored(state, &mut response, storable, digest).await
 }
 
 type Storable = (i64, i64, crate::auth::ResponseStamp, std::time::Instant);

@@ -161,7 +161,14 @@ async fn production_turns_off_graphiql_and_introspection() {
         .send()
         .await
         .unwrap();
-    assert_eq!(graphiql.status(), 404);
+    // No GraphiQL in production: a GET without a query is a client error, not a page.
+    assert_eq!(graphiql.status(), 400);
+    assert!(!graphiql
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("graphiql"));
     let body = app
         .gql(&app.owner(), "{ __schema { types { name } } }", json!({}))
         .await;
@@ -282,4 +289,42 @@ async fn the_standard_introspection_query_loads_the_schema() {
     .await;
     let body = prod.gql(&prod.owner(), query, json!({})).await;
     assert!(body["data"]["__schema"].is_null(), "{body}");
+}
+
+#[tokio::test]
+async fn queries_run_over_get_and_mutations_do_not() {
+    let app = TestApp::spawn(0).await;
+    let token = app.owner();
+    let get = |query: &str, variables: Option<&str>| {
+        let mut params = vec![("query", query.to_string())];
+        if let Some(v) = variables {
+            params.push(("variables", v.to_string()));
+        }
+        app.client
+            .get(format!("{}/graphql", app.address))
+            .query(&params)
+            .bearer_auth(&token)
+            .send()
+    };
+    let query = "query($first: Int!) { orders(first: $first) { totalCount } shops { id name } }";
+    let resp = get(query, Some(r#"{"first": 1}"#)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let over_get: serde_json::Value = resp.json().await.unwrap();
+    let over_post = app.gql(&token, query, json!({ "first": 1 })).await;
+    assert!(over_get.get("errors").is_none(), "{over_get}");
+    assert_eq!(over_get, over_post);
+    // A mutation over GET is refused without running.
+    let resp = get("mutation { revokeTokens(accountId: \"2\") { id } }", None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    assert_eq!(
+        app.sql_i64("SELECT token_generation FROM accounts WHERE id = 2"),
+        0,
+        "nothing was revoked"
+    );
+    // Bad variables are the client's to fix.
+    let resp = get(query, Some("[1, 2]")).await.unwrap();
+    assert_eq!(resp.status(), 400);
 }

@@ -425,7 +425,7 @@ async fn run_graphql(
         Err(e) => return error_response(&state.metrics, e),
     };
     let loaded = std::time::Instant::now();
-    let response = execute(state, &req, Caller::Pending(subject), request).await;
+    let response = execute(state, req, Caller::Pending(subject), request).await;
     if kind == OperationKind::Mutation {
         publish_versions(state, subject.tenant_id).await;
     }

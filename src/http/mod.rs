@@ -319,7 +319,7 @@ pub async fn graphql(
         if let Ok(subject) = subject {
             if let Some(cached) = state.cache.cached_response(subject, &digest).await {
                 return HttpResponse::Ok()
-                    .content_type("application/json")
+                    .content_type(media_type(&req))
                     .body(cached);
             }
         }
@@ -388,7 +388,7 @@ pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
         if let Ok(subject) = subject {
             if let Some(cached) = state.cache.cached_response(subject, &digest).await {
                 return HttpResponse::Ok()
-                    .content_type("application/json")
+                    .content_type(media_type(&req))
                     .body(cached);
             }
         }
@@ -437,7 +437,7 @@ async fn run_graphql(
         if let Some(e) = caller_error(&response) {
             return error_response(&state.metrics, e);
         }
-        return finish_stored(state, &mut response, None, digest).await;
+        return finish_stored(state, req, &mut response, None, digest).await;
     };
     let tenant_id = principal.tenant_id;
     let storable = (kind == OperationKind::Cacheable && !bypass).then_some((
@@ -446,7 +446,7 @@ async fn run_graphql(
         principal.stamp,
         loaded,
     ));
-    finish_stored(state, &mut response, storable, digest).await
+    finish_stored(state, req, &mut response, storable, digest).await
 }
 
 type Storable = (i64, i64, crate::auth::ResponseStamp, std::time::Instant);
@@ -455,11 +455,23 @@ type Storable = (i64, i64, crate::auth::ResponseStamp, std::time::Instant);
 /// response cache when it may be.
 async fn finish_stored(
     state: &AppState,
+    req: &HttpRequest,
     response: &mut async_graphql::Response,
     storable: Option<Storable>,
     digest: &[u8; 32],
 ) -> HttpResponse {
     code_errors(state, response);
+    let media = media_type(req);
+    // With the spec's own media type, a request that never executed (a document that
+    // does not parse or validate) is a 400; field errors stay 200 beside their data.
+    let request_error = !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if media == GRAPHQL_RESPONSE && request_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let bytes = match serde_json::to_vec(&response) {
         Ok(b) => b,
         Err(e) => return error_response(&state.metrics, AppError::internal(e)),
@@ -472,9 +484,25 @@ async fn finish_stored(
                 .await;
         }
     }
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(bytes)
+    HttpResponse::build(status).content_type(media).body(bytes)
+}
+
+/// The GraphQL-over-HTTP spec's media type for responses.
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json; charset=utf-8";
+
+/// `application/graphql-response+json` when the client accepts it, else JSON, which
+/// every older client expects.
+fn media_type(req: &HttpRequest) -> &'static str {
+    let accept = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("application/graphql-response+json") {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    }
 }
 
 fn code_errors(state: &AppState, response: &mut async_graphql::Response) {

@@ -328,3 +328,52 @@ async fn queries_run_over_get_and_mutations_do_not() {
     let resp = get(query, Some("[1, 2]")).await.unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn responses_follow_the_accept_header_and_compress_when_asked() {
+    let app = TestApp::spawn(0).await;
+    let post = |query: &str, accept: &str| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(app.owner())
+            .header("Accept", accept)
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let spec = "application/graphql-response+json, application/json;q=0.9";
+    // A document that does not parse: 400 with the spec's media type, 200 with JSON.
+    let resp = post("{ shops { id }", spec).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/graphql-response+json"));
+    let resp = post("{ shops { id }", "application/json").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    // A field error beside its data stays 200 with either type.
+    let resp = post("{ shops { id } order(id: \"x\") { id } }", spec)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ok = post("{ shops { id name platform currency timezone } }", spec)
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // gzip when the client accepts it.
+    let resp = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.owner())
+        .header("Accept-Encoding", "gzip")
+        .json(&json!({ "query": "{ shops { id name platform currency timezone } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let bytes = resp.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
+}

@@ -123,6 +123,14 @@ impl Settings {
         if secret.len() < 32 {
             anyhow::bail!("JWT_SECRET must be at least 32 bytes");
         }
+        let redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
+        if redis_url.starts_with("rediss://") {
+            // Refused here rather than turning the cache off in silence at the first use.
+            anyhow::bail!(
+                "REDIS_URL uses rediss:// (TLS), which this build does not support: \
+                 use redis:// on a private network or through a TLS tunnel"
+            );
+        }
         let db_pool_size = env_num("DB_POOL_SIZE", 16)?;
         Ok(Settings {
             environment,
@@ -132,7 +140,7 @@ impl Settings {
                 "postgres://postgres@127.0.0.1:5432/orderscope",
             ),
             cache: crate::cache::CacheSettings {
-                redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+                redis_url,
                 prefix: env_or("CACHE_PREFIX", "orderscope"),
                 ttl: Duration::from_secs(env_num("CACHE_TTL_SECONDS", 3600)?),
                 timeout: Duration::from_millis(env_num("CACHE_TIMEOUT_MS", 200)?),

@@ -377,3 +377,15 @@ async fn responses_follow_the_accept_header_and_compress_when_asked() {
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
 }
+
+#[test]
+fn a_tls_redis_url_is_refused_at_start_up_with_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orderscope"))
+        .arg("export-schema")
+        .env("REDIS_URL", "rediss://cache.example:6380")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rediss://"), "{stderr}");
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpServer};
 use futures_util::FutureExt;
 
 use crate::auth::TokenVerifier;
@@ -67,16 +67,36 @@ impl Application {
                     let route = req
                         .match_pattern()
                         .unwrap_or_else(|| "unmatched".to_string());
+                    let method = req.method().to_string();
+                    let request_id =
+                        http::access::request_id(req.headers().get(http::access::REQUEST_ID));
                     let metrics = metrics.clone();
                     srv.call(req).map(move |res| {
-                        if let Ok(res) = &res {
-                            metrics.observe_request(
-                                &route,
-                                res.status().as_u16(),
-                                started.elapsed(),
-                            );
+                        let mut res = res?;
+                        let elapsed = started.elapsed();
+                        let status = res.status().as_u16();
+                        metrics.observe_request(&route, status, elapsed);
+                        let note = res
+                            .request()
+                            .extensions()
+                            .get::<http::access::AccessNote>()
+                            .cloned()
+                            .unwrap_or_default();
+                        tracing::info!(
+                            target: "access",
+                            method = %method,
+                            route = %route,
+                            operation = note.operation.as_deref().unwrap_or(""),
+                            status,
+                            duration_ms = elapsed.as_secs_f64() * 1000.0,
+                            tenant = note.tenant_id,
+                            request_id = %request_id,
+                            "request"
+                        );
+                        if let Ok(value) = request_id.parse() {
+                            res.headers_mut().insert(http::access::REQUEST_ID, value);
                         }
-                        res
+                        Ok(res)
                     })
                 })
                 // gzip for JSON and CSV when the client accepts it (a 19 KB answer is

@@ -1,6 +1,7 @@
 //! HTTP endpoints: `/graphql` (POST, and GraphiQL on GET outside production),
 //! `/healthz`, `/readyz` and `/metrics`; CSV exports live in [`export`].
 
+pub mod access;
 pub mod cors;
 pub mod export;
 pub mod nesting;
@@ -411,6 +412,9 @@ async fn run_graphql(
         return error_response(&state.metrics, e);
     }
     let kind = crate::graphql::classify(&request);
+    if let Ok(subject) = &subject {
+        access::note(req, subject.tenant_id, request.operation_name.as_deref());
+    }
     if via_get && kind == OperationKind::Mutation {
         let err = AppError::bad_input("mutations need POST");
         let mut response = error_response(&state.metrics, err);

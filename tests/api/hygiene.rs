@@ -389,3 +389,31 @@ fn a_tls_redis_url_is_refused_at_start_up_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rediss://"), "{stderr}");
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn(0).await;
+    let resp = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.owner())
+        .header("X-Request-Id", "dash-42.a_b")
+        .json(&json!({ "query": "{ shops { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "dash-42.a_b",
+        "a client's id is kept"
+    );
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("X-Request-Id", "not a sane id")
+        .send()
+        .await
+        .unwrap();
+    let made = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(made.len(), 32, "an unusable id is replaced: {made}");
+}

@@ -532,6 +532,17 @@ pub async fn graphiql() -> HttpResponse {
         .body(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
+/// `GET /schema.graphql`: the schema as SDL for any authenticated caller, in production
+/// too (where introspection is off), so code generators work against a deployed server.
+pub async fn schema_sdl(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = authenticate(&state, &req).await {
+        return error_response(&state.metrics, e);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(crate::graphql::sdl())
+}
+
 /// The process is up.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))

@@ -417,3 +417,25 @@ async fn every_response_carries_a_request_id() {
     let made = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(made.len(), 32, "an unusable id is replaced: {made}");
 }
+
+#[tokio::test]
+async fn the_sdl_is_served_to_authenticated_callers_in_production() {
+    let app = TestApp::spawn_with(0, |s| {
+        s.environment = orderscope::settings::Environment::Production
+    })
+    .await;
+    let url = format!("{}/schema.graphql", app.address);
+    let anonymous = app.client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(app.token(2, 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(resp.text().await.unwrap(), committed);
+}

@@ -302,6 +302,17 @@ impl Principal {
         self.is_owner || self.permissions.contains(&permission)
     }
 
+    /// `FORBIDDEN` when the account asks to skip the caches in production without
+    /// `CACHE_BYPASS` (outside production anyone may).
+    pub fn require_cache_bypass(&self, production: bool) -> AppResult<()> {
+        if production && !self.has(crate::domain::Permission::CacheBypass) {
+            return Err(AppError::Forbidden(
+                "bypassing the cache needs the CACHE_BYPASS permission".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// `FORBIDDEN` unless the account may read `data`: the one rule for that data set.
     pub fn require_read(&self, data: crate::domain::DataSet) -> AppResult<()> {
         self.require(data.permission())

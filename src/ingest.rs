@@ -220,30 +220,31 @@ fn check_chars(field: &str, value: &str, free_text: bool) -> Result<(), String> 
     }
 }
 
-/// A value quoted in a reason, cut so that a huge input is not echoed back.
-fn quoted(value: &str) -> String {
-    const MAX: usize = 40;
-    if value.chars().count() <= MAX {
-        format!("{value:?}")
+/// At most this many characters of a value are echoed in a reason.
+const ECHOED: usize = 40;
+
+/// The head of `value` and whether anything was cut off.
+fn head(value: &str) -> (String, &'static str) {
+    let head: String = value.chars().take(ECHOED).collect();
+    let more = if value.chars().nth(ECHOED).is_some() {
+        "…"
     } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("{head:?}…")
-    }
+        ""
+    };
+    (head, more)
+}
+
+/// A value quoted (control characters escaped) in a reason, cut so that a huge input
+/// is not echoed back.
+fn quoted(value: &str) -> String {
+    let (head, more) = head(value);
+    format!("{head:?}{more}")
 }
 
 /// A value shown as it is in a reason, cut like [`quoted`].
 fn cut(value: &str) -> String {
-    let quoted = quoted(value);
-    let inner = quoted.trim_end_matches('…');
-    let unquoted = inner
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(inner);
-    if quoted.ends_with('…') {
-        format!("{unquoted}…")
-    } else {
-        unquoted.to_string()
-    }
+    let (head, more) = head(value);
+    format!("{head}{more}")
 }
 
 fn check_text(field: &str, value: &str, required: bool) -> Result<(), String> {

@@ -32,6 +32,11 @@ fn next_data_version() -> diesel::expression::SqlLiteral<diesel::sql_types::BigI
 
 /// Loads the account a token speaks for, with its tenant and shop scope. An unknown,
 /// disabled or other-tenant account is `UNAUTHENTICATED`, like a bad token.
+/// [`load_principal`] on the blocking pool: the account behind a verified token.
+pub async fn load(pool: &super::PgPool, subject: TokenSubject) -> AppResult<Principal> {
+    super::run(pool, move |c| load_principal(c, subject)).await
+}
+
 pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResult<Principal> {
     // One round trip on every request: the account, its tenant and the tenant's shops
     // (with their data versions, for cache keys).

@@ -42,19 +42,6 @@ pub struct Conn {
     last_used: Instant,
 }
 
-impl std::ops::Deref for Conn {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.inner
-    }
-}
-
 /// Diesel's r2d2 manager, plus discarding connections found broken.
 pub struct Manager {
     inner: ConnectionManager<PgConnection>,

@@ -8,7 +8,6 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{Pos, Response};
 
 use crate::auth::{Principal, TokenSubject};
-use crate::domain::Permission;
 use crate::error::AppError;
 
 /// Where the request's principal is, once loaded; the transport keeps a clone to read
@@ -80,15 +79,9 @@ impl Extension for LoadCallerExtension {
 }
 
 async fn load(pool: &crate::db::PgPool, pending: PendingCaller) -> Result<Principal, AppError> {
-    let subject = pending.subject;
-    let principal = crate::db::run(pool, move |c| {
-        crate::db::accounts::load_principal(c, subject)
-    })
-    .await?;
-    if pending.asks_bypass && pending.production && !principal.has(Permission::CacheBypass) {
-        return Err(AppError::Forbidden(
-            "bypassing the cache needs the CACHE_BYPASS permission".into(),
-        ));
+    let principal = crate::db::accounts::load(pool, pending.subject).await?;
+    if pending.asks_bypass {
+        principal.require_cache_bypass(pending.production)?;
     }
     Ok(principal)
 }

@@ -139,14 +139,7 @@ fn token_subject(state: &AppState, req: &HttpRequest) -> Result<TokenSubject, Ap
 /// Verifies the bearer token and loads the account it names (permissions and shop
 /// scope come from the database on every request that is not a response-cache hit).
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
-    load_principal(state, token_subject(state, req)?).await
-}
-
-async fn load_principal(state: &AppState, subject: TokenSubject) -> Result<Principal, AppError> {
-    db::run(&state.pool, move |c| {
-        db::accounts::load_principal(c, subject)
-    })
-    .await
+    db::accounts::load(&state.pool, token_subject(state, req)?).await
 }
 
 /// Whether the request asks to skip the caches (`X-Cache-Bypass: 1`).
@@ -165,13 +158,8 @@ fn cache_bypass(
     principal: &Principal,
 ) -> Result<bool, AppError> {
     let asked = bypass_requested(req);
-    if asked
-        && state.settings.is_production()
-        && !principal.has(crate::domain::Permission::CacheBypass)
-    {
-        return Err(AppError::Forbidden(
-            "bypassing the cache needs the CACHE_BYPASS permission".into(),
-        ));
+    if asked {
+        principal.require_cache_bypass(state.settings.is_production())?;
     }
     Ok(asked)
 }
@@ -309,22 +297,11 @@ pub async fn graphql(
             return error_response(&state.metrics, err);
         }
     };
-    // The response cache: the same request bytes from the same account, at the
-    // versions Redis holds for the tenant and the account now, get the stored body
-    // without touching PostgreSQL.
     let digest: [u8; 32] = Sha256::digest(&body).into();
-    let bypass = bypass_requested(&req);
-    // Verified once: for the response cache and, on a miss, to load the account.
-    let subject = token_subject(&state, &req);
-    if !bypass {
-        if let Ok(subject) = subject {
-            if let Some(cached) = state.cache.cached_response(subject, &digest).await {
-                return HttpResponse::Ok()
-                    .content_type(media_type(&req))
-                    .body(cached);
-            }
-        }
-    }
+    let front = match front(&state, &req, &digest).await {
+        Ok(hit) => return hit,
+        Err(front) => front,
+    };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -336,7 +313,7 @@ pub async fn graphql(
             return error_response(&state.metrics, AppError::BadUserInput(msg));
         }
     };
-    run_graphql(&state, &req, request, subject, bypass, &digest, false).await
+    run_graphql(&state, &req, request, front, &digest, false).await
 }
 
 /// `GET /graphql?query=…&variables=…&operationName=…`: queries only (the
@@ -383,18 +360,40 @@ pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     hasher.update(b"GET ");
     hasher.update(req.query_string().as_bytes());
     let digest: [u8; 32] = hasher.finalize().into();
-    let bypass = bypass_requested(&req);
-    let subject = token_subject(&state, &req);
+    let front = match front(&state, &req, &digest).await {
+        Ok(hit) => return hit,
+        Err(front) => front,
+    };
+    run_graphql(&state, &req, request, front, &digest, true).await
+}
+
+/// What the front of a GraphQL request found when the response cache had no answer.
+struct Front {
+    /// The token, verified once: for the response cache and, on a miss, the account.
+    subject: Result<TokenSubject, AppError>,
+    bypass: bool,
+}
+
+/// The response cache: the same request (`digest`) from the same account, at the
+/// versions Redis holds for the tenant and the account now, gets the stored body without
+/// touching PostgreSQL (`Ok`); otherwise what the rest of the request needs (`Err`).
+async fn front(
+    state: &AppState,
+    req: &HttpRequest,
+    digest: &[u8; 32],
+) -> Result<HttpResponse, Front> {
+    let bypass = bypass_requested(req);
+    let subject = token_subject(state, req);
     if !bypass {
         if let Ok(subject) = subject {
-            if let Some(cached) = state.cache.cached_response(subject, &digest).await {
-                return HttpResponse::Ok()
-                    .content_type(media_type(&req))
-                    .body(cached);
+            if let Some(cached) = state.cache.cached_response(subject, digest).await {
+                return Ok(HttpResponse::Ok()
+                    .content_type(media_type(req))
+                    .body(cached));
             }
         }
     }
-    run_graphql(&state, &req, request, subject, bypass, &digest, true).await
+    Err(Front { subject, bypass })
 }
 
 /// Checks, authenticates, executes and answers one GraphQL request, from POST or GET.
@@ -402,11 +401,11 @@ async fn run_graphql(
     state: &AppState,
     req: &HttpRequest,
     request: async_graphql::Request,
-    subject: Result<TokenSubject, AppError>,
-    bypass: bool,
+    front: Front,
     digest: &[u8; 32],
     via_get: bool,
 ) -> HttpResponse {
+    let Front { subject, bypass } = front;
     // Before anything parses the document (classification below, execution later).
     if let Err(e) = nesting::check(&request.query, state.settings.limits.max_nesting) {
         return error_response(&state.metrics, e);

@@ -352,13 +352,7 @@ async fn bypass_and_corrupt_entries_compute_again() {
     assert_eq!(bypassed.status().as_u16(), 200);
     assert_eq!(metric(&app, COMPUTATIONS).await, before + 1.0);
     // Garbage under every key of this app is a miss, answered correctly.
-    let client = redis::Client::open(app.settings.cache.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", app.settings.cache.prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (mut conn, keys) = app.redis_keys("*").await;
     assert!(!keys.is_empty());
     // Past the grace period in which a finished computation still answers its key.
     tokio::time::sleep(Duration::from_millis(2_100)).await;

@@ -464,13 +464,7 @@ async fn a_response_cache_entry_that_is_not_json_is_a_miss() {
     assert!(first.get("errors").is_none(), "{first}");
     // The whole-response entry keeps its stamp (so it would be a hit) but its body is
     // replaced with something that is not JSON.
-    let client = redis::Client::open(app.settings.cache.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:resp:*", app.settings.cache.prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (mut conn, keys) = app.redis_keys("resp:*").await;
     assert_eq!(keys.len(), 1, "one stored response: {keys:?}");
     let entry: Vec<u8> = redis::cmd("GET")
         .arg(&keys[0])

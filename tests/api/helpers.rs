@@ -189,6 +189,22 @@ impl TestApp {
         Self::start(database_url, settings)
     }
 
+    /// A connection to this app's Redis, and the keys under its prefix that match
+    /// `pattern` (`*` for all).
+    pub async fn redis_keys(
+        &self,
+        pattern: &str,
+    ) -> (redis::aio::MultiplexedConnection, Vec<String>) {
+        let client = redis::Client::open(self.settings.cache.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:{pattern}", self.settings.cache.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        (conn, keys)
+    }
+
     /// The app on a database the caller prepared (another PostgreSQL server, say).
     pub fn on_database(database_url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = test_settings(database_url);

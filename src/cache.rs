@@ -2,7 +2,7 @@
 //! `dailyReport` kept in Redis.
 //!
 //! - Never stale: the key holds the data version of every shop the answer read. Each
-//!   write sets its shops' versions in its own transaction (`db::rollups::refresh`),
+//!   write sets its shops' versions in its own transaction (`db::versions::touch`),
 //!   and versions are read with the caller's account on every request, so once a write
 //!   has committed no request can reach an entry computed before it.
 //! - Never crossing tenants or scopes: the key holds the tenant, the shops the answer

@@ -240,94 +240,6 @@ struct Chunk {
     order_count: u64,
 }
 
-/// The rollup measures of one cell (see the rollup migrations for their definitions).
-#[derive(Default, Clone, Copy)]
-struct Cell {
-    orders: i64,
-    paid_orders: i64,
-    gmv_minor: i64,
-    units: i64,
-    refund_orders: i64,
-    refund_minor: i64,
-    dispute_orders: i64,
-    delivered_orders: i64,
-    delivery_micros: i64,
-    commission_minor: i64,
-}
-
-impl Cell {
-    fn add(&mut self, o: &Cell) {
-        self.orders += o.orders;
-        self.paid_orders += o.paid_orders;
-        self.gmv_minor += o.gmv_minor;
-        self.units += o.units;
-        self.refund_orders += o.refund_orders;
-        self.refund_minor += o.refund_minor;
-        self.dispute_orders += o.dispute_orders;
-        self.delivered_orders += o.delivered_orders;
-        self.delivery_micros += o.delivery_micros;
-        self.commission_minor += o.commission_minor;
-    }
-
-    /// The measure columns in COPY text format, ending the line.
-    fn write(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}.{:06}\t{}",
-            self.orders,
-            self.paid_orders,
-            self.gmv_minor,
-            self.units,
-            self.refund_orders,
-            self.refund_minor,
-            self.dispute_orders,
-            self.delivered_orders,
-            self.delivery_micros.div_euclid(1_000_000),
-            self.delivery_micros.rem_euclid(1_000_000),
-            self.commission_minor
-        );
-    }
-}
-
-/// An order's value of one order-level dimension, as `rollup_dim_day` keys it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum DimKey {
-    Province(Option<&'static str>),
-    Channel(&'static str),
-    Creator(Option<i64>),
-    Payment(Option<&'static str>),
-    Status(&'static str),
-    Product(i64),
-    /// The sum of the shop-day's PRODUCT cells (a PRODUCT breakdown's total).
-    Items,
-}
-
-impl DimKey {
-    /// The dimension's name and the key, as `rollup_dim_day` holds them.
-    fn parts(&self) -> (&'static str, String) {
-        match self {
-            DimKey::Province(p) => ("PROVINCE", p.unwrap_or("").to_string()),
-            DimKey::Channel(c) => ("CHANNEL", c.to_string()),
-            DimKey::Creator(c) => ("CREATOR", c.map(|c| c.to_string()).unwrap_or_default()),
-            DimKey::Payment(p) => ("PAYMENT_METHOD", p.unwrap_or("").to_string()),
-            DimKey::Status(s) => ("STATUS", s.to_string()),
-            DimKey::Product(p) => ("PRODUCT", p.to_string()),
-            DimKey::Items => ("ITEMS", String::new()),
-        }
-    }
-}
-
-/// The rollup cells of the generated orders, accumulated as they are generated so
-/// that the load COPYs them instead of rebuilding them from the loaded rows. The tests
-/// compare them with `rollup_rebuild()` and `rollup_rebuild_dims()`.
-#[derive(Default)]
-struct Rollups {
-    /// (shop, UTC hour as a Unix timestamp)
-    hours: std::collections::HashMap<(i64, i64), Cell>,
-    /// (shop, Asia/Shanghai day, dimension value)
-    dims: std::collections::HashMap<(i64, NaiveDate, DimKey), Cell>,
-}
-
 /// How much of each kind the generator wrote.
 #[derive(Default, Debug)]
 struct Totals {
@@ -399,37 +311,30 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
         .with_timezone(&Utc);
 
     let mut rng = Rng(args.seed);
+    // orderscope.bulk_load: the change-log triggers skip the bulk rows; one 'r' entry
+    // tells every node to reload instead.
     conn.batch_execute(
         "SET statement_timeout = 0; SET maintenance_work_mem = '512MB'; SET work_mem = '256MB'; \
-         SET synchronous_commit = off",
+         SET synchronous_commit = off; SET orderscope.bulk_load = on",
     )?;
     let report = conn.transaction::<_, anyhow::Error, _>(|conn| {
         let shops = seed_reference(conn, &mut rng, args, start_date, end_date)?;
         let saved = drop_bulk_constraints(conn, BULK_TABLES)?;
         let generated = Instant::now();
-        let (totals, rollups) = load_orders(conn, &shops, args, start_date, as_of)?;
+        let totals = load_orders(conn, &shops, args, start_date, as_of)?;
         let loaded = generated.elapsed();
         let rebuild = Instant::now();
         restore_bulk_constraints(conn, &saved)?;
-        // Statistics for the fresh tables; the rollup cells come from the generator,
-        // which is much faster than rebuilding them from the loaded rows (the tests
-        // compare the two).
-        conn.batch_execute("ANALYZE orders, order_items, after_sales")?;
-        let rollup_indexes = drop_bulk_constraints(conn, ROLLUP_TABLES)?;
-        load_rollups(conn, &rollups)?;
-        drop(rollups);
-        conn.batch_execute(
-            "SELECT rollup_rebuild_days(); SELECT rollup_rebuild_dim_weeks(); \
-             SELECT rollup_rebuild_dim_months();",
-        )?;
-        restore_bulk_constraints(conn, &rollup_indexes)?;
+        // Every node's analytic store reloads from the tables once this commits
+        // (the rows themselves are not in the change log).
+        conn.batch_execute("INSERT INTO change_log (kind, id) VALUES ('r', 0)")?;
         conn.batch_execute(
             "SELECT setval('orders_id_seq', (SELECT coalesce(max(id), 1) FROM orders)); \
              SELECT setval('after_sales_id_seq', (SELECT coalesce(max(id), 1) FROM after_sales));",
         )?;
         Ok(format!(
             "seeded {} orders, {} items, {} after-sales, {} shipments in {} shops ({} to {}); \
-             rows {:.1}s, indexes, keys and rollups {:.1}s",
+             rows {:.1}s, indexes and keys {:.1}s",
             totals.orders,
             totals.items,
             totals.after_sales,
@@ -441,10 +346,7 @@ pub fn run(database_url: &str, args: &SeedArgs) -> anyhow::Result<String> {
             rebuild.elapsed().as_secs_f64()
         ))
     })?;
-    // Marks the cell tables' pages all-visible, so that reads by key come from the
-    // covering index alone from the start; then statistics for every table (the
-    // rollup tables included) once the load is committed.
-    conn.batch_execute("VACUUM rollup_dim_day, rollup_dim_week, rollup_dim_month")?;
+    // Statistics for every table once the load is committed.
     conn.batch_execute("ANALYZE")?;
     Ok(format!(
         "{report}; total {:.1}s",
@@ -689,8 +591,6 @@ struct Definition {
 }
 
 const BULK_TABLES: &str = "'orders','order_items','after_sales','shipments'";
-/// The rollup cell tables the generator loads in bulk.
-const ROLLUP_TABLES: &str = "'rollup_dim_day','rollup_dim_week'";
 
 /// Drops the foreign keys and secondary indexes of `tables` (a quoted SQL list),
 /// returning their definitions.
@@ -737,10 +637,9 @@ fn load_orders(
     args: &SeedArgs,
     start: NaiveDate,
     as_of: DateTime<Utc>,
-) -> anyhow::Result<(Totals, Rollups)> {
+) -> anyhow::Result<Totals> {
     let (tx, rx) = mpsc::sync_channel::<Chunk>(2);
     let mut totals = Totals::default();
-    let mut rollups = Rollups::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let generator = scope.spawn(|| generate(shops, args, start, as_of, tx));
         for chunk in rx {
@@ -779,74 +678,15 @@ fn load_orders(
                 })
                 .execute(conn)?;
         }
-        let (counts, generated) = generator
+        let counts = generator
             .join()
             .map_err(|_| anyhow::anyhow!("generator panicked"))?;
-        rollups = generated;
         totals.items = counts.items;
         totals.after_sales = counts.after_sales;
         totals.shipments = counts.shipments;
         Ok(())
     })?;
-    Ok((totals, rollups))
-}
-
-/// COPYs the generated rollup cells into empty rollup tables, in batches of about
-/// 8 MB (the day cells are then summed from the hour cells by `rollup_rebuild_days()`).
-fn load_rollups(conn: &mut PgConnection, rollups: &Rollups) -> anyhow::Result<()> {
-    use crate::db::schema::{rollup_dim_day, rollup_shop_hour};
-    conn.batch_execute("TRUNCATE rollup_shop_hour, rollup_dim_day")?;
-    let hours = |conn: &mut PgConnection, text: &mut String| -> anyhow::Result<()> {
-        diesel::copy_from(rollup_shop_hour::table)
-            .from_raw_data(rollup_shop_hour::table, |w| {
-                io_to_diesel(w.write_all(text.as_bytes()))
-            })
-            .execute(conn)?;
-        text.clear();
-        Ok(())
-    };
-    let dims = |conn: &mut PgConnection, text: &mut String| -> anyhow::Result<()> {
-        diesel::copy_from(rollup_dim_day::table)
-            .from_raw_data(rollup_dim_day::table, |w| {
-                io_to_diesel(w.write_all(text.as_bytes()))
-            })
-            .execute(conn)?;
-        text.clear();
-        Ok(())
-    };
-    const BATCH: usize = 8 << 20;
-    let mut text = String::new();
-    // In primary-key order, so that a range of days of one shop sits on few pages.
-    let mut hour_cells: Vec<_> = rollups.hours.iter().collect();
-    hour_cells.sort_unstable_by_key(|(k, _)| **k);
-    for ((shop, hour), cell) in hour_cells {
-        let _ = write!(text, "{shop}\t");
-        ts(&mut text, DateTime::from_timestamp(*hour, 0));
-        cell.write(&mut text);
-        if text.len() > BATCH {
-            hours(conn, &mut text)?;
-        }
-    }
-    hours(conn, &mut text)?;
-    let mut dim_cells: Vec<(&'static str, i64, NaiveDate, String, &Cell)> = rollups
-        .dims
-        .iter()
-        .map(|((shop, day, key), cell)| {
-            let (dim, value) = key.parts();
-            (dim, *shop, *day, value, cell)
-        })
-        .collect();
-    dim_cells.sort_unstable_by(|a, b| (a.0, a.1, a.2, &a.3).cmp(&(b.0, b.1, b.2, &b.3)));
-    for (dim, shop, day, value, cell) in dim_cells {
-        let _ = write!(text, "{dim}\t{shop}\t{day}\t");
-        esc(&mut text, &value);
-        cell.write(&mut text);
-        if text.len() > BATCH {
-            dims(conn, &mut text)?;
-        }
-    }
-    dims(conn, &mut text)?;
-    Ok(())
+    Ok(totals)
 }
 
 const CHUNK_ORDERS: u64 = 100_000;
@@ -857,10 +697,9 @@ fn generate(
     start: NaiveDate,
     as_of: DateTime<Utc>,
     tx: mpsc::SyncSender<Chunk>,
-) -> (Totals, Rollups) {
+) -> Totals {
     let mut rng = Rng(args.seed ^ 0x5EED_0F0D_E125);
     let mut totals = Totals::default();
-    let mut rollups = Rollups::default();
     let day_weights: Vec<f64> = (0..args.days)
         .map(|i| day_weight(start + Duration::days(i64::from(i)), i, args.days))
         .collect();
@@ -928,17 +767,16 @@ fn generate(
                 &prov_cum,
                 creators_per_platform,
                 buyers,
-                &mut rollups,
             );
             if chunk.order_count >= CHUNK_ORDERS && tx.send(std::mem::take(&mut chunk)).is_err() {
-                return (totals, rollups);
+                return totals;
             }
         }
     }
     if chunk.order_count > 0 {
         let _ = tx.send(chunk);
     }
-    (totals, rollups)
+    totals
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -954,7 +792,6 @@ fn write_order(
     prov_cum: &[f64],
     creators_per_platform: usize,
     buyers: usize,
-    rollups: &mut Rollups,
 ) {
     let min = |m: i64| Duration::minutes(m);
     let platform = shop.platform;
@@ -1265,8 +1102,7 @@ fn write_order(
     ts(o, Some(last_event));
     o.push('\t');
     ts(o, Some(as_of));
-    // previous_placed_at: a seeded order was never moved.
-    o.push_str("\t\\N\n");
+    o.push('\n');
 
     // Item lines with their paid amounts: the discount is spread over lines by value,
     // the last line takes the rest.
@@ -1312,83 +1148,6 @@ fn write_order(
         ts(a, *resolved);
         let _ = writeln!(a, "\t{dispute}");
         totals.after_sales += 1;
-    }
-
-    // The order's rollup measures, by the rollup migrations' definitions.
-    let paid = paid_at.is_some();
-    let delivery = match (shipped_at, delivered_at) {
-        (Some(s), Some(d)) => Some((d - s).num_microseconds().unwrap_or(0)),
-        _ => None,
-    };
-    let cell = Cell {
-        orders: 1,
-        paid_orders: i64::from(paid),
-        gmv_minor: if paid { paid_amount } else { 0 },
-        units: if paid {
-            items.iter().map(|i| i.1).sum()
-        } else {
-            0
-        },
-        refund_orders: i64::from(paid && cases.iter().any(|c| c.1 == "REFUNDED")),
-        refund_minor: cases
-            .iter()
-            .filter(|c| c.1 == "REFUNDED")
-            .map(|c| c.2)
-            .sum(),
-        dispute_orders: i64::from(cases.iter().any(|c| c.5 != "NONE")),
-        delivered_orders: i64::from(delivery.is_some()),
-        delivery_micros: delivery.unwrap_or(0),
-        commission_minor: if paid && creator_id.is_some() {
-            commission
-        } else {
-            0
-        },
-    };
-    let hour = placed.timestamp().div_euclid(3600) * 3600;
-    rollups.hours.entry((shop.id, hour)).or_default().add(&cell);
-    let day = (placed + Duration::seconds(crate::analytics::DAY_ROLLUP_OFFSET_SECS)).date_naive();
-    for key in [
-        DimKey::Province(province),
-        DimKey::Channel(channel),
-        DimKey::Creator(creator_id),
-        DimKey::Payment(payment),
-        DimKey::Status(status.as_str()),
-    ] {
-        rollups
-            .dims
-            .entry((shop.id, day, key))
-            .or_default()
-            .add(&cell);
-    }
-    // Item lines: each product once per order (a product-order) with its lines'
-    // amounts and the order's delivery time; the order's money (refund, commission)
-    // on the product of the first line.
-    let line_cell = |paid_sum: i64, quantity: i64, first: bool| Cell {
-        gmv_minor: if paid { paid_sum } else { 0 },
-        units: if paid { quantity } else { 0 },
-        refund_minor: if first { cell.refund_minor } else { 0 },
-        commission_minor: if first { cell.commission_minor } else { 0 },
-        ..cell
-    };
-    let mut products: Vec<(i64, i64, i64, bool)> = Vec::with_capacity(item_lines.len());
-    for (n, (product, quantity, _, paid_line)) in item_lines.iter().enumerate() {
-        match products.iter_mut().find(|p| p.0 == *product) {
-            Some(p) => {
-                p.1 += paid_line;
-                p.2 += quantity;
-            }
-            None => products.push((*product, *paid_line, *quantity, n == 0)),
-        }
-    }
-    for (product, paid_sum, quantity, first) in &products {
-        let line = line_cell(*paid_sum, *quantity, *first);
-        for key in [DimKey::Product(*product), DimKey::Items] {
-            rollups
-                .dims
-                .entry((shop.id, day, key))
-                .or_default()
-                .add(&line);
-        }
     }
 
     if let Some(ship) = shipped_at {

@@ -33,6 +33,9 @@ pub struct Settings {
     /// Time limit for one GraphQL request; also set as the SQL `statement_timeout`
     /// so that a request that gives up also stops its query.
     pub request_timeout: Duration,
+    /// How often an idle node follows the change log (`ANALYTICS_SYNC_MS`); requests
+    /// catch up on their own before answering.
+    pub analytics_sync_interval: Duration,
     /// Longest an orders export may run (its query's `statement_timeout`).
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
@@ -69,9 +72,6 @@ pub struct Limits {
     pub max_nesting: usize,
     pub max_page_size: i32,
     pub max_ingest_batch: usize,
-    /// A CREATOR or PRODUCT breakdown over at least this many keys finds its top rows
-    /// from their monthly bounds instead of summing every key (`db::analytics::top_keys`).
-    pub top_keys_from: usize,
 }
 
 impl Default for Limits {
@@ -83,7 +83,6 @@ impl Default for Limits {
             max_nesting: 48,
             max_page_size: 200,
             max_ingest_batch: 1000,
-            top_keys_from: 400,
         }
     }
 }
@@ -157,6 +156,7 @@ impl Settings {
             db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),
             export_timeout: Duration::from_millis(env_num("EXPORT_TIMEOUT_MS", 600_000)?),
+            analytics_sync_interval: Duration::from_millis(env_num("ANALYTICS_SYNC_MS", 1_000)?),
             jwt: JwtSettings {
                 secret,
                 issuer: env_or("JWT_ISSUER", "orderscope"),

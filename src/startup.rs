@@ -34,11 +34,15 @@ impl Application {
             settings.request_timeout,
         );
         let cache = Arc::new(crate::cache::Cache::new(settings.cache.clone()));
+        let engine = crate::analytics::live::Engine::new(pool.clone());
+        engine.start(settings.analytics_sync_interval);
         let shared = Shared {
             pool: pool.clone(),
             limits: settings.limits.clone(),
             provinces: Arc::new(tokio::sync::OnceCell::new()),
             cache: cache.clone(),
+            engine: engine.clone(),
+            request_timeout: settings.request_timeout,
         };
         let verifier = Arc::new(TokenVerifier::new(&settings.jwt)?);
         let schema = schema_builder(&settings.limits, settings.is_production())
@@ -53,6 +57,7 @@ impl Application {
             metrics: metrics.clone(),
             cache,
             tenant_shares: db::TenantShares::new(settings.db_per_tenant),
+            engine,
             settings: settings.clone(),
         });
         let export_slots = web::Data::new(http::export::ExportSlots::default());

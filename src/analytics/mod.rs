@@ -1,10 +1,13 @@
-//! The analytics engine: metric definitions, time buckets, comparisons and the query
-//! plan for KPIs, trends and breakdowns. No GraphQL or HTTP here.
-//!
-//! Today every answer comes from the raw path (`db::analytics`), which is the reference
-//! definition of every metric; the rollup path will have to equal it exactly.
+//! The analytics engine: metric definitions, time buckets, comparisons, the query plan
+//! for KPIs, trends and breakdowns, and the in-memory store that answers every one of
+//! them (`store`, `scan`), kept current from PostgreSQL (`live`). No GraphQL or HTTP
+//! here. docs/ANALYTICS.md says what answers what.
 
 pub mod buckets;
+pub mod live;
+pub mod money;
+pub mod scan;
+pub mod store;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -148,81 +151,8 @@ pub struct Aggregate {
     pub timezone: String,
     pub currency: String,
     pub grouping: Grouping,
-    /// BUYERS is asked for (distinct buyers are not in the rollup).
+    /// BUYERS is asked for (distinct buyers are counted only then).
     pub needs_buyers: bool,
-    /// AVG_DELIVERY_HOURS is asked for: its numeric delivery-time sums are the most
-    /// expensive column of a rollup read, and are skipped otherwise.
-    pub needs_delivery: bool,
-}
-
-/// Offset of the daily rollup's calendar (Asia/Shanghai, no DST).
-pub const DAY_ROLLUP_OFFSET_SECS: i64 = 8 * 3600;
-
-impl Aggregate {
-    /// Whether the daily rollup answers this exactly: rollup-eligible, every boundary a
-    /// +08:00 midnight, and the report zone at +08:00 throughout (so its local days,
-    /// which pick the exchange rates, are the rollup's days).
-    pub fn day_rollup_eligible(&self, zone_offsets: &[i64]) -> bool {
-        let midnight = |t: &DateTime<Utc>| (t.timestamp() + DAY_ROLLUP_OFFSET_SECS) % 86_400 == 0;
-        let boundaries_ok = match &self.grouping {
-            Grouping::Total => true,
-            Grouping::Buckets { boundaries } => boundaries.iter().all(midnight),
-            Grouping::Dimension { .. } => false,
-        };
-        self.rollup_eligible()
-            && boundaries_ok
-            && midnight(&self.start)
-            && midnight(&self.end)
-            && zone_offsets.iter().all(|o| *o == DAY_ROLLUP_OFFSET_SECS)
-    }
-
-    /// Whether the window is whole Asia/Shanghai days and the report zone is at +08:00
-    /// throughout: the calendar of the day rollups.
-    pub fn on_day_rollup_calendar(&self, zone_offsets: &[i64]) -> bool {
-        let midnight = |t: &DateTime<Utc>| (t.timestamp() + DAY_ROLLUP_OFFSET_SECS) % 86_400 == 0;
-        midnight(&self.start)
-            && midnight(&self.end)
-            && zone_offsets.iter().all(|o| *o == DAY_ROLLUP_OFFSET_SECS)
-    }
-
-    /// Only shop filters (the rollups are per shop, not per other dimension value).
-    fn only_shop_filters(&self) -> bool {
-        let f = &self.filters;
-        f.product_ids.is_none()
-            && f.categories.is_none()
-            && f.provinces.is_none()
-            && f.regions.is_none()
-            && f.channels.is_none()
-            && f.creator_ids.is_none()
-            && f.payment_methods.is_none()
-    }
-
-    /// Whether a rollup can answer this breakdown exactly (the window still has to fit
-    /// the rollup's grain): any dimension (CATEGORY sums PRODUCT cells by each
-    /// product's current category, as the raw path does), shop filters only, no BUYERS.
-    pub fn dimension_rollup_eligible(&self) -> bool {
-        matches!(&self.grouping, Grouping::Dimension { .. })
-            && self.only_shop_filters()
-            && !self.needs_buyers
-    }
-
-    /// Whether the hourly rollup answers this exactly: a total or trend, filtered by
-    /// shop only, without BUYERS, with every boundary on a whole UTC hour (true for
-    /// every whole-hour zone, DST included).
-    pub fn rollup_eligible(&self) -> bool {
-        let only_shops = self.only_shop_filters();
-        let whole_hour = |t: &DateTime<Utc>| t.timestamp() % 3600 == 0;
-        let boundaries_ok = match &self.grouping {
-            Grouping::Total => true,
-            Grouping::Buckets { boundaries } => boundaries.iter().all(whole_hour),
-            Grouping::Dimension { .. } => false,
-        };
-        only_shops
-            && !self.needs_buyers
-            && boundaries_ok
-            && whole_hour(&self.start)
-            && whole_hour(&self.end)
-    }
 }
 
 /// One result row: `bucket` is 1-based for bucket groupings (0 otherwise); `key` is

@@ -87,6 +87,11 @@ impl RequestBudget {
         CURRENT.scope(self, work).await
     }
 
+    /// When the request gives up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// The budget of the request this task serves, if any.
     pub fn current() -> Option<Arc<RequestBudget>> {
         CURRENT.try_with(Arc::clone).ok()

@@ -257,37 +257,24 @@ fn apply_once(
             orders::buyer_note.eq(excluded(orders::buyer_note)),
             orders::source_updated_at.eq(excluded(orders::source_updated_at)),
             orders::updated_at.eq(diesel::dsl::now),
-            orders::previous_placed_at.eq(orders::placed_at.nullable()),
         ));
-    #[allow(clippy::type_complexity)]
-    let applied: Vec<(i64, i64, String, bool, DateTime<Utc>, Option<DateTime<Utc>>)> =
-        diesel::query_dsl::methods::FilterDsl::filter(
-            upsert,
-            orders::source_updated_at.lt(excluded(orders::source_updated_at)),
-        )
-        .returning((
-            orders::id,
-            orders::shop_id,
-            orders::order_no,
-            diesel::dsl::sql::<Bool>("xmax = 0"),
-            orders::placed_at,
-            orders::previous_placed_at,
-        ))
-        .get_results(conn)?;
+    let applied: Vec<(i64, i64, String, bool)> = diesel::query_dsl::methods::FilterDsl::filter(
+        upsert,
+        orders::source_updated_at.lt(excluded(orders::source_updated_at)),
+    )
+    .returning((
+        orders::id,
+        orders::shop_id,
+        orders::order_no,
+        diesel::dsl::sql::<Bool>("xmax = 0"),
+    ))
+    .get_results(conn)?;
 
-    // Rollup cells the batch touched: where each written order is now, and where an
-    // updated one was before.
-    let mut cells: Vec<(i64, DateTime<Utc>)> = Vec::new();
-    for (_, shop_id, _, inserted, placed_at, previous) in &applied {
-        cells.push((*shop_id, *placed_at));
-        if let (false, Some(previous)) = (inserted, previous) {
-            cells.push((*shop_id, *previous));
-        }
-    }
+    let mut written_shops: Vec<i64> = applied.iter().map(|a| a.1).collect();
 
     let mut applied_by_key: HashMap<(i64, String), (i64, bool)> = applied
         .into_iter()
-        .map(|(id, shop_id, order_no, inserted, _, _)| ((shop_id, order_no), (id, inserted)))
+        .map(|(id, shop_id, order_no, inserted)| ((shop_id, order_no), (id, inserted)))
         .collect();
 
     let mut results = Vec::with_capacity(batch.len());
@@ -301,7 +288,7 @@ fn apply_once(
     }
 
     write_children(conn, &written, &product_ids)?;
-    super::rollups::refresh(conn, &cells)?;
+    super::versions::touch(conn, &mut written_shops)?;
 
     for (v, id, inserted) in &written {
         results.push(IngestResult {

@@ -2,15 +2,15 @@
 //! one module per domain with its Diesel queries.
 
 pub mod accounts;
-pub mod analytics;
 pub mod audit;
 pub mod budget;
+pub mod facts;
 pub mod ingest;
 pub mod operations;
 pub mod orders;
 pub mod reference;
-pub mod rollups;
 pub mod schema;
+pub mod versions;
 
 use std::time::{Duration, Instant};
 
@@ -74,12 +74,10 @@ impl ManageConnection for Manager {
 /// Sets `statement_timeout` on every new connection (a Rust-side timeout alone does not
 /// stop a running query) and turns off parallel query: on small machines serving many
 /// short concurrent requests, starting workers costs more (about 10 ms) than it saves.
-/// `work_mem` is raised to 32 MB so that rollup queries hash their groups instead of
-/// sorting tens of thousands of cells by text keys (measured on dataset L: a 90-day
-/// PROVINCE breakdown of 16 shops took 49 ms with the default 4 MB and 25 ms with
-/// 32 MB). At most one such allocation per pooled connection and query node. JIT
-/// compilation is off: rollup queries with poor row estimates crossed its cost threshold
-/// and spent about 30 ms compiling to run a few milliseconds.
+/// `work_mem` is raised to 32 MB so that grouping queries (exports, abnormal-order
+/// counts) hash instead of sorting; at most one such allocation per pooled connection
+/// and query node. JIT compilation is off: queries with poor row estimates crossed its
+/// cost threshold and spent about 30 ms compiling to run a few milliseconds.
 #[derive(Debug)]
 struct SessionSettings {
     statement_timeout_ms: u64,

@@ -1,6 +1,6 @@
 //! Order operations a seller performs here rather than on the platform: shipping an
 //! order and deciding an after-sale case. Each runs in one transaction that locks the
-//! rows it changes, keeps the rollups exact and writes the audit entry.
+//! rows it changes, sets the shops' data versions and writes the audit entry.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -92,7 +92,7 @@ pub fn ship(
             ))
             .returning(OrderRow::as_returning())
             .get_result(conn)?;
-        super::rollups::refresh(conn, &[(order.shop_id, order.placed_at)])?;
+        super::versions::touch(conn, &mut vec![order.shop_id])?;
         audit::record(
             conn,
             actor,
@@ -246,7 +246,7 @@ pub fn resolve_after_sale(
         } else {
             order
         };
-        super::rollups::refresh(conn, &[(order.shop_id, order.placed_at)])?;
+        super::versions::touch(conn, &mut vec![order.shop_id])?;
         audit::record(
             conn,
             actor,

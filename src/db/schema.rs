@@ -107,7 +107,6 @@ diesel::table! {
         buyer_note -> Nullable<Text>,
         source_updated_at -> Timestamptz,
         updated_at -> Timestamptz,
-        previous_placed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -128,40 +127,6 @@ diesel::table! {
         name_zh -> Text,
         name_en -> Text,
         region -> Text,
-    }
-}
-
-diesel::table! {
-    rollup_shop_day (shop_id, day) {
-        shop_id -> Int8,
-        day -> Date,
-        orders -> Int8,
-        paid_orders -> Int8,
-        gmv_minor -> Int8,
-        units -> Int8,
-        refund_orders -> Int8,
-        refund_minor -> Int8,
-        dispute_orders -> Int8,
-        delivered_orders -> Int8,
-        delivery_seconds -> Numeric,
-        commission_minor -> Int8,
-    }
-}
-
-diesel::table! {
-    rollup_shop_hour (shop_id, hour) {
-        shop_id -> Int8,
-        hour -> Timestamptz,
-        orders -> Int8,
-        paid_orders -> Int8,
-        gmv_minor -> Int8,
-        units -> Int8,
-        refund_orders -> Int8,
-        refund_minor -> Int8,
-        dispute_orders -> Int8,
-        delivered_orders -> Int8,
-        delivery_seconds -> Numeric,
-        commission_minor -> Int8,
     }
 }
 
@@ -199,62 +164,6 @@ diesel::table! {
 
 diesel::joinable!(accounts -> tenants (tenant_id));
 diesel::joinable!(after_sales -> orders (order_id));
-diesel::table! {
-    rollup_dim_day (dim, shop_id, day, key) {
-        dim -> Text,
-        shop_id -> Int8,
-        day -> Date,
-        key -> Text,
-        orders -> Int8,
-        paid_orders -> Int8,
-        gmv_minor -> Int8,
-        units -> Int8,
-        refund_orders -> Int8,
-        refund_minor -> Int8,
-        dispute_orders -> Int8,
-        delivered_orders -> Int8,
-        delivery_seconds -> Numeric,
-        commission_minor -> Int8,
-    }
-}
-
-diesel::table! {
-    rollup_dim_month (dim, tenant_id, month, currency, key) {
-        dim -> Text,
-        tenant_id -> Int8,
-        month -> Date,
-        currency -> Text,
-        key -> Text,
-        orders -> Int8,
-        paid_orders -> Int8,
-        gmv_minor -> Int8,
-        units -> Int8,
-        refund_orders -> Int8,
-        refund_minor -> Int8,
-        dispute_orders -> Int8,
-        commission_minor -> Int8,
-    }
-}
-
-diesel::table! {
-    rollup_dim_week (dim, shop_id, week, key) {
-        dim -> Text,
-        shop_id -> Int8,
-        week -> Date,
-        key -> Text,
-        orders -> Int8,
-        paid_orders -> Int8,
-        gmv_minor -> Int8,
-        units -> Int8,
-        refund_orders -> Int8,
-        refund_minor -> Int8,
-        dispute_orders -> Int8,
-        delivered_orders -> Int8,
-        delivery_seconds -> Numeric,
-        commission_minor -> Int8,
-    }
-}
-
 diesel::joinable!(audit_log -> accounts (account_id));
 diesel::joinable!(audit_log -> tenants (tenant_id));
 diesel::joinable!(order_items -> orders (order_id));
@@ -263,10 +172,6 @@ diesel::joinable!(orders -> creators (creator_id));
 diesel::joinable!(orders -> provinces (province_code));
 diesel::joinable!(orders -> shops (shop_id));
 diesel::joinable!(products -> shops (shop_id));
-diesel::joinable!(rollup_dim_day -> shops (shop_id));
-diesel::joinable!(rollup_dim_week -> shops (shop_id));
-diesel::joinable!(rollup_shop_day -> shops (shop_id));
-diesel::joinable!(rollup_shop_hour -> shops (shop_id));
 diesel::joinable!(shipments -> orders (order_id));
 diesel::joinable!(shops -> tenants (tenant_id));
 
@@ -280,11 +185,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     products,
     provinces,
-    rollup_dim_day,
-    rollup_dim_month,
-    rollup_dim_week,
-    rollup_shop_day,
-    rollup_shop_hour,
     shipments,
     shops,
     tenants,

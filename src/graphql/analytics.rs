@@ -186,7 +186,6 @@ impl Prepared {
             currency: self.currency.clone(),
             grouping,
             needs_buyers: self.needs(Metric::Buyers),
-            needs_delivery: self.needs(Metric::AvgDeliveryHours),
         }
     }
 
@@ -220,40 +219,21 @@ impl Prepared {
     }
 }
 
-/// Runs aggregates after checking exchange rates for every currency in scope.
+/// Runs aggregates on the analytic store, once it reflects every write committed
+/// before the request, after checking exchange rates for every currency in scope on
+/// every day of each window.
 pub(super) async fn run(
     ctx: &Context<'_>,
     p: &Principal,
     prepared: &Prepared,
     aggregates: Vec<(LocalRange, Grouping)>,
 ) -> AppResult<Vec<Vec<GroupRow>>> {
-    let windows: Vec<LocalRange> = aggregates.iter().map(|(r, _)| *r).collect();
+    let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate)> =
+        aggregates.iter().map(|(r, _)| (r.from, r.to)).collect();
     let queries: Vec<Aggregate> = aggregates
         .into_iter()
         .map(|(r, g)| prepared.aggregate(&r, g))
         .collect();
-    run_with(ctx, p, prepared, &windows, move |c| {
-        queries
-            .iter()
-            .map(|q| db::analytics::aggregate(c, q))
-            .collect()
-    })
-    .await
-}
-
-/// Runs `f` on a connection after checking exchange rates for every currency in scope
-/// on every day of `windows`.
-pub(super) async fn run_with<T, F>(
-    ctx: &Context<'_>,
-    p: &Principal,
-    prepared: &Prepared,
-    windows: &[LocalRange],
-    f: F,
-) -> AppResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut diesel::PgConnection) -> AppResult<T> + Send + 'static,
-{
     let mut currencies: BTreeSet<String> = p
         .shops
         .iter()
@@ -262,18 +242,30 @@ where
         .collect();
     currencies.insert(prepared.currency.clone());
     let currencies: Vec<String> = currencies.into_iter().collect();
-    let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate)> =
-        windows.iter().map(|r| (r.from, r.to)).collect();
-    let needs_rates = currencies.iter().any(|c| c != "CNY");
-    db::run(&shared(ctx).pool, move |c| {
-        if needs_rates {
+    let engine = shared(ctx).engine.clone();
+    let budget = crate::db::budget::RequestBudget::current();
+    let deadline = budget
+        .as_ref()
+        .map(|b| b.deadline().into_std())
+        .unwrap_or_else(|| std::time::Instant::now() + shared(ctx).request_timeout);
+    engine.ensure_current(deadline).await?;
+    // A scan takes the request's and its tenant's turn like a statement does, so one
+    // tenant's heavy reports cannot take every core from the others.
+    let _turn = match &budget {
+        Some(b) => Some(b.admit().await?),
+        None => None,
+    };
+    engine
+        .read(move |store, rates| {
             for (first, last) in &windows {
-                db::analytics::check_rates(c, &currencies, *first, *last)?;
+                rates.check(&currencies, *first, *last)?;
             }
-        }
-        f(c)
-    })
-    .await
+            queries
+                .iter()
+                .map(|q| crate::analytics::scan::aggregate(store, rates, q))
+                .collect()
+        })
+        .await
 }
 
 fn forbid_commission(ctx: &Context<'_>, prepared: &Prepared) {
@@ -535,14 +527,7 @@ impl AnalyticsQuery {
                 previous_total,
                 other,
                 other_previous,
-            } = match top_from_bounds(ctx, p, &prepared, dimension, sort_by, limit, compared)
-                .await?
-            {
-                Some(ranked) => ranked,
-                None => {
-                    top_by_summing(ctx, p, &prepared, dimension, sort_by, limit, compared).await?
-                }
-            };
+            } = top_by_summing(ctx, p, &prepared, dimension, sort_by, limit, compared).await?;
             let labels = labels(
                 ctx,
                 p,
@@ -624,49 +609,6 @@ fn over_windows(
             )
         })
         .collect()
-}
-
-/// Thousands of creators or products: the top keys from their monthly bounds
-/// (`db::analytics::top_keys`); `None` where that does not apply.
-async fn top_from_bounds(
-    ctx: &Context<'_>,
-    p: &Principal,
-    prepared: &Prepared,
-    dimension: Dimension,
-    sort_by: Metric,
-    limit: i32,
-    compared: Option<LocalRange>,
-) -> AppResult<Option<Ranked>> {
-    let plan = over_windows(prepared, compared, dimension, None);
-    let windows: Vec<LocalRange> = plan.iter().map(|(r, _)| *r).collect();
-    let mut queries = plan.into_iter().map(|(r, g)| prepared.aggregate(&r, g));
-    let q = queries.next().expect("the window's query");
-    let q_previous = queries.next();
-    let from_keys = shared(ctx).limits.top_keys_from;
-    let found = run_with(ctx, p, prepared, &windows, move |c| {
-        let Some((keep, current)) =
-            db::analytics::top_keys(c, &q, sort_by, limit as usize, from_keys)?
-        else {
-            return Ok(None);
-        };
-        let previous = match &q_previous {
-            Some(q) => Some(db::analytics::kept_rows(c, q, &keep)?),
-            None => None,
-        };
-        Ok(Some((current, previous)))
-    })
-    .await?;
-    Ok(found.map(|(current, previous)| Ranked {
-        other_previous: match (&current.other, &previous) {
-            (Some(_), Some(p)) => Some(p.other.clone().unwrap_or_default()),
-            _ => None,
-        },
-        previous_total: previous.as_ref().map(|p| p.total.clone()),
-        previous: previous.map(|p| p.rows.into_iter().collect()),
-        keyed: current.rows,
-        total: current.total,
-        other: current.other,
-    }))
 }
 
 /// The top keys from every key's sums.

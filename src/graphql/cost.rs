@@ -9,7 +9,7 @@
 use super::analytics::DateRange;
 use crate::domain::Granularity;
 
-/// The floor of one aggregate field: one SQL statement over rollups.
+/// The floor of one aggregate field: one scan of the analytic store.
 pub const REPORT_BASE: usize = 150;
 
 fn days(range: &DateRange) -> usize {

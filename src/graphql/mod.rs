@@ -76,6 +76,9 @@ pub struct Shared {
     pub limits: Limits,
     pub provinces: std::sync::Arc<tokio::sync::OnceCell<Vec<crate::db::reference::ProvinceRow>>>,
     pub cache: std::sync::Arc<crate::cache::Cache>,
+    /// The analytic store every report is computed from.
+    pub engine: std::sync::Arc<crate::analytics::live::Engine>,
+    pub request_timeout: std::time::Duration,
 }
 
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {

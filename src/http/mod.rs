@@ -60,6 +60,7 @@ pub struct AppState {
     pub cache: Arc<crate::cache::Cache>,
     /// Each tenant's share of the pool (`DB_TENANT_CONCURRENCY`).
     pub tenant_shares: db::TenantShares,
+    pub engine: Arc<crate::analytics::live::Engine>,
 }
 
 fn status_of(err: &AppError) -> StatusCode {
@@ -556,13 +557,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     .await;
     // Through the cache's own connection, timeout and breaker: what requests see.
     let redis = state.cache.ping().await;
+    // Analytics answer only once the node's store is loaded.
+    let analytics = state.engine.is_ready();
+    let ready = postgres.is_ok() && analytics;
     let body = json!({
-        "status": if postgres.is_ok() { "ready" } else { "unavailable" },
+        "status": if ready { "ready" } else { "unavailable" },
         "postgres": if postgres.is_ok() { "up" } else { "down" },
+        "analytics": if analytics { "loaded" } else { "loading" },
         "redis": if redis { "up" } else { "degraded" },
         "cacheBreaker": state.cache.breaker_state().as_str(),
     });
-    if postgres.is_ok() {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -108,6 +108,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         db_checkout_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(20),
         export_timeout: Duration::from_secs(120),
+        analytics_sync_interval: Duration::from_millis(500),
         jwt: JwtSettings {
             secret: "test-secret-test-secret-test-secret-0123".into(),
             issuer: "orderscope".into(),

@@ -4,6 +4,7 @@
 mod analytics;
 mod auth;
 mod cache;
+mod engine;
 mod export;
 mod fuzz;
 mod hardening;
@@ -14,4 +15,3 @@ mod operations;
 mod orders;
 mod permissions;
 mod reliability;
-mod rollups;

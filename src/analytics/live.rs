@@ -1,0 +1,328 @@
+//! Keeps a node's [`Store`] current with PostgreSQL and answers from it.
+//!
+//! At start the node loads every order in one snapshot (in id ranges) and remembers the
+//! snapshot's xmin. A catch-up opens a new snapshot, reads the change log of every
+//! transaction at or above the previous xmin (all older ones were finished, so
+//! applied), reloads those orders, products, shops and rates from the same snapshot,
+//! and applies them. Before answering, a request waits for a catch-up that began after
+//! it arrived (concurrent requests share one), so any write that returned before the
+//! request is in the answer, on every node, whoever wrote it. The wait is bounded by
+//! the request's deadline: a node that cannot catch up answers TIMEOUT or
+//! UNAVAILABLE, never a stale number.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use diesel::PgConnection;
+
+use super::money::Rates;
+use super::store::{OrderFacts, Store};
+use crate::db::{self, PgPool};
+use crate::error::{AppError, AppResult};
+
+/// Orders read per statement while loading.
+const LOAD_CHUNK: i64 = 100_000;
+/// Orders read per statement while catching up.
+const CATCH_UP_CHUNK: usize = 20_000;
+/// How long the change log keeps entries of finished transactions.
+const LOG_KEEP_SECONDS: i64 = 600;
+/// Rows in the unsorted tail (and dead rows) that make a node rebuild its body.
+const COMPACT_AT: usize = 1_000_000;
+
+struct Loaded {
+    store: Store,
+    rates: Rates,
+    /// xmin of the snapshot the store reflects.
+    xmin: u64,
+}
+
+/// The analytic store of this node and how it is kept current.
+pub struct Engine {
+    pool: PgPool,
+    state: RwLock<Option<Loaded>>,
+    /// One catch-up at a time; requests queue here and share the newest one.
+    sync: tokio::sync::Mutex<()>,
+    /// Catch-ups begun, and the number of the last one finished.
+    begun: AtomicU64,
+    finished: AtomicU64,
+    ready: AtomicBool,
+    loading_since: Instant,
+}
+
+/// What a catch-up read from one snapshot.
+enum Delta {
+    Reload(Box<Loaded>),
+    Changes {
+        xmin: u64,
+        orders: Vec<OrderFacts>,
+        order_ids: Vec<i64>,
+        products: Vec<(i64, String)>,
+        shops: Vec<crate::analytics::store::ShopFacts>,
+        rates: Option<Rates>,
+    },
+}
+
+impl Engine {
+    pub fn new(pool: PgPool) -> Arc<Engine> {
+        Arc::new(Engine {
+            pool,
+            state: RwLock::new(None),
+            sync: tokio::sync::Mutex::new(()),
+            begun: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            loading_since: Instant::now(),
+        })
+    }
+
+    /// Loads the store and then follows the change log every `interval`, pruning it
+    /// now and then. Runs for the life of the process.
+    pub fn start(self: &Arc<Engine>, interval: Duration) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = 0u64;
+            loop {
+                if let Err(e) = engine.clone().catch_up_now().await {
+                    tracing::warn!(error = ?e, "analytic store catch-up failed; retrying");
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(60) {
+                    let pool = engine.pool.clone();
+                    if let Err(e) =
+                        db::run(&pool, |c| db::facts::prune_changes(c, LOG_KEEP_SECONDS)).await
+                    {
+                        tracing::warn!(error = ?e, "change log pruning failed");
+                    }
+                }
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+
+    /// Whether the store has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Rows held and an estimate of their bytes.
+    pub fn size(&self) -> (usize, usize) {
+        match self.state.read().expect("store lock").as_ref() {
+            Some(l) => l.store.size(),
+            None => (0, 0),
+        }
+    }
+
+    /// Waits until the store reflects every transaction committed before this call
+    /// (bounded by `deadline`).
+    pub async fn ensure_current(self: &Arc<Engine>, deadline: Instant) -> AppResult<()> {
+        let arrival = self.begun.load(Ordering::Acquire);
+        let engine = self.clone();
+        // A catch-up of its own task: it serves every waiting request and must not
+        // count against one request's statement budget.
+        let wait = async move {
+            let _turn = engine.sync.lock().await;
+            if engine.finished.load(Ordering::Acquire) > arrival {
+                return Ok(());
+            }
+            engine.clone().catch_up_locked().await
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, tokio::spawn(wait)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(AppError::Internal(anyhow::anyhow!("catch-up task: {join}"))),
+            Err(_) if !self.is_ready() => Err(AppError::Unavailable(format!(
+                "analytics are loading on this node ({} s so far); try again shortly",
+                self.loading_since.elapsed().as_secs()
+            ))),
+            Err(_) => Err(AppError::Timeout),
+        }
+    }
+
+    async fn catch_up_now(self: Arc<Engine>) -> AppResult<()> {
+        let engine = self.clone();
+        let _turn = engine.sync.lock().await;
+        self.catch_up_locked().await
+    }
+
+    async fn catch_up_locked(self: Arc<Engine>) -> AppResult<()> {
+        let number = self.begun.fetch_add(1, Ordering::AcqRel) + 1;
+        let previous = self
+            .state
+            .read()
+            .expect("store lock")
+            .as_ref()
+            .map(|l| l.xmin);
+        let pool = self.pool.clone();
+        let delta = db::run(&pool, move |c| read_delta(c, previous)).await?;
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.apply(delta))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("applying changes: {e}")))?;
+        self.finished.store(number, Ordering::Release);
+        Ok(())
+    }
+
+    fn apply(&self, delta: Delta) {
+        match delta {
+            Delta::Reload(loaded) => {
+                let (rows, bytes) = loaded.store.size();
+                *self.state.write().expect("store lock") = Some(*loaded);
+                if !self.ready.swap(true, Ordering::AcqRel) {
+                    tracing::info!(
+                        rows,
+                        mib = bytes >> 20,
+                        seconds = self.loading_since.elapsed().as_secs_f64(),
+                        "analytic store loaded"
+                    );
+                }
+            }
+            Delta::Changes {
+                xmin,
+                orders,
+                order_ids,
+                products,
+                shops,
+                rates,
+            } => {
+                let mut guard = self.state.write().expect("store lock");
+                let Some(loaded) = guard.as_mut() else { return };
+                let store = &mut loaded.store;
+                for shop in &shops {
+                    store.set_shop(shop);
+                }
+                for (id, category) in &products {
+                    store.set_product(*id, category);
+                }
+                let mut by_id: std::collections::HashMap<i64, &OrderFacts> =
+                    orders.iter().map(|o| (o.id, o)).collect();
+                for id in &order_ids {
+                    store.apply(*id, by_id.remove(id));
+                }
+                if let Some(rates) = rates {
+                    loaded.rates = rates;
+                }
+                loaded.xmin = xmin;
+                if store.tail.len() + store.dead_rows > COMPACT_AT {
+                    store.compact();
+                }
+            }
+        }
+    }
+
+    /// Runs `f` over the store and rates (on a blocking thread: scans take
+    /// milliseconds of CPU).
+    pub async fn read<T, F>(self: &Arc<Engine>, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store, &Rates) -> AppResult<T> + Send + 'static,
+    {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = engine.state.read().expect("store lock");
+            match guard.as_ref() {
+                Some(l) => f(&l.store, &l.rates),
+                None => Err(AppError::Unavailable(
+                    "analytics are loading on this node; try again shortly".into(),
+                )),
+            }
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("analytics task: {e}")))?
+    }
+}
+
+/// Reads, in one repeatable-read snapshot, either everything (no previous snapshot, or
+/// the log was pruned past it, or a bulk load happened) or the changes since.
+fn read_delta(conn: &mut PgConnection, previous: Option<u64>) -> AppResult<Delta> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|c| {
+            let (xmin, pruned_below) = db::facts::horizon(c)?;
+            let Some(previous) = previous.filter(|p| *p >= pruned_below) else {
+                return load_all(c, xmin).map(|l| Delta::Reload(Box::new(l)));
+            };
+            let entries = db::facts::changes_since(c, previous)?;
+            if entries.iter().any(|(kind, _)| *kind == 'r') {
+                return load_all(c, xmin).map(|l| Delta::Reload(Box::new(l)));
+            }
+            let ids_of = |kind: char| -> Vec<i64> {
+                entries
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, id)| *id)
+                    .collect()
+            };
+            let order_ids = ids_of('o');
+            let mut orders = Vec::with_capacity(order_ids.len());
+            for chunk in order_ids.chunks(CATCH_UP_CHUNK) {
+                orders.extend(db::facts::orders_by_ids(c, chunk)?);
+            }
+            // Products the changed orders name, and products changed themselves.
+            let mut product_ids = ids_of('p');
+            product_ids.extend(
+                orders
+                    .iter()
+                    .flat_map(|o| o.items.iter().filter_map(|i| i.product_id)),
+            );
+            product_ids.sort_unstable();
+            product_ids.dedup();
+            let products = if product_ids.is_empty() {
+                Vec::new()
+            } else {
+                db::facts::product_categories(c, Some(&product_ids))?
+            };
+            let mut shop_ids = ids_of('s');
+            shop_ids.extend(orders.iter().map(|o| o.shop_id));
+            shop_ids.sort_unstable();
+            shop_ids.dedup();
+            let shops = if shop_ids.is_empty() {
+                Vec::new()
+            } else {
+                db::facts::shops(c, Some(&shop_ids))?
+            };
+            let rates = if entries.iter().any(|(k, _)| *k == 'f') {
+                Some(Rates::new(db::facts::factors(c)?))
+            } else {
+                None
+            };
+            Ok(Delta::Changes {
+                xmin,
+                orders,
+                order_ids,
+                products,
+                shops,
+                rates,
+            })
+        })
+}
+
+fn load_all(c: &mut PgConnection, xmin: u64) -> AppResult<Loaded> {
+    let started = Instant::now();
+    let mut store = Store::new(db::facts::province_regions(c)?);
+    for shop in db::facts::shops(c, None)? {
+        store.set_shop(&shop);
+    }
+    for (id, category) in db::facts::product_categories(c, None)? {
+        store.set_product(id, &category);
+    }
+    let rates = Rates::new(db::facts::factors(c)?);
+    if let Some((min, max)) = db::facts::order_id_bounds(c)? {
+        store.reserve_ids(min, max);
+        let mut lo = min;
+        while lo <= max {
+            let hi = lo.saturating_add(LOAD_CHUNK);
+            let orders = db::facts::orders_in_range(c, lo, hi)?;
+            store.load(&orders);
+            lo = hi;
+        }
+    }
+    store.finish_load();
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        rows = store.size().0,
+        "analytic store read from PostgreSQL"
+    );
+    Ok(Loaded { store, rates, xmin })
+}

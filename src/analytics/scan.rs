@@ -1,0 +1,737 @@
+//! Answers one [`Aggregate`] from the [`Store`]: every filter, dimension, metric, zone,
+//! currency and granularity through one scan.
+//!
+//! The window and its trend buckets and local days are instants; over the sorted body
+//! they are row ranges found by binary search, so a row is never bucketed one by one.
+//! Each range is summed with the row filters as small lookup tables (shop, province,
+//! channel, payment method, creator, product), money in exact minor units per shop
+//! currency, converted once per local day with that day's factor. Distinct buyers are
+//! counted exactly from the (group, buyer) pairs of the paying orders.
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use super::money::{round_scaled, Rates};
+use super::store::{Segment, Store, DELIVERED, DISPUTED, LIVE, PAID, REFUNDED};
+use super::{buckets::local_midnight, Aggregate, GroupRow, Grouping, Measures, OTHER_KEY};
+use crate::domain::Dimension;
+use crate::error::{AppError, AppResult};
+
+/// One group's sums; money in minor units × 10^-scale of the report currency.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    orders: i64,
+    paid_orders: i64,
+    units: i64,
+    refund_orders: i64,
+    dispute_orders: i64,
+    delivered_orders: i64,
+    delivery_us: i128,
+    gmv: i128,
+    refund: i128,
+    commission: i128,
+}
+
+impl Acc {
+    fn add(&mut self, o: &Acc) {
+        self.orders += o.orders;
+        self.paid_orders += o.paid_orders;
+        self.units += o.units;
+        self.refund_orders += o.refund_orders;
+        self.dispute_orders += o.dispute_orders;
+        self.delivered_orders += o.delivered_orders;
+        self.delivery_us += o.delivery_us;
+        self.gmv += o.gmv;
+        self.refund += o.refund;
+        self.commission += o.commission;
+    }
+
+    fn measures(&self, scale: u32, buyers: i64) -> Measures {
+        let money = |v: i128| round_scaled(v, scale) as f64 / 100.0;
+        Measures {
+            orders: self.orders,
+            paid_orders: self.paid_orders,
+            gmv: money(self.gmv),
+            units: self.units,
+            refund_orders: self.refund_orders,
+            refund_amount: money(self.refund),
+            dispute_orders: self.dispute_orders,
+            delivered_orders: self.delivered_orders,
+            delivery_hours: self.delivery_us as f64 / 3.6e9,
+            commission: money(self.commission),
+            buyers,
+        }
+    }
+}
+
+/// Raw money of one group and shop currency inside one local day.
+#[derive(Debug, Clone, Copy, Default)]
+struct DayMoney {
+    gmv: i64,
+    refund: i64,
+    commission: i64,
+}
+
+/// What a row is grouped by.
+#[derive(Clone, Copy, PartialEq)]
+enum Key {
+    Bucket,
+    Shop,
+    Platform,
+    Province,
+    Region,
+    Channel,
+    Creator,
+    PaymentMethod,
+    Status,
+    Product,
+    Category,
+}
+
+/// A window cut into ranges of constant bucket and local day.
+struct Slice {
+    start: i64,
+    bucket: u32,
+    day: u32,
+}
+
+/// The lookup tables and sums of one scan.
+struct Scan<'a> {
+    store: &'a Store,
+    shop_ok: Vec<bool>,
+    /// Per shop index: the index of its currency among the scan's currencies.
+    shop_currency: Vec<usize>,
+    currencies: usize,
+    province_ok: Option<Vec<bool>>,
+    channel_ok: Option<Vec<bool>>,
+    payment_ok: Option<Vec<bool>>,
+    creator_ok: Option<Vec<bool>>,
+    product_ok: Option<Vec<bool>>,
+    on_items: bool,
+    key: Key,
+    /// Key index → group (with `keep`: kept keys, then "other").
+    remap: Option<Vec<u32>>,
+    groups: usize,
+    accs: Vec<Acc>,
+    day_money: Vec<DayMoney>,
+    touched: Vec<u32>,
+    /// Per (local day, currency): the factor's mantissa at `scale`.
+    factors: Vec<i128>,
+    scale: u32,
+    buyers: Option<Vec<(u32, u32)>>,
+}
+
+fn mask(len: usize, indexes: impl Iterator<Item = Option<u32>>) -> Vec<bool> {
+    let mut m = vec![false; len];
+    for i in indexes.flatten() {
+        if let Some(slot) = m.get_mut(i as usize) {
+            *slot = true;
+        }
+    }
+    m
+}
+
+/// Answers one aggregate over the store's rows.
+pub fn aggregate(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
+    if q.filters.shop_ids.is_empty() {
+        return Ok(empty(q));
+    }
+    let tz: Tz = q
+        .timezone
+        .parse()
+        .map_err(|_| AppError::bad_input(format!("{:?} is not an IANA time zone", q.timezone)))?;
+    let mut scan = Scan::new(store, rates, q)?;
+    let slices = slices(q, tz, scan.scale > 0 || scan.currencies > 1);
+    scan.run_body(&slices);
+    scan.run_tail(&slices)?;
+    scan.rows(q)
+}
+
+fn empty(q: &Aggregate) -> Vec<GroupRow> {
+    match q.grouping {
+        Grouping::Dimension { keep: Some(_), .. } | Grouping::Buckets { .. } => Vec::new(),
+        _ => vec![GroupRow {
+            bucket: 0,
+            key: None,
+            measures: Measures::default(),
+        }],
+    }
+}
+
+/// The window's boundaries: every bucket start and (when money converts) every local
+/// midnight, each with the bucket and local day that start there.
+fn slices(q: &Aggregate, tz: Tz, by_day: bool) -> Vec<Slice> {
+    let mut cuts: Vec<(i64, Option<u32>, Option<u32>)> =
+        vec![(q.start.timestamp(), Some(0), Some(0))];
+    if let Grouping::Buckets { boundaries } = &q.grouping {
+        for (i, b) in boundaries.iter().enumerate().skip(1) {
+            if b < &q.end {
+                cuts.push((b.timestamp(), Some(i as u32), None));
+            }
+        }
+    }
+    if by_day {
+        let mut day = q.first_day;
+        let mut i = 0u32;
+        while day < q.last_day {
+            day = day.succ_opt().expect("a date within the calendar");
+            i += 1;
+            cuts.push((local_midnight(tz, day).timestamp(), None, Some(i)));
+        }
+    }
+    cuts.sort_by_key(|c| c.0);
+    let mut out: Vec<Slice> = Vec::with_capacity(cuts.len());
+    let (mut bucket, mut day) = (0u32, 0u32);
+    for (start, b, d) in cuts {
+        bucket = b.unwrap_or(bucket);
+        day = d.unwrap_or(day);
+        match out.last_mut() {
+            Some(last) if last.start == start => {
+                last.bucket = bucket;
+                last.day = day;
+            }
+            _ => out.push(Slice { start, bucket, day }),
+        }
+    }
+    out.push(Slice {
+        start: q.end.timestamp(),
+        bucket: u32::MAX,
+        day: u32::MAX,
+    });
+    out
+}
+
+impl<'a> Scan<'a> {
+    fn new(store: &'a Store, rates: &Rates, q: &Aggregate) -> AppResult<Scan<'a>> {
+        let f = &q.filters;
+        let shop_ok = mask(
+            store.shops.len(),
+            f.shop_ids.iter().map(|id| store.shops.get(*id)),
+        );
+        // The currencies of the shops in scope, and the factors of each local day.
+        let report = q.currency.as_str();
+        let mut names: Vec<&str> = Vec::new();
+        let mut shop_currency = vec![0usize; store.shops.len()];
+        for (i, ok) in shop_ok.iter().enumerate() {
+            if !ok {
+                continue;
+            }
+            let name = store.currencies.names[store.shop_currency[i] as usize].as_str();
+            let name = if name.is_empty() { report } else { name };
+            shop_currency[i] = match names.iter().position(|n| *n == name) {
+                Some(p) => p,
+                None => {
+                    names.push(name);
+                    names.len() - 1
+                }
+            };
+        }
+        let converts = names.iter().any(|n| *n != report);
+        let (factors, scale) = if converts {
+            day_factors(rates, &names, report, q.first_day, q.last_day)?
+        } else {
+            (vec![1; names.len().max(1)], 0)
+        };
+        let texts = |d: &super::store::Dict, v: &Option<Vec<String>>| {
+            v.as_ref()
+                .map(|v| mask(d.len(), v.iter().map(|s| d.get(s))))
+        };
+        let mut province_ok = texts(&store.provinces, &f.provinces);
+        if let Some(regions) = &f.regions {
+            let region_ok = mask(
+                store.regions.len(),
+                regions.iter().map(|r| store.regions.get(r)),
+            );
+            let by_region: Vec<bool> = store
+                .province_region
+                .iter()
+                .enumerate()
+                .map(|(p, r)| p > 0 && *r > 0 && region_ok[*r as usize])
+                .collect();
+            province_ok = Some(match province_ok {
+                Some(p) => p.iter().zip(&by_region).map(|(a, b)| *a && *b).collect(),
+                None => by_region,
+            });
+        }
+        if let Some(p) = province_ok.as_mut() {
+            p[0] = false;
+        }
+        let mut payment_ok = texts(&store.payments, &f.payment_methods);
+        if let Some(p) = payment_ok.as_mut() {
+            p[0] = false;
+        }
+        let creator_ok = f.creator_ids.as_ref().map(|ids| {
+            let mut m = mask(
+                store.creators.len(),
+                ids.iter().map(|id| store.creators.get(*id)),
+            );
+            m[0] = false;
+            m
+        });
+        let mut product_ok: Option<Vec<bool>> = f.product_ids.as_ref().map(|ids| {
+            mask(
+                store.products.len(),
+                ids.iter().map(|id| store.products.get(*id)),
+            )
+        });
+        if let Some(categories) = &f.categories {
+            let category_ok = mask(
+                store.categories.len(),
+                categories.iter().map(|c| store.categories.get(c)),
+            );
+            let by_category: Vec<bool> = store
+                .product_category
+                .iter()
+                .enumerate()
+                .map(|(p, c)| p > 0 && category_ok[*c as usize])
+                .collect();
+            product_ok = Some(match product_ok {
+                Some(p) => p.iter().zip(&by_category).map(|(a, b)| *a && *b).collect(),
+                None => by_category,
+            });
+        }
+        if let Some(p) = product_ok.as_mut() {
+            p.resize(store.products.len(), false);
+            p[0] = false;
+        }
+        let (key, keep) = match &q.grouping {
+            Grouping::Total | Grouping::Buckets { .. } => (Key::Bucket, None),
+            Grouping::Dimension { dimension, keep } => (
+                match dimension {
+                    Dimension::Shop => Key::Shop,
+                    Dimension::Platform => Key::Platform,
+                    Dimension::Province => Key::Province,
+                    Dimension::Region => Key::Region,
+                    Dimension::Channel => Key::Channel,
+                    Dimension::Creator => Key::Creator,
+                    Dimension::PaymentMethod => Key::PaymentMethod,
+                    Dimension::Status => Key::Status,
+                    Dimension::Product => Key::Product,
+                    Dimension::Category => Key::Category,
+                },
+                keep.as_ref(),
+            ),
+        };
+        let keys = match key {
+            Key::Bucket => match &q.grouping {
+                Grouping::Buckets { boundaries } => boundaries.len().saturating_sub(1).max(1),
+                _ => 1,
+            },
+            Key::Shop => store.shops.len(),
+            Key::Platform => store.platforms.len(),
+            Key::Province => store.provinces.len(),
+            Key::Region => store.regions.len(),
+            Key::Channel => store.channels.len(),
+            Key::Creator => store.creators.len(),
+            Key::PaymentMethod => store.payments.len(),
+            Key::Status => store.statuses.len(),
+            Key::Product => store.products.len(),
+            Key::Category => store.categories.len(),
+        };
+        let (remap, groups) = match keep {
+            Some(keep) => {
+                let mut remap = vec![keep.len() as u32; keys];
+                for (slot, k) in keep.iter().enumerate() {
+                    if let Some(i) = key_index(store, key, k) {
+                        if let Some(r) = remap.get_mut(i as usize) {
+                            *r = slot as u32;
+                        }
+                    }
+                }
+                (Some(remap), keep.len() + 1)
+            }
+            None => (None, keys),
+        };
+        let currencies = names.len().max(1);
+        Ok(Scan {
+            store,
+            shop_ok,
+            shop_currency,
+            currencies,
+            province_ok,
+            channel_ok: texts(&store.channels, &f.channels),
+            payment_ok,
+            creator_ok,
+            on_items: f.on_items() || matches!(key, Key::Product | Key::Category),
+            product_ok,
+            key,
+            remap,
+            groups,
+            accs: vec![Acc::default(); groups],
+            day_money: vec![DayMoney::default(); groups * currencies],
+            touched: Vec::new(),
+            factors,
+            scale,
+            buyers: q.needs_buyers.then(Vec::new),
+        })
+    }
+
+    #[inline]
+    fn passes(&self, seg: &Segment, r: usize) -> bool {
+        if seg.flags[r] & LIVE == 0 || !self.shop_ok[seg.shop[r] as usize] {
+            return false;
+        }
+        if let Some(m) = &self.province_ok {
+            if !m[seg.province[r] as usize] {
+                return false;
+            }
+        }
+        if let Some(m) = &self.channel_ok {
+            if !m[seg.channel[r] as usize] {
+                return false;
+            }
+        }
+        if let Some(m) = &self.payment_ok {
+            if !m[seg.payment[r] as usize] {
+                return false;
+            }
+        }
+        if let Some(m) = &self.creator_ok {
+            if !m[seg.creator[r] as usize] {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The key index of an order-level key (or of a line's product for item keys).
+    #[inline]
+    fn key_of(&self, seg: &Segment, r: usize, bucket: u32, product: u32) -> u32 {
+        let s = self.store;
+        match self.key {
+            Key::Bucket => bucket,
+            Key::Shop => seg.shop[r],
+            Key::Platform => s.shop_platform[seg.shop[r] as usize],
+            Key::Province => u32::from(seg.province[r]),
+            Key::Region => s.province_region[seg.province[r] as usize],
+            Key::Channel => u32::from(seg.channel[r]),
+            Key::Creator => seg.creator[r],
+            Key::PaymentMethod => u32::from(seg.payment[r]),
+            Key::Status => u32::from(seg.status[r]),
+            Key::Product => product,
+            Key::Category => s.product_category[product as usize],
+        }
+    }
+
+    #[inline]
+    fn group(&self, key: u32) -> usize {
+        match &self.remap {
+            Some(remap) => remap[key as usize] as usize,
+            None => key as usize,
+        }
+    }
+
+    /// Counts one (order, group): the order-level counts and its buyer.
+    #[inline]
+    fn count(&mut self, seg: &Segment, r: usize, g: usize) {
+        let flags = seg.flags[r];
+        let paid = i64::from(flags & PAID != 0);
+        let a = &mut self.accs[g];
+        a.orders += 1;
+        a.paid_orders += paid;
+        a.refund_orders += paid & i64::from(flags & REFUNDED != 0);
+        a.dispute_orders += i64::from(flags & DISPUTED != 0);
+        if flags & DELIVERED != 0 {
+            a.delivered_orders += 1;
+            a.delivery_us += i128::from(seg.delivery_us[r]);
+        }
+        if paid != 0 {
+            if let Some(b) = self.buyers.as_mut() {
+                b.push((g as u32, seg.buyer[r]));
+            }
+        }
+    }
+
+    #[inline]
+    fn money(&mut self, g: usize, currency: usize, gmv: i64, refund: i64, commission: i64) {
+        let i = g * self.currencies + currency;
+        let m = &mut self.day_money[i];
+        if m.gmv == 0 && m.refund == 0 && m.commission == 0 {
+            self.touched.push(i as u32);
+        }
+        m.gmv += gmv;
+        m.refund += refund;
+        m.commission += commission;
+    }
+
+    /// Converts the money of the day that ended with its factors.
+    fn flush(&mut self, day: u32) {
+        let touched = std::mem::take(&mut self.touched);
+        for i in &touched {
+            let i = *i as usize;
+            let (g, c) = (i / self.currencies, i % self.currencies);
+            let factor = self.factors[day as usize * self.currencies + c];
+            let m = std::mem::take(&mut self.day_money[i]);
+            let a = &mut self.accs[g];
+            a.gmv += i128::from(m.gmv) * factor;
+            a.refund += i128::from(m.refund) * factor;
+            a.commission += i128::from(m.commission) * factor;
+        }
+        self.touched = touched;
+        self.touched.clear();
+    }
+
+    /// One order row of a range with constant bucket.
+    #[inline]
+    fn row(&mut self, seg: &Segment, r: usize, bucket: u32) {
+        if !self.passes(seg, r) {
+            return;
+        }
+        let currency = self.shop_currency[seg.shop[r] as usize];
+        if !self.on_items {
+            let g = self.group(self.key_of(seg, r, bucket, 0));
+            self.count(seg, r, g);
+            let a = &mut self.accs[g];
+            a.units += seg.units[r];
+            self.money(g, currency, seg.gmv[r], seg.refund[r], seg.commission[r]);
+            return;
+        }
+        let lines = seg.items(r);
+        let first = lines.start;
+        let paid = i64::from(seg.flags[r] & PAID != 0);
+        // Keys this order already counted in (product-orders for item keys).
+        let mut counted: [usize; 8] = [usize::MAX; 8];
+        let mut extra: Vec<usize> = Vec::new();
+        let mut n = 0usize;
+        for l in lines {
+            let product = seg.item_product[l];
+            if let Some(m) = &self.product_ok {
+                if !m[product as usize] {
+                    continue;
+                }
+            }
+            // Product-orders are per product, also in a CATEGORY row (which sums its
+            // products' rows) and when several keys fold into "other".
+            let key = self.key_of(seg, r, bucket, product);
+            let g = self.group(key);
+            let k = if matches!(self.key, Key::Product | Key::Category) {
+                product as usize
+            } else {
+                key as usize
+            };
+            let seen = counted[..n.min(8)].contains(&k) || extra.contains(&k);
+            if !seen {
+                if n < 8 {
+                    counted[n] = k;
+                } else {
+                    extra.push(k);
+                }
+                n += 1;
+                self.count(seg, r, g);
+            }
+            self.accs[g].units += i64::from(seg.item_quantity[l]) * paid;
+            // The order's refund and commission belong to its first line's product.
+            let (refund, commission) = if l == first {
+                (seg.refund[r], seg.commission[r])
+            } else {
+                (0, 0)
+            };
+            self.money(g, currency, seg.item_paid[l] * paid, refund, commission);
+        }
+    }
+
+    fn run_body(&mut self, slices: &[Slice]) {
+        let seg = &self.store.body;
+        for w in slices.windows(2) {
+            let lo = seg.placed_at.partition_point(|t| *t < w[0].start);
+            let hi = seg.placed_at.partition_point(|t| *t < w[1].start);
+            for r in lo..hi {
+                self.row(seg, r, w[0].bucket);
+            }
+            if w[1].day != w[0].day || w[1].bucket == u32::MAX {
+                self.flush(w[0].day);
+            }
+        }
+    }
+
+    fn run_tail(&mut self, slices: &[Slice]) -> AppResult<()> {
+        let seg = &self.store.tail;
+        let (start, end) = (slices[0].start, slices[slices.len() - 1].start);
+        for r in 0..seg.len() {
+            let t = seg.placed_at[r];
+            if t < start || t >= end {
+                continue;
+            }
+            let s = &slices[slices.partition_point(|s| s.start <= t) - 1];
+            self.row(seg, r, s.bucket);
+            self.flush(s.day);
+        }
+        Ok(())
+    }
+
+    fn distinct_buyers(&mut self) -> (Vec<i64>, i64) {
+        let Some(pairs) = self.buyers.take() else {
+            return (vec![0; self.groups], 0);
+        };
+        let nbuyers = self.store.buyers.len();
+        let mut counts = vec![0u32; self.groups + 1];
+        for (g, _) in &pairs {
+            counts[*g as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut next = counts.clone();
+        let mut by_group = vec![0u32; pairs.len()];
+        for (g, b) in &pairs {
+            let slot = &mut next[*g as usize];
+            by_group[*slot as usize] = *b;
+            *slot += 1;
+        }
+        drop(pairs);
+        let mut stamp = vec![0u32; nbuyers];
+        let mut out = vec![0i64; self.groups];
+        for g in 0..self.groups {
+            let mark = g as u32 + 1;
+            let mut n = 0i64;
+            for b in &by_group[counts[g] as usize..counts[g + 1] as usize] {
+                let s = &mut stamp[*b as usize];
+                if *s != mark {
+                    *s = mark;
+                    n += 1;
+                }
+            }
+            out[g] = n;
+        }
+        let mark = self.groups as u32 + 1;
+        let mut total = 0i64;
+        for b in &by_group {
+            let s = &mut stamp[*b as usize];
+            if *s != mark {
+                *s = mark;
+                total += 1;
+            }
+        }
+        (out, total)
+    }
+
+    fn rows(mut self, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
+        let (buyers, total_buyers) = self.distinct_buyers();
+        let scale = self.scale;
+        let mut total = Acc::default();
+        for a in &self.accs {
+            total.add(a);
+        }
+        let total_row = GroupRow {
+            bucket: 0,
+            key: None,
+            measures: total.measures(scale, total_buyers),
+        };
+        let present = |a: &Acc| a.orders > 0;
+        Ok(match &q.grouping {
+            Grouping::Total => vec![total_row],
+            Grouping::Buckets { .. } => self
+                .accs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| present(a))
+                .map(|(i, a)| GroupRow {
+                    bucket: i as i32 + 1,
+                    key: None,
+                    measures: a.measures(scale, buyers[i]),
+                })
+                .collect(),
+            Grouping::Dimension {
+                keep: Some(keep), ..
+            } => self
+                .accs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| present(a))
+                .map(|(i, a)| GroupRow {
+                    bucket: 0,
+                    key: Some(
+                        keep.get(i)
+                            .cloned()
+                            .unwrap_or_else(|| OTHER_KEY.to_string()),
+                    ),
+                    measures: a.measures(scale, buyers[i]),
+                })
+                .collect(),
+            Grouping::Dimension { keep: None, .. } => {
+                let mut rows: Vec<GroupRow> = self
+                    .accs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| present(a))
+                    .map(|(i, a)| GroupRow {
+                        bucket: 0,
+                        key: Some(key_name(self.store, self.key, i as u32)),
+                        measures: a.measures(scale, buyers[i]),
+                    })
+                    .collect();
+                rows.push(total_row);
+                rows
+            }
+        })
+    }
+}
+
+/// Per (local day, currency) factors at one common scale.
+fn day_factors(
+    rates: &Rates,
+    currencies: &[&str],
+    report: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> AppResult<(Vec<i128>, u32)> {
+    let mut found = Vec::new();
+    let mut day = first;
+    loop {
+        for c in currencies {
+            let factor = rates.factor(day, c, report).ok_or_else(|| {
+                AppError::Unavailable(format!("no exchange rate for {c} or {report} on {day}"))
+            })?;
+            found.push(factor);
+        }
+        if day >= last {
+            break;
+        }
+        day = day.succ_opt().expect("a date within the calendar");
+    }
+    let scale = found.iter().map(|f| f.scale).max().unwrap_or(0);
+    let factors = found
+        .iter()
+        .map(|f| {
+            f.at_scale(scale)
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("exchange factor out of range")))
+        })
+        .collect::<AppResult<Vec<i128>>>()?;
+    Ok((factors, scale))
+}
+
+fn key_index(store: &Store, key: Key, name: &str) -> Option<u32> {
+    let id = || name.parse::<i64>().ok();
+    match key {
+        Key::Bucket => None,
+        Key::Shop => store.shops.get(id()?),
+        Key::Platform => store.platforms.get(name),
+        Key::Province => store.provinces.get(name),
+        Key::Region => store.regions.get(name),
+        Key::Channel => store.channels.get(name),
+        Key::Creator if name.is_empty() => Some(0),
+        Key::Creator => store.creators.get(id()?),
+        Key::PaymentMethod => store.payments.get(name),
+        Key::Status => store.statuses.get(name),
+        Key::Product if name.is_empty() => Some(0),
+        Key::Product => store.products.get(id()?),
+        Key::Category => store.categories.get(name),
+    }
+}
+
+fn key_name(store: &Store, key: Key, i: u32) -> String {
+    let text = |d: &super::store::Dict| d.names[i as usize].clone();
+    match key {
+        Key::Bucket => String::new(),
+        Key::Shop => store.shops.key(i),
+        Key::Platform => text(&store.platforms),
+        Key::Province => text(&store.provinces),
+        Key::Region => text(&store.regions),
+        Key::Channel => text(&store.channels),
+        Key::Creator => store.creators.key(i),
+        Key::PaymentMethod => text(&store.payments),
+        Key::Status => text(&store.statuses),
+        Key::Product => store.products.key(i),
+        Key::Category => text(&store.categories),
+    }
+}

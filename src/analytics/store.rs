@@ -1,0 +1,690 @@
+//! The in-memory columnar store every analytics answer is computed from.
+//!
+//! Each order is one row of plain columns (its shop, placing instant, dimension values
+//! as small dictionary indexes, and the additive facts of DESIGN section 2 already
+//! reduced to what the metrics read), with its item lines beside it. Rows loaded at
+//! start-up are sorted by `placed_at`, so a window is a binary search and trend buckets
+//! and local days are contiguous row ranges; rows written later are appended to a small
+//! unsorted tail. The store is derived from PostgreSQL only (`analytics::live` keeps it
+//! current from the change log) and holds no I/O itself.
+
+use std::collections::HashMap;
+
+/// One order as the store needs it, read from `orders`, `order_items` and
+/// `after_sales`.
+#[derive(Debug, Clone)]
+pub struct OrderFacts {
+    pub id: i64,
+    pub shop_id: i64,
+    /// Seconds since the epoch (window boundaries are whole seconds).
+    pub placed_at: i64,
+    pub paid: bool,
+    pub status: String,
+    pub channel: String,
+    pub payment_method: Option<String>,
+    pub province: Option<String>,
+    pub creator_id: Option<i64>,
+    pub buyer: String,
+    pub paid_amount: i64,
+    pub commission: i64,
+    /// `delivered_at - shipped_at` in microseconds when both are set.
+    pub delivery_us: Option<i64>,
+    /// An after-sale is `REFUNDED`.
+    pub refunded: bool,
+    /// The refund amounts of its `REFUNDED` after-sales.
+    pub refund_amount: i64,
+    /// An after-sale has a dispute.
+    pub disputed: bool,
+    /// Item lines in `line_no` order.
+    pub items: Vec<ItemFacts>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemFacts {
+    pub product_id: Option<i64>,
+    pub quantity: i32,
+    pub paid_amount: i64,
+}
+
+/// A shop as the store needs it.
+#[derive(Debug, Clone)]
+pub struct ShopFacts {
+    pub id: i64,
+    pub platform: String,
+    pub currency: String,
+}
+
+pub const PAID: u8 = 1;
+pub const REFUNDED: u8 = 2;
+pub const DISPUTED: u8 = 4;
+pub const DELIVERED: u8 = 8;
+pub const LIVE: u8 = 16;
+
+/// Text values as dense indexes; index 0 is the empty key (a missing value).
+#[derive(Debug, Default, Clone)]
+pub struct Dict {
+    map: HashMap<String, u32>,
+    pub names: Vec<String>,
+}
+
+impl Dict {
+    pub fn new() -> Dict {
+        let mut d = Dict::default();
+        d.intern("");
+        d
+    }
+
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.map.get(name) {
+            return *i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.map.insert(name.to_string(), i);
+        i
+    }
+
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.map.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Database ids (shops, creators, products) as dense indexes; index 0 is "none".
+#[derive(Debug, Clone)]
+pub struct IdDict {
+    map: HashMap<i64, u32>,
+    pub ids: Vec<Option<i64>>,
+}
+
+impl Default for IdDict {
+    fn default() -> IdDict {
+        IdDict {
+            map: HashMap::new(),
+            ids: vec![None],
+        }
+    }
+}
+
+impl IdDict {
+    pub fn intern(&mut self, id: Option<i64>) -> u32 {
+        let Some(id) = id else { return 0 };
+        if let Some(i) = self.map.get(&id) {
+            return *i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.push(Some(id));
+        self.map.insert(id, i);
+        i
+    }
+
+    pub fn get(&self, id: i64) -> Option<u32> {
+        self.map.get(&id).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The key a breakdown shows: the id, or empty for "none".
+    pub fn key(&self, i: u32) -> String {
+        self.ids[i as usize]
+            .map(|id| id.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Rows of orders as columns. Money columns already hold what the metrics count:
+/// `gmv` the paid amount of a paid order, `units` the quantities of a paid order,
+/// `commission` that of a paid order with a creator, `refund` the refunded amounts.
+#[derive(Debug, Default)]
+pub struct Segment {
+    pub placed_at: Vec<i64>,
+    pub shop: Vec<u32>,
+    pub flags: Vec<u8>,
+    pub status: Vec<u8>,
+    pub channel: Vec<u8>,
+    pub payment: Vec<u8>,
+    pub province: Vec<u16>,
+    pub creator: Vec<u32>,
+    pub buyer: Vec<u32>,
+    pub gmv: Vec<i64>,
+    pub units: Vec<i64>,
+    pub refund: Vec<i64>,
+    pub commission: Vec<i64>,
+    pub delivery_us: Vec<i64>,
+    /// Lines of row `r` are `item_start[r]..item_start[r + 1]`.
+    pub item_start: Vec<u32>,
+    pub item_product: Vec<u32>,
+    pub item_quantity: Vec<i32>,
+    pub item_paid: Vec<i64>,
+}
+
+impl Segment {
+    fn new() -> Segment {
+        Segment {
+            item_start: vec![0],
+            ..Segment::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.placed_at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.placed_at.is_empty()
+    }
+
+    pub fn items(&self, row: usize) -> std::ops::Range<usize> {
+        self.item_start[row] as usize..self.item_start[row + 1] as usize
+    }
+
+    fn bytes(&self) -> usize {
+        self.len() * (8 + 4 + 1 + 1 + 1 + 1 + 2 + 4 + 4 + 8 * 5 + 4)
+            + self.item_product.len() * (4 + 4 + 8)
+    }
+}
+
+/// Where an order's row is: the sorted body or the tail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    Body(u32),
+    Tail(u32),
+}
+
+/// Order id → row. Order ids come from one sequence, so they are dense: a vector
+/// indexed by `id - base` (4 bytes an order) where they are, a map where they are not.
+#[derive(Debug, Default)]
+struct Places {
+    base: i64,
+    dense: Vec<u32>,
+    sparse: HashMap<i64, Place>,
+}
+
+const NOWHERE: u32 = u32::MAX;
+const TAIL_BIT: u32 = 1 << 31;
+
+impl Places {
+    /// Sizes the dense part for ids `min..=max`.
+    fn reserve(&mut self, min: i64, max: i64) {
+        if self.dense.is_empty() && max >= min && max - min < (1 << 30) {
+            self.base = min;
+            self.dense = vec![NOWHERE; (max - min + 1) as usize];
+        }
+    }
+
+    fn slot(&self, id: i64) -> Option<usize> {
+        let i = id.checked_sub(self.base)?;
+        (i >= 0 && (i as usize) < self.dense.len()).then_some(i as usize)
+    }
+
+    fn get(&self, id: i64) -> Option<Place> {
+        match self.slot(id) {
+            Some(i) => match self.dense[i] {
+                NOWHERE => None,
+                v if v & TAIL_BIT != 0 => Some(Place::Tail(v & !TAIL_BIT)),
+                v => Some(Place::Body(v)),
+            },
+            None => self.sparse.get(&id).copied(),
+        }
+    }
+
+    fn set(&mut self, id: i64, place: Option<Place>) {
+        // New ids just past the dense range extend it (they come from the sequence).
+        if let Some(i) = id.checked_sub(self.base) {
+            let len = self.dense.len() as i64;
+            if !self.dense.is_empty() && i >= len && i < len + (1 << 20) {
+                self.dense.resize(i as usize + 1, NOWHERE);
+            }
+        }
+        match self.slot(id) {
+            Some(i) => {
+                self.dense[i] = match place {
+                    None => NOWHERE,
+                    Some(Place::Body(r)) => r,
+                    Some(Place::Tail(r)) => r | TAIL_BIT,
+                }
+            }
+            None => {
+                match place {
+                    Some(p) => self.sparse.insert(id, p),
+                    None => self.sparse.remove(&id),
+                };
+            }
+        }
+    }
+
+    /// Every place moves to the body row the maps give.
+    fn remap(&mut self, body_row: &[u32], tail_row: &[u32]) {
+        let moved = |v: u32| -> u32 {
+            if v & TAIL_BIT != 0 {
+                tail_row[(v & !TAIL_BIT) as usize]
+            } else {
+                body_row[v as usize]
+            }
+        };
+        for v in self.dense.iter_mut() {
+            if *v != NOWHERE {
+                *v = moved(*v);
+            }
+        }
+        for place in self.sparse.values_mut() {
+            let v = match *place {
+                Place::Body(r) => r,
+                Place::Tail(r) => r | TAIL_BIT,
+            };
+            *place = Place::Body(moved(v));
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.dense.len() * 4 + self.sparse.len() * 24
+    }
+}
+
+/// The store: dictionaries, the sorted body and the unsorted tail.
+#[derive(Debug)]
+pub struct Store {
+    pub body: Segment,
+    pub tail: Segment,
+    places: Places,
+    pub shops: IdDict,
+    /// Per shop index: platform and currency indexes.
+    pub shop_platform: Vec<u32>,
+    pub shop_currency: Vec<u32>,
+    pub platforms: Dict,
+    pub currencies: Dict,
+    pub statuses: Dict,
+    pub channels: Dict,
+    pub payments: Dict,
+    pub provinces: Dict,
+    /// Per province index: its region index (0 for a code without a region).
+    pub province_region: Vec<u32>,
+    pub regions: Dict,
+    province_regions: HashMap<String, String>,
+    pub creators: IdDict,
+    pub products: IdDict,
+    /// Per product index: its current category index.
+    pub product_category: Vec<u32>,
+    pub categories: Dict,
+    pub buyers: Dict,
+    /// Rows deleted or moved since loading (kept as dead rows until a rebuild).
+    pub dead_rows: usize,
+}
+
+impl Store {
+    /// An empty store with the reference data it maps keys through.
+    pub fn new(province_regions: HashMap<String, String>) -> Store {
+        let mut store = Store {
+            body: Segment::new(),
+            tail: Segment::new(),
+            places: Places::default(),
+            shops: IdDict::default(),
+            shop_platform: vec![0],
+            shop_currency: vec![0],
+            platforms: Dict::new(),
+            currencies: Dict::new(),
+            statuses: Dict::new(),
+            channels: Dict::new(),
+            payments: Dict::new(),
+            provinces: Dict::new(),
+            province_region: vec![0],
+            regions: Dict::new(),
+            province_regions,
+            creators: IdDict::default(),
+            products: IdDict::default(),
+            product_category: vec![0],
+            categories: Dict::new(),
+            buyers: Dict::new(),
+            dead_rows: 0,
+        };
+        store.currencies.intern("CNY");
+        store
+    }
+
+    /// Rows (live and dead) and an estimate of the bytes the columns take.
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.body.len() + self.tail.len(),
+            self.body.bytes() + self.tail.bytes() + self.places.bytes(),
+        )
+    }
+
+    pub fn set_shop(&mut self, shop: &ShopFacts) {
+        let i = self.shops.intern(Some(shop.id)) as usize;
+        let platform = self.platforms.intern(&shop.platform);
+        let currency = self.currencies.intern(&shop.currency);
+        if self.shop_platform.len() <= i {
+            self.shop_platform.resize(i + 1, 0);
+            self.shop_currency.resize(i + 1, 0);
+        }
+        self.shop_platform[i] = platform;
+        self.shop_currency[i] = currency;
+    }
+
+    pub fn set_product(&mut self, id: i64, category: &str) {
+        let i = self.products.intern(Some(id)) as usize;
+        let c = self.categories.intern(category);
+        if self.product_category.len() <= i {
+            self.product_category.resize(i + 1, 0);
+        }
+        self.product_category[i] = c;
+    }
+
+    fn province(&mut self, code: Option<&str>) -> u16 {
+        let code = code.unwrap_or("");
+        let i = self.provinces.intern(code) as usize;
+        if self.province_region.len() <= i {
+            let region = match self.province_regions.get(code) {
+                Some(r) => self.regions.intern(r),
+                None => 0,
+            };
+            self.province_region.resize(i + 1, 0);
+            self.province_region[i] = region;
+        }
+        u16::try_from(i).unwrap_or(0)
+    }
+
+    fn product(&mut self, id: Option<i64>) -> u32 {
+        let i = self.products.intern(id);
+        if self.product_category.len() <= i as usize {
+            // A product the store has not read yet has no category until it does
+            // (its row arrives in the same catch-up).
+            self.product_category.resize(i as usize + 1, 0);
+        }
+        i
+    }
+
+    fn push(&mut self, order: &OrderFacts, into_body: bool) -> u32 {
+        let shop = self.shops.intern(Some(order.shop_id));
+        if self.shop_platform.len() <= shop as usize {
+            self.shop_platform.resize(shop as usize + 1, 0);
+            self.shop_currency.resize(shop as usize + 1, 0);
+        }
+        let status = self.statuses.intern(&order.status) as u8;
+        let channel = self.channels.intern(&order.channel) as u8;
+        let payment = self
+            .payments
+            .intern(order.payment_method.as_deref().unwrap_or("")) as u8;
+        let province = self.province(order.province.as_deref());
+        let creator = self.creators.intern(order.creator_id);
+        let buyer = self.buyers.intern(&order.buyer);
+        let products: Vec<u32> = order
+            .items
+            .iter()
+            .map(|i| self.product(i.product_id))
+            .collect();
+        let seg = if into_body {
+            &mut self.body
+        } else {
+            &mut self.tail
+        };
+        let row = seg.len() as u32;
+        let mut flags = LIVE;
+        if order.paid {
+            flags |= PAID;
+        }
+        if order.refunded {
+            flags |= REFUNDED;
+        }
+        if order.disputed {
+            flags |= DISPUTED;
+        }
+        if order.delivery_us.is_some() {
+            flags |= DELIVERED;
+        }
+        seg.placed_at.push(order.placed_at);
+        seg.shop.push(shop);
+        seg.flags.push(flags);
+        seg.status.push(status);
+        seg.channel.push(channel);
+        seg.payment.push(payment);
+        seg.province.push(province);
+        seg.creator.push(creator);
+        seg.buyer.push(buyer);
+        let paid = i64::from(order.paid);
+        seg.gmv.push(order.paid_amount * paid);
+        seg.units.push(
+            order
+                .items
+                .iter()
+                .map(|i| i64::from(i.quantity))
+                .sum::<i64>()
+                * paid,
+        );
+        seg.refund.push(order.refund_amount);
+        seg.commission
+            .push(order.commission * paid * i64::from(order.creator_id.is_some()));
+        seg.delivery_us.push(order.delivery_us.unwrap_or(0));
+        for (item, product) in order.items.iter().zip(products) {
+            seg.item_product.push(product);
+            seg.item_quantity.push(item.quantity);
+            seg.item_paid.push(item.paid_amount);
+        }
+        seg.item_start.push(seg.item_product.len() as u32);
+        row
+    }
+
+    /// Sizes the order index for the ids a bulk load will bring.
+    pub fn reserve_ids(&mut self, min: i64, max: i64) {
+        self.places.reserve(min, max);
+    }
+
+    /// Loads orders in bulk into the body (sorted by `finish_load`).
+    pub fn load(&mut self, orders: &[OrderFacts]) {
+        for order in orders {
+            let row = self.push(order, true);
+            self.places.set(order.id, Some(Place::Body(row)));
+        }
+    }
+
+    /// Sorts the body by `placed_at` once loading is done.
+    pub fn finish_load(&mut self) {
+        let placed = &self.body.placed_at;
+        let mut order: Vec<(bool, u32)> = (0..placed.len() as u32).map(|r| (false, r)).collect();
+        order.sort_by_key(|&(_, r)| placed[r as usize]);
+        self.rebuild(&order);
+    }
+
+    /// Merges the tail into the body and drops dead rows: the body stays sorted, so
+    /// windows stay binary searches however many orders were written since loading.
+    pub fn compact(&mut self) {
+        let live = |seg: &Segment, tail: bool| -> Vec<(bool, u32)> {
+            (0..seg.len() as u32)
+                .filter(|r| seg.flags[*r as usize] & LIVE != 0)
+                .map(|r| (tail, r))
+                .collect()
+        };
+        let body = live(&self.body, false);
+        let mut tail = live(&self.tail, true);
+        tail.sort_by_key(|&(_, r)| self.tail.placed_at[r as usize]);
+        let at = |(t, r): (bool, u32)| {
+            if t {
+                self.tail.placed_at[r as usize]
+            } else {
+                self.body.placed_at[r as usize]
+            }
+        };
+        let mut order = Vec::with_capacity(body.len() + tail.len());
+        let (mut i, mut j) = (0, 0);
+        while i < body.len() || j < tail.len() {
+            if j >= tail.len() || (i < body.len() && at(body[i]) <= at(tail[j])) {
+                order.push(body[i]);
+                i += 1;
+            } else {
+                order.push(tail[j]);
+                j += 1;
+            }
+        }
+        self.rebuild(&order);
+        self.dead_rows = 0;
+    }
+
+    /// Makes the body the rows `order` names (from the body or the tail), one column
+    /// at a time so that memory grows by one column, not by a second store.
+    fn rebuild(&mut self, order: &[(bool, u32)]) {
+        let old_body_len = self.body.len();
+        let (body, tail) = (&mut self.body, &self.tail);
+        macro_rules! gather {
+            ($($col:ident),*) => {$(
+                let column = order
+                    .iter()
+                    .map(|&(t, r)| if t { tail.$col[r as usize] } else { body.$col[r as usize] })
+                    .collect();
+                body.$col = column;
+            )*};
+        }
+        // Lines first: they are read through the old row numbers.
+        let mut starts = Vec::with_capacity(order.len() + 1);
+        starts.push(0u32);
+        let mut product = Vec::new();
+        let mut quantity = Vec::new();
+        let mut paid = Vec::new();
+        for &(t, r) in order {
+            let seg: &Segment = if t { tail } else { body };
+            let lines = seg.items(r as usize);
+            product.extend_from_slice(&seg.item_product[lines.clone()]);
+            quantity.extend_from_slice(&seg.item_quantity[lines.clone()]);
+            paid.extend_from_slice(&seg.item_paid[lines]);
+            starts.push(product.len() as u32);
+        }
+        gather!(
+            placed_at,
+            shop,
+            flags,
+            status,
+            channel,
+            payment,
+            province,
+            creator,
+            buyer,
+            gmv,
+            units,
+            refund,
+            commission,
+            delivery_us
+        );
+        body.item_start = starts;
+        body.item_product = product;
+        body.item_quantity = quantity;
+        body.item_paid = paid;
+        let mut body_row = vec![NOWHERE; old_body_len];
+        let mut tail_row = vec![NOWHERE; self.tail.len()];
+        for (to, &(t, r)) in order.iter().enumerate() {
+            if t {
+                tail_row[r as usize] = to as u32;
+            } else {
+                body_row[r as usize] = to as u32;
+            }
+        }
+        self.places.remap(&body_row, &tail_row);
+        self.tail = Segment::new();
+    }
+
+    /// Replaces an order's row with its current facts (`None`: it no longer exists).
+    /// An order whose window position or lines changed moves to the tail.
+    pub fn apply(&mut self, id: i64, order: Option<&OrderFacts>) {
+        let place = self.places.get(id);
+        if let (Some(place), Some(order)) = (place, order) {
+            if self.update_in_place(place, order) {
+                return;
+            }
+        }
+        if let Some(place) = place {
+            let (seg, r) = match place {
+                Place::Body(r) => (&mut self.body, r),
+                Place::Tail(r) => (&mut self.tail, r),
+            };
+            seg.flags[r as usize] &= !LIVE;
+            self.dead_rows += 1;
+            self.places.set(id, None);
+        }
+        if let Some(order) = order {
+            let row = self.push(order, false);
+            self.places.set(id, Some(Place::Tail(row)));
+        }
+    }
+
+    fn update_in_place(&mut self, place: Place, order: &OrderFacts) -> bool {
+        let (in_body, r) = match place {
+            Place::Body(r) => (true, r as usize),
+            Place::Tail(r) => (false, r as usize),
+        };
+        let same_shape = {
+            let seg = if in_body { &self.body } else { &self.tail };
+            seg.placed_at[r] == order.placed_at
+                && self.shops.get(order.shop_id) == Some(seg.shop[r])
+                && seg.items(r).len() == order.items.len()
+        };
+        if !same_shape {
+            return false;
+        }
+        let status = self.statuses.intern(&order.status) as u8;
+        let channel = self.channels.intern(&order.channel) as u8;
+        let payment = self
+            .payments
+            .intern(order.payment_method.as_deref().unwrap_or("")) as u8;
+        let province = self.province(order.province.as_deref());
+        let creator = self.creators.intern(order.creator_id);
+        let buyer = self.buyers.intern(&order.buyer);
+        let products: Vec<u32> = order
+            .items
+            .iter()
+            .map(|i| self.product(i.product_id))
+            .collect();
+        let seg = if in_body {
+            &mut self.body
+        } else {
+            &mut self.tail
+        };
+        let mut flags = LIVE;
+        if order.paid {
+            flags |= PAID;
+        }
+        if order.refunded {
+            flags |= REFUNDED;
+        }
+        if order.disputed {
+            flags |= DISPUTED;
+        }
+        if order.delivery_us.is_some() {
+            flags |= DELIVERED;
+        }
+        let paid = i64::from(order.paid);
+        seg.flags[r] = flags;
+        seg.status[r] = status;
+        seg.channel[r] = channel;
+        seg.payment[r] = payment;
+        seg.province[r] = province;
+        seg.creator[r] = creator;
+        seg.buyer[r] = buyer;
+        seg.gmv[r] = order.paid_amount * paid;
+        seg.units[r] = order
+            .items
+            .iter()
+            .map(|i| i64::from(i.quantity))
+            .sum::<i64>()
+            * paid;
+        seg.refund[r] = order.refund_amount;
+        seg.commission[r] = order.commission * paid * i64::from(order.creator_id.is_some());
+        seg.delivery_us[r] = order.delivery_us.unwrap_or(0);
+        for ((line, item), product) in seg.items(r).zip(&order.items).zip(products) {
+            seg.item_product[line] = product;
+            seg.item_quantity[line] = item.quantity;
+            seg.item_paid[line] = item.paid_amount;
+        }
+        true
+    }
+}

@@ -14,4 +14,5 @@ mod ingest;
 mod operations;
 mod orders;
 mod permissions;
+mod questions;
 mod reliability;

@@ -88,6 +88,32 @@ enum Key {
     Category,
 }
 
+/// Rows below which one thread scans alone.
+const PARALLEL_FROM: usize = 200_000;
+
+/// Rows of one bucket and local day.
+#[derive(Clone)]
+enum Rows {
+    Body(usize, usize),
+    Tail(Vec<u32>),
+}
+
+#[derive(Clone)]
+struct Work {
+    rows: Rows,
+    bucket: u32,
+    day: u32,
+}
+
+impl Work {
+    fn len(&self) -> usize {
+        match &self.rows {
+            Rows::Body(lo, hi) => hi - lo,
+            Rows::Tail(rows) => rows.len(),
+        }
+    }
+}
+
 /// A window cut into ranges of constant bucket and local day.
 struct Slice {
     start: i64,
@@ -96,6 +122,7 @@ struct Slice {
 }
 
 /// The lookup tables and sums of one scan.
+#[derive(Clone)]
 struct Scan<'a> {
     store: &'a Store,
     shop_ok: Vec<bool>,
@@ -118,7 +145,92 @@ struct Scan<'a> {
     /// Per (local day, currency): the factor's mantissa at `scale`.
     factors: Vec<i128>,
     scale: u32,
-    buyers: Option<Vec<(u32, u32)>>,
+    buyers: Distinct,
+}
+
+/// How distinct buyers are counted: per bucket with a bitset over buyers (buckets are
+/// met in time order, so one set is enough, cleared between buckets), per dimension
+/// key from (group, buyer) pairs.
+#[derive(Clone)]
+enum Distinct {
+    None,
+    Bits(BucketBits),
+    Pairs(Vec<(u32, u32)>),
+}
+
+/// Distinct buyers per bucket of one worker: the set of the bucket being read, the
+/// buyers in it (to clear it), and the set of the worker's first bucket, which may
+/// continue the previous worker's last one.
+#[derive(Clone)]
+struct BucketBits {
+    words: Vec<u64>,
+    set: Vec<u32>,
+    current: u32,
+    counts: Vec<i64>,
+    first: Option<(u32, Vec<u64>)>,
+}
+
+impl BucketBits {
+    fn new(buyers: usize, groups: usize) -> BucketBits {
+        BucketBits {
+            words: vec![0; buyers.div_ceil(64)],
+            set: Vec::new(),
+            current: u32::MAX,
+            counts: vec![0; groups],
+            first: None,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, g: u32, buyer: u32) {
+        if g != self.current {
+            self.next_bucket(g);
+        }
+        let (w, bit) = ((buyer >> 6) as usize, 1u64 << (buyer & 63));
+        if self.words[w] & bit == 0 {
+            self.words[w] |= bit;
+            self.set.push(buyer);
+            self.counts[g as usize] += 1;
+        }
+    }
+
+    fn next_bucket(&mut self, g: u32) {
+        if self.current != u32::MAX {
+            if self.first.is_none() {
+                self.first = Some((self.current, self.words.clone()));
+            }
+            for b in self.set.drain(..) {
+                self.words[(b >> 6) as usize] = 0;
+            }
+        }
+        self.current = g;
+    }
+
+    /// Adds the counts of the worker that read the rows after this one's.
+    fn merge(&mut self, later: BucketBits) {
+        for (a, b) in self.counts.iter_mut().zip(&later.counts) {
+            *a += b;
+        }
+        let (their_first, their_bits) = match &later.first {
+            Some((g, bits)) => (*g, bits),
+            None => (later.current, &later.words),
+        };
+        if self.current != u32::MAX && self.current == their_first {
+            // One bucket read by both: its buyers seen by both count once.
+            let both: u32 = self
+                .words
+                .iter()
+                .zip(their_bits)
+                .map(|(a, b)| (a & b).count_ones())
+                .sum();
+            self.counts[self.current as usize] -= i64::from(both);
+        }
+        if later.current != u32::MAX {
+            self.words = later.words;
+            self.set = later.set;
+            self.current = later.current;
+        }
+    }
 }
 
 fn mask(len: usize, indexes: impl Iterator<Item = Option<u32>>) -> Vec<bool> {
@@ -142,9 +254,113 @@ pub fn aggregate(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Vec<G
         .map_err(|_| AppError::bad_input(format!("{:?} is not an IANA time zone", q.timezone)))?;
     let mut scan = Scan::new(store, rates, q)?;
     let slices = slices(q, tz, scan.scale > 0 || scan.currencies > 1);
-    scan.run_body(&slices);
-    scan.run_tail(&slices)?;
+    scan.run(&slices);
     scan.rows(q)
+}
+
+/// A breakdown's groups with the exact sums behind them, so that the rows left out of
+/// the top ones fold into "other" without a second scan: counts and money add up
+/// exactly before rounding, and distinct buyers are counted again over the pairs of
+/// the folded groups.
+pub struct Grouped {
+    keys: Vec<String>,
+    accs: Vec<Acc>,
+    buyers: Vec<i64>,
+    /// Each group's buyers: `offsets[g]..offsets[g + 1]` of `by_group`.
+    offsets: Vec<u32>,
+    by_group: Vec<u32>,
+    needs_buyers: bool,
+    nbuyers: usize,
+    scale: u32,
+    total: Measures,
+}
+
+impl Grouped {
+    /// Every key with an order in the window, with its measures.
+    pub fn rows(&self) -> Vec<(String, Measures)> {
+        self.accs
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.orders > 0)
+            .map(|(g, a)| (self.keys[g].clone(), a.measures(self.scale, self.buyers[g])))
+            .collect()
+    }
+
+    pub fn total(&self) -> Measures {
+        self.total.clone()
+    }
+
+    /// The measures of every key but `kept`, as one group.
+    pub fn fold(&self, kept: &[String]) -> Measures {
+        let kept: std::collections::HashSet<&str> = kept.iter().map(String::as_str).collect();
+        let folded: Vec<bool> = self
+            .keys
+            .iter()
+            .map(|k| !kept.contains(k.as_str()))
+            .collect();
+        let mut sum = Acc::default();
+        for (a, f) in self.accs.iter().zip(&folded) {
+            if *f {
+                sum.add(a);
+            }
+        }
+        let mut buyers = 0i64;
+        if self.needs_buyers {
+            let mut seen = vec![0u64; self.nbuyers.div_ceil(64)];
+            for g in (0..self.keys.len()).filter(|g| folded[*g]) {
+                for b in &self.by_group[self.offsets[g] as usize..self.offsets[g + 1] as usize] {
+                    let (w, bit) = ((*b >> 6) as usize, 1u64 << (*b & 63));
+                    buyers += i64::from(seen[w] & bit == 0);
+                    seen[w] |= bit;
+                }
+            }
+        }
+        sum.measures(self.scale, buyers)
+    }
+}
+
+/// Every group of a breakdown (`Grouping::Dimension` without `keep`).
+pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped> {
+    let tz: Tz = q
+        .timezone
+        .parse()
+        .map_err(|_| AppError::bad_input(format!("{:?} is not an IANA time zone", q.timezone)))?;
+    if q.filters.shop_ids.is_empty() {
+        return Ok(Grouped {
+            keys: Vec::new(),
+            accs: Vec::new(),
+            buyers: Vec::new(),
+            offsets: Vec::new(),
+            by_group: Vec::new(),
+            needs_buyers: false,
+            nbuyers: 0,
+            scale: 0,
+            total: Measures::default(),
+        });
+    }
+    let mut scan = Scan::new(store, rates, q)?;
+    let slices = slices(q, tz, scan.scale > 0 || scan.currencies > 1);
+    scan.run(&slices);
+    let (buyers, total_buyers, lists) = scan.distinct_buyers_by_group();
+    let (offsets, by_group) = lists.unwrap_or_default();
+    let mut total = Acc::default();
+    for a in &scan.accs {
+        total.add(a);
+    }
+    let keys = (0..scan.groups as u32)
+        .map(|g| key_name(store, scan.key, g))
+        .collect();
+    Ok(Grouped {
+        keys,
+        total: total.measures(scan.scale, total_buyers),
+        accs: scan.accs,
+        buyers,
+        offsets,
+        by_group,
+        needs_buyers: q.needs_buyers,
+        nbuyers: store.buyers.len(),
+        scale: scan.scale,
+    })
 }
 
 fn empty(q: &Aggregate) -> Vec<GroupRow> {
@@ -362,7 +578,11 @@ impl<'a> Scan<'a> {
             touched: Vec::new(),
             factors,
             scale,
-            buyers: q.needs_buyers.then(Vec::new),
+            buyers: match (q.needs_buyers, key) {
+                (false, _) => Distinct::None,
+                (true, Key::Bucket) => Distinct::Bits(BucketBits::new(store.buyers.len(), groups)),
+                (true, _) => Distinct::Pairs(Vec::new()),
+            },
         })
     }
 
@@ -436,8 +656,10 @@ impl<'a> Scan<'a> {
             a.delivery_us += i128::from(seg.delivery_us[r]);
         }
         if paid != 0 {
-            if let Some(b) = self.buyers.as_mut() {
-                b.push((g as u32, seg.buyer[r]));
+            match &mut self.buyers {
+                Distinct::None => {}
+                Distinct::Bits(bits) => bits.add(g as u32, seg.buyer[r]),
+                Distinct::Pairs(pairs) => pairs.push((g as u32, seg.buyer[r])),
             }
         }
     }
@@ -530,38 +752,279 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn run_body(&mut self, slices: &[Slice]) {
-        let seg = &self.store.body;
-        for w in slices.windows(2) {
-            let lo = seg.placed_at.partition_point(|t| *t < w[0].start);
-            let hi = seg.placed_at.partition_point(|t| *t < w[1].start);
-            for r in lo..hi {
-                self.row(seg, r, w[0].bucket);
+    /// The window's work in time order: each slice's body rows (a binary-searched
+    /// range), then its tail rows, so that buckets are met in order and each local
+    /// day's money is converted when its rows are summed.
+    fn plan(&self, slices: &[Slice]) -> Vec<Work> {
+        let body = &self.store.body;
+        let tail = &self.store.tail;
+        let (start, end) = (slices[0].start, slices[slices.len() - 1].start);
+        let mut tail_rows: Vec<Vec<u32>> = vec![Vec::new(); slices.len()];
+        for r in 0..tail.len() {
+            let t = tail.placed_at[r];
+            if t >= start && t < end && tail.flags[r] & LIVE != 0 {
+                tail_rows[slices.partition_point(|s| s.start <= t) - 1].push(r as u32);
             }
-            if w[1].day != w[0].day || w[1].bucket == u32::MAX {
-                self.flush(w[0].day);
+        }
+        let mut work = Vec::with_capacity(slices.len() * 2);
+        let mut lo = body.placed_at.partition_point(|t| *t < start);
+        for (w, rows) in slices.windows(2).zip(tail_rows) {
+            let hi = lo + body.placed_at[lo..].partition_point(|t| *t < w[1].start);
+            if hi > lo {
+                work.push(Work {
+                    rows: Rows::Body(lo, hi),
+                    bucket: w[0].bucket,
+                    day: w[0].day,
+                });
+            }
+            lo = hi;
+            if !rows.is_empty() {
+                work.push(Work {
+                    rows: Rows::Tail(rows),
+                    bucket: w[0].bucket,
+                    day: w[0].day,
+                });
+            }
+        }
+        work
+    }
+
+    fn run_work(&mut self, work: &[Work]) {
+        let (body, tail) = (&self.store.body, &self.store.tail);
+        for w in work {
+            match &w.rows {
+                Rows::Body(lo, hi) if self.fast() => self.sum_range(body, *lo, *hi, w.bucket),
+                Rows::Body(lo, hi) if !self.on_items => self.sum_keyed(body, *lo, *hi),
+                Rows::Body(lo, hi) => {
+                    for r in *lo..*hi {
+                        self.row(body, r, w.bucket);
+                    }
+                }
+                Rows::Tail(rows) => {
+                    for r in rows {
+                        self.row(tail, *r as usize, w.bucket);
+                    }
+                }
+            }
+            self.flush(w.day);
+        }
+    }
+
+    /// Totals and trends of order-level metrics: the group is the slice's, so the
+    /// sums stay in registers.
+    fn fast(&self) -> bool {
+        self.key == Key::Bucket && !self.on_items && self.remap.is_none()
+    }
+
+    fn sum_range(&mut self, seg: &Segment, lo: usize, hi: usize, bucket: u32) {
+        let filtered = self.province_ok.is_some()
+            || self.channel_ok.is_some()
+            || self.payment_ok.is_some()
+            || self.creator_ok.is_some();
+        let g = bucket as usize;
+        let mut acc = Acc::default();
+        let (mut units, mut delivery) = (0i64, 0i64);
+        let mut money = vec![DayMoney::default(); self.currencies];
+        for r in lo..hi {
+            let flags = seg.flags[r];
+            let shop = seg.shop[r] as usize;
+            if flags & LIVE == 0 || !self.shop_ok[shop] || filtered && !self.passes(seg, r) {
+                continue;
+            }
+            let paid = i64::from(flags & PAID != 0);
+            acc.orders += 1;
+            acc.paid_orders += paid;
+            acc.refund_orders += paid & i64::from(flags & REFUNDED != 0);
+            acc.dispute_orders += i64::from(flags & DISPUTED != 0);
+            acc.delivered_orders += i64::from(flags & DELIVERED != 0);
+            delivery += seg.delivery_us[r];
+            units += seg.units[r];
+            let m = &mut money[self.shop_currency[shop]];
+            m.gmv += seg.gmv[r];
+            m.refund += seg.refund[r];
+            m.commission += seg.commission[r];
+            if paid != 0 {
+                if let Distinct::Bits(bits) = &mut self.buyers {
+                    bits.add(g as u32, seg.buyer[r]);
+                }
+            }
+        }
+        acc.units = units;
+        acc.delivery_us = i128::from(delivery);
+        self.accs[g].add(&acc);
+        for (c, m) in money.into_iter().enumerate() {
+            let i = g * self.currencies + c;
+            if m.gmv != 0 || m.refund != 0 || m.commission != 0 {
+                let d = &mut self.day_money[i];
+                if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
+                    self.touched.push(i as u32);
+                }
+                d.gmv += m.gmv;
+                d.refund += m.refund;
+                d.commission += m.commission;
             }
         }
     }
 
-    fn run_tail(&mut self, slices: &[Slice]) -> AppResult<()> {
-        let seg = &self.store.tail;
-        let (start, end) = (slices[0].start, slices[slices.len() - 1].start);
-        for r in 0..seg.len() {
-            let t = seg.placed_at[r];
-            if t < start || t >= end {
+    /// Breakdowns by an order-level dimension: one pass with the key read per row
+    /// and money kept per (group, currency) until the range ends.
+    fn sum_keyed(&mut self, seg: &Segment, lo: usize, hi: usize) {
+        let store = self.store;
+        match self.key {
+            Key::Shop => self.sum_keyed_by(seg, lo, hi, |seg, r| seg.shop[r]),
+            Key::Platform => self.sum_keyed_by(seg, lo, hi, |seg, r| {
+                store.shop_platform[seg.shop[r] as usize]
+            }),
+            Key::Province => self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.province[r])),
+            Key::Region => self.sum_keyed_by(seg, lo, hi, |seg, r| {
+                store.province_region[seg.province[r] as usize]
+            }),
+            Key::Channel => self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.channel[r])),
+            Key::Creator => self.sum_keyed_by(seg, lo, hi, |seg, r| seg.creator[r]),
+            Key::PaymentMethod => {
+                self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.payment[r]))
+            }
+            Key::Status => self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.status[r])),
+            Key::Bucket | Key::Product | Key::Category => {
+                for r in lo..hi {
+                    self.row(seg, r, 0);
+                }
+            }
+        }
+    }
+
+    fn sum_keyed_by(
+        &mut self,
+        seg: &Segment,
+        lo: usize,
+        hi: usize,
+        key: impl Fn(&Segment, usize) -> u32,
+    ) {
+        let filtered = self.province_ok.is_some()
+            || self.channel_ok.is_some()
+            || self.payment_ok.is_some()
+            || self.creator_ok.is_some();
+        let ncur = self.currencies;
+        let mut money = vec![DayMoney::default(); self.groups * ncur];
+        let mut accs = std::mem::take(&mut self.accs);
+        for r in lo..hi {
+            let flags = seg.flags[r];
+            let shop = seg.shop[r] as usize;
+            if flags & LIVE == 0 || !self.shop_ok[shop] || filtered && !self.passes(seg, r) {
                 continue;
             }
-            let s = &slices[slices.partition_point(|s| s.start <= t) - 1];
-            self.row(seg, r, s.bucket);
-            self.flush(s.day);
+            let k = key(seg, r) as usize;
+            let g = match &self.remap {
+                Some(remap) => remap[k] as usize,
+                None => k,
+            };
+            let paid = i64::from(flags & PAID != 0);
+            let a = &mut accs[g];
+            a.orders += 1;
+            a.paid_orders += paid;
+            a.refund_orders += paid & i64::from(flags & REFUNDED != 0);
+            a.dispute_orders += i64::from(flags & DISPUTED != 0);
+            a.delivered_orders += i64::from(flags & DELIVERED != 0);
+            a.delivery_us += i128::from(seg.delivery_us[r]);
+            a.units += seg.units[r];
+            let m = &mut money[g * ncur + self.shop_currency[shop]];
+            m.gmv += seg.gmv[r];
+            m.refund += seg.refund[r];
+            m.commission += seg.commission[r];
+            if paid != 0 {
+                if let Distinct::Pairs(pairs) = &mut self.buyers {
+                    pairs.push((g as u32, seg.buyer[r]));
+                }
+            }
         }
-        Ok(())
+        self.accs = accs;
+        for (i, m) in money.into_iter().enumerate() {
+            if m.gmv != 0 || m.refund != 0 || m.commission != 0 {
+                let d = &mut self.day_money[i];
+                if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
+                    self.touched.push(i as u32);
+                }
+                d.gmv += m.gmv;
+                d.refund += m.refund;
+                d.commission += m.commission;
+            }
+        }
+    }
+
+    /// Runs the work on two threads when there is enough of it, each half with its own
+    /// sums, then adds the later half's into the earlier's.
+    fn run(&mut self, slices: &[Slice]) {
+        let work = self.plan(slices);
+        let rows: usize = work.iter().map(Work::len).sum();
+        if rows < PARALLEL_FROM {
+            self.run_work(&work);
+            return;
+        }
+        // Split at the middle row (inside a body range if need be).
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        let mut seen = 0usize;
+        for w in work {
+            let n = w.len();
+            if seen >= rows / 2 {
+                second.push(w);
+            } else if seen + n <= rows / 2 {
+                first.push(w);
+            } else {
+                match w.rows {
+                    Rows::Body(lo, hi) => {
+                        let mid = lo + (rows / 2 - seen);
+                        first.push(Work {
+                            rows: Rows::Body(lo, mid),
+                            ..w
+                        });
+                        second.push(Work {
+                            rows: Rows::Body(mid, hi),
+                            ..w
+                        });
+                    }
+                    Rows::Tail(_) => first.push(w),
+                }
+            }
+            seen += n;
+        }
+        let mut later = self.clone();
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(|| later.run_work(&second));
+            self.run_work(&first);
+            handle.join().expect("scan worker");
+        });
+        self.merge(later);
+    }
+
+    fn merge(&mut self, later: Scan<'_>) {
+        for (a, b) in self.accs.iter_mut().zip(&later.accs) {
+            a.add(b);
+        }
+        match (&mut self.buyers, later.buyers) {
+            (Distinct::Bits(a), Distinct::Bits(b)) => a.merge(b),
+            (Distinct::Pairs(a), Distinct::Pairs(b)) => a.extend(b),
+            _ => {}
+        }
     }
 
     fn distinct_buyers(&mut self) -> (Vec<i64>, i64) {
-        let Some(pairs) = self.buyers.take() else {
-            return (vec![0; self.groups], 0);
+        let (counts, total, _) = self.distinct_buyers_by_group();
+        (counts, total)
+    }
+
+    /// Distinct buyers per group and in all, and (from pairs) each group's buyers:
+    /// `offsets[g]..offsets[g + 1]` of the list.
+    #[allow(clippy::type_complexity)]
+    fn distinct_buyers_by_group(&mut self) -> (Vec<i64>, i64, Option<(Vec<u32>, Vec<u32>)>) {
+        let pairs = match std::mem::replace(&mut self.buyers, Distinct::None) {
+            Distinct::None => return (vec![0; self.groups], 0, None),
+            // Totals and trends: the total is the one group's (a trend has no total).
+            Distinct::Bits(bits) => {
+                let total = bits.counts.first().copied().unwrap_or(0);
+                return (bits.counts, total, None);
+            }
+            Distinct::Pairs(pairs) => pairs,
         };
         let nbuyers = self.store.buyers.len();
         let mut counts = vec![0u32; self.groups + 1];
@@ -579,30 +1042,30 @@ impl<'a> Scan<'a> {
             *slot += 1;
         }
         drop(pairs);
-        let mut stamp = vec![0u32; nbuyers];
+        // A bitset over buyers stays in cache where a stamp per buyer would not; each
+        // group's bits are cleared by its own list.
+        let mut seen = vec![0u64; nbuyers.div_ceil(64)];
         let mut out = vec![0i64; self.groups];
         for g in 0..self.groups {
-            let mark = g as u32 + 1;
+            let group = &by_group[counts[g] as usize..counts[g + 1] as usize];
             let mut n = 0i64;
-            for b in &by_group[counts[g] as usize..counts[g + 1] as usize] {
-                let s = &mut stamp[*b as usize];
-                if *s != mark {
-                    *s = mark;
-                    n += 1;
-                }
+            for b in group {
+                let (w, bit) = ((*b >> 6) as usize, 1u64 << (*b & 63));
+                n += i64::from(seen[w] & bit == 0);
+                seen[w] |= bit;
+            }
+            for b in group {
+                seen[(*b >> 6) as usize] = 0;
             }
             out[g] = n;
         }
-        let mark = self.groups as u32 + 1;
         let mut total = 0i64;
         for b in &by_group {
-            let s = &mut stamp[*b as usize];
-            if *s != mark {
-                *s = mark;
-                total += 1;
-            }
+            let (w, bit) = ((*b >> 6) as usize, 1u64 << (*b & 63));
+            total += i64::from(seen[w] & bit == 0);
+            seen[w] |= bit;
         }
-        (out, total)
+        (out, total, Some((counts, by_group)))
     }
 
     fn rows(mut self, q: &Aggregate) -> AppResult<Vec<GroupRow>> {

@@ -37,6 +37,13 @@ pub struct OrderFacts {
     pub disputed: bool,
     /// Item lines in `line_no` order.
     pub items: Vec<ItemFacts>,
+    /// For PENDING_PAYMENT, AWAITING_SHIPMENT and SHIPPED: when that status began
+    /// (placed, paid, shipped), in microseconds.
+    pub since_us: Option<i64>,
+    /// A refund or return-and-refund case is requested or approved.
+    pub refund_pending: bool,
+    /// An after-sale has an open dispute.
+    pub dispute_open: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +66,25 @@ pub const REFUNDED: u8 = 2;
 pub const DISPUTED: u8 = 4;
 pub const DELIVERED: u8 = 8;
 pub const LIVE: u8 = 16;
+pub const REFUND_PENDING: u8 = 32;
+pub const DISPUTE_OPEN: u8 = 64;
+
+fn flags_of(order: &OrderFacts) -> u8 {
+    let mut flags = LIVE;
+    for (on, flag) in [
+        (order.paid, PAID),
+        (order.refunded, REFUNDED),
+        (order.disputed, DISPUTED),
+        (order.delivery_us.is_some(), DELIVERED),
+        (order.refund_pending, REFUND_PENDING),
+        (order.dispute_open, DISPUTE_OPEN),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    flags
+}
 
 /// Text values as dense indexes; index 0 is the empty key (a missing value).
 #[derive(Debug, Default, Clone)]
@@ -164,6 +190,8 @@ pub struct Segment {
     pub refund: Vec<i64>,
     pub commission: Vec<i64>,
     pub delivery_us: Vec<i64>,
+    /// `OrderFacts::since_us`, `i64::MAX` when none.
+    pub since_us: Vec<i64>,
     /// Lines of row `r` are `item_start[r]..item_start[r + 1]`.
     pub item_start: Vec<u32>,
     pub item_product: Vec<u32>,
@@ -192,7 +220,7 @@ impl Segment {
     }
 
     fn bytes(&self) -> usize {
-        self.len() * (8 + 4 + 1 + 1 + 1 + 1 + 2 + 4 + 4 + 8 * 5 + 4)
+        self.len() * (8 + 4 + 1 + 1 + 1 + 1 + 2 + 4 + 4 + 8 * 6 + 4)
             + self.item_product.len() * (4 + 4 + 8)
     }
 }
@@ -432,19 +460,7 @@ impl Store {
             &mut self.tail
         };
         let row = seg.len() as u32;
-        let mut flags = LIVE;
-        if order.paid {
-            flags |= PAID;
-        }
-        if order.refunded {
-            flags |= REFUNDED;
-        }
-        if order.disputed {
-            flags |= DISPUTED;
-        }
-        if order.delivery_us.is_some() {
-            flags |= DELIVERED;
-        }
+        let flags = flags_of(order);
         seg.placed_at.push(order.placed_at);
         seg.shop.push(shop);
         seg.flags.push(flags);
@@ -468,6 +484,7 @@ impl Store {
         seg.commission
             .push(order.commission * paid * i64::from(order.creator_id.is_some()));
         seg.delivery_us.push(order.delivery_us.unwrap_or(0));
+        seg.since_us.push(order.since_us.unwrap_or(i64::MAX));
         for (item, product) in order.items.iter().zip(products) {
             seg.item_product.push(product);
             seg.item_quantity.push(item.quantity);
@@ -574,7 +591,8 @@ impl Store {
             units,
             refund,
             commission,
-            delivery_us
+            delivery_us,
+            since_us
         );
         body.item_start = starts;
         body.item_product = product;
@@ -649,19 +667,7 @@ impl Store {
         } else {
             &mut self.tail
         };
-        let mut flags = LIVE;
-        if order.paid {
-            flags |= PAID;
-        }
-        if order.refunded {
-            flags |= REFUNDED;
-        }
-        if order.disputed {
-            flags |= DISPUTED;
-        }
-        if order.delivery_us.is_some() {
-            flags |= DELIVERED;
-        }
+        let flags = flags_of(order);
         let paid = i64::from(order.paid);
         seg.flags[r] = flags;
         seg.status[r] = status;
@@ -680,11 +686,47 @@ impl Store {
         seg.refund[r] = order.refund_amount;
         seg.commission[r] = order.commission * paid * i64::from(order.creator_id.is_some());
         seg.delivery_us[r] = order.delivery_us.unwrap_or(0);
+        seg.since_us[r] = order.since_us.unwrap_or(i64::MAX);
         for ((line, item), product) in seg.items(r).zip(&order.items).zip(products) {
             seg.item_product[line] = product;
             seg.item_quantity[line] = item.quantity;
             seg.item_paid[line] = item.paid_amount;
         }
         true
+    }
+
+    /// Orders on each abnormal-order list of these shops as of `now_us`:
+    /// unpaid over 24 h, ship overdue (paid over 48 h ago), refund pending, dispute
+    /// open, delivery stalled (shipped over 7 days ago), in that order.
+    pub fn abnormal(&self, shop_ids: &[i64], now_us: i64) -> [i64; 5] {
+        let mut shop_ok = vec![false; self.shops.len()];
+        for id in shop_ids {
+            if let Some(i) = self.shops.get(*id) {
+                shop_ok[i as usize] = true;
+            }
+        }
+        let status = |name: &str| self.statuses.get(name).map_or(u8::MAX, |i| i as u8);
+        let (unpaid, awaiting, shipped) = (
+            status("PENDING_PAYMENT"),
+            status("AWAITING_SHIPMENT"),
+            status("SHIPPED"),
+        );
+        const HOUR: i64 = 3_600_000_000;
+        let mut out = [0i64; 5];
+        for seg in [&self.body, &self.tail] {
+            for r in 0..seg.len() {
+                let flags = seg.flags[r];
+                if flags & LIVE == 0 || !shop_ok[seg.shop[r] as usize] {
+                    continue;
+                }
+                let (st, since) = (seg.status[r], seg.since_us[r]);
+                out[0] += i64::from(st == unpaid && since < now_us - 24 * HOUR);
+                out[1] += i64::from(st == awaiting && since < now_us - 48 * HOUR);
+                out[2] += i64::from(flags & REFUND_PENDING != 0);
+                out[3] += i64::from(flags & DISPUTE_OPEN != 0);
+                out[4] += i64::from(st == shipped && since < now_us - 7 * 24 * HOUR);
+            }
+        }
+        out
     }
 }

@@ -26,6 +26,7 @@ type OrderRow = (
     i64,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
 );
 
 #[derive(QueryableByName)]
@@ -38,6 +39,10 @@ struct AfterSaleRow {
     refund_minor: i64,
     #[diesel(sql_type = Bool)]
     disputed: bool,
+    #[diesel(sql_type = Bool)]
+    refund_pending: bool,
+    #[diesel(sql_type = Bool)]
+    dispute_open: bool,
 }
 
 /// The smallest and largest order id.
@@ -113,6 +118,7 @@ fn order_columns() -> (
     orders::commission_amount,
     orders::shipped_at,
     orders::delivered_at,
+    orders::paid_at,
 ) {
     (
         orders::id,
@@ -129,6 +135,7 @@ fn order_columns() -> (
         orders::commission_amount,
         orders::shipped_at,
         orders::delivered_at,
+        orders::paid_at,
     )
 }
 
@@ -149,7 +156,17 @@ fn assemble(
     rows.into_iter()
         .map(|r| {
             let a = after.get(&r.0);
+            // The instant an open status's clock runs from (the abnormal-order lists).
+            let since = match r.4.as_str() {
+                "PENDING_PAYMENT" => Some(r.2),
+                "AWAITING_SHIPMENT" => r.14,
+                "SHIPPED" => r.12,
+                _ => None,
+            };
             OrderFacts {
+                since_us: since.map(|t| t.timestamp_micros()),
+                refund_pending: a.is_some_and(|a| a.refund_pending),
+                dispute_open: a.is_some_and(|a| a.dispute_open),
                 id: r.0,
                 shop_id: r.1,
                 placed_at: r.2.timestamp(),

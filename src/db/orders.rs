@@ -217,25 +217,6 @@ fn abnormal(
     }
 }
 
-/// How many orders are on each work list, within `shop_ids`, as of `as_of`.
-pub fn abnormal_counts(
-    conn: &mut PgConnection,
-    shop_ids: &[i64],
-    as_of: DateTime<Utc>,
-) -> AppResult<Vec<(AbnormalKind, i64)>> {
-    AbnormalKind::ALL
-        .iter()
-        .map(|kind| {
-            let q = OrderQuery {
-                shop_ids: shop_ids.to_vec(),
-                abnormal: Some((*kind, as_of)),
-                ..OrderQuery::default()
-            };
-            Ok((*kind, count(conn, &q)?))
-        })
-        .collect()
-}
-
 /// One page of orders: up to `limit` rows after `after`, in `sort` order.
 pub fn list(
     conn: &mut PgConnection,

@@ -219,21 +219,45 @@ impl Prepared {
     }
 }
 
-/// Runs aggregates on the analytic store, once it reflects every write committed
-/// before the request, after checking exchange rates for every currency in scope on
-/// every day of each window.
+/// Runs aggregates on the analytic store (see [`run_on_store`]).
 pub(super) async fn run(
     ctx: &Context<'_>,
     p: &Principal,
     prepared: &Prepared,
     aggregates: Vec<(LocalRange, Grouping)>,
 ) -> AppResult<Vec<Vec<GroupRow>>> {
-    let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate)> =
-        aggregates.iter().map(|(r, _)| (r.from, r.to)).collect();
+    let ranges: Vec<LocalRange> = aggregates.iter().map(|(r, _)| *r).collect();
     let queries: Vec<Aggregate> = aggregates
         .into_iter()
         .map(|(r, g)| prepared.aggregate(&r, g))
         .collect();
+    run_on_store(ctx, p, prepared, &ranges, move |store, rates| {
+        queries
+            .iter()
+            .map(|q| crate::analytics::scan::aggregate(store, rates, q))
+            .collect()
+    })
+    .await
+}
+
+/// Runs `f` on the analytic store once it reflects every write committed before the
+/// request, after checking exchange rates for every currency in scope on every day of
+/// each window.
+async fn run_on_store<T, F>(
+    ctx: &Context<'_>,
+    p: &Principal,
+    prepared: &Prepared,
+    ranges: &[LocalRange],
+    f: F,
+) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&crate::analytics::store::Store, &crate::analytics::money::Rates) -> AppResult<T>
+        + Send
+        + 'static,
+{
+    let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate)> =
+        ranges.iter().map(|r| (r.from, r.to)).collect();
     let mut currencies: BTreeSet<String> = p
         .shops
         .iter()
@@ -260,10 +284,7 @@ pub(super) async fn run(
             for (first, last) in &windows {
                 rates.check(&currencies, *first, *last)?;
             }
-            queries
-                .iter()
-                .map(|q| crate::analytics::scan::aggregate(store, rates, q))
-                .collect()
+            f(store, rates)
         })
         .await
 }
@@ -611,7 +632,8 @@ fn over_windows(
         .collect()
 }
 
-/// The top keys from every key's sums.
+/// The top keys from every key's sums: one scan per window, the keys left out folded
+/// into "other" from that scan's exact sums.
 async fn top_by_summing(
     ctx: &Context<'_>,
     p: &Principal,
@@ -621,79 +643,43 @@ async fn top_by_summing(
     limit: i32,
     compared: Option<LocalRange>,
 ) -> AppResult<Ranked> {
-    let keyed_of = |rows: &Vec<GroupRow>| -> Vec<(String, Measures)> {
-        rows.iter()
-            .filter_map(|r| r.key.clone().map(|k| (k, r.measures.clone())))
-            .collect()
-    };
-    let results = run(
-        ctx,
-        p,
-        prepared,
-        over_windows(prepared, compared, dimension, None),
-    )
-    .await?;
-    let total = total_of(&results[0]);
-    let mut keyed = keyed_of(&results[0]);
-    crate::analytics::rank(&mut keyed, sort_by);
-    let rest = keyed.split_off((limit as usize).min(keyed.len()));
-    let previous: Option<HashMap<String, Measures>> = results
-        .get(1)
-        .map(|rows| keyed_of(rows).into_iter().collect());
-    let previous_total = results.get(1).map(|r| total_of(r));
-    // The other row is computed exactly. Where no BUYERS are asked for and every shop
-    // is in the report currency (so every group's money is whole cents), it is the sum
-    // of the groups left out: every order has one value of an order-level dimension,
-    // and PRODUCT and CATEGORY count product-orders. Otherwise (distinct buyers,
-    // converted money) it is computed again with those groups folded together.
-    let additive = !prepared.needs(Metric::Buyers)
-        && p.shops
-            .iter()
-            .filter(|s| prepared.filters.shop_ids.contains(&s.id))
-            .all(|s| s.currency == prepared.currency);
-    let (other, other_previous) = if rest.is_empty() {
-        (None, None)
-    } else if additive {
-        let kept: std::collections::HashSet<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
-        let mut other = Measures::default();
-        for (_, m) in &rest {
-            other.add(m);
-        }
-        let other_previous = previous.as_ref().map(|previous| {
-            let mut sum = Measures::default();
-            for (key, m) in previous {
-                if !kept.contains(key.as_str()) {
-                    sum.add(m);
-                }
+    let windows = over_windows(prepared, compared, dimension, None);
+    let queries: Vec<Aggregate> = windows
+        .iter()
+        .map(|(r, g)| prepared.aggregate(r, g.clone()))
+        .collect();
+    let ranges: Vec<LocalRange> = windows.iter().map(|(r, _)| *r).collect();
+    let limit = limit as usize;
+    run_on_store(ctx, p, prepared, &ranges, move |store, rates| {
+        let current = crate::analytics::scan::grouped(store, rates, &queries[0])?;
+        let mut keyed = current.rows();
+        crate::analytics::rank(&mut keyed, sort_by);
+        let rest = keyed.split_off(limit.min(keyed.len()));
+        let kept: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
+        let other = (!rest.is_empty()).then(|| current.fold(&kept));
+        let (previous, previous_total, other_previous) = match queries.get(1) {
+            Some(q) => {
+                let before = crate::analytics::scan::grouped(store, rates, q)?;
+                let rows: HashMap<String, Measures> = before
+                    .rows()
+                    .into_iter()
+                    .filter(|(k, _)| kept.contains(k))
+                    .collect();
+                let other_previous = other.as_ref().map(|_| before.fold(&kept));
+                (Some(rows), Some(before.total()), other_previous)
             }
-            sum
-        });
-        (Some(other), other_previous)
-    } else {
-        let keep: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
-        let folded = run(
-            ctx,
-            p,
-            prepared,
-            over_windows(prepared, compared, dimension, Some(keep)),
-        )
-        .await?;
-        let pick = |rows: &Vec<GroupRow>| {
-            rows.iter()
-                .find(|r| r.key.as_deref() == Some(OTHER_KEY))
-                .map(|r| r.measures.clone())
-                .unwrap_or_default()
+            None => (None, None, None),
         };
-        (Some(pick(&folded[0])), folded.get(1).map(pick))
-    };
-    Ok(Ranked {
-        keyed,
-        previous,
-        total,
-        previous_total,
-        other,
-        other_previous,
+        Ok(Ranked {
+            keyed,
+            previous,
+            total: current.total(),
+            previous_total,
+            other,
+            other_previous,
+        })
     })
+    .await
 }
 
 /// Human names for dimension keys: shop names, product titles, province names, creator

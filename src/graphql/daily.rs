@@ -12,7 +12,6 @@ use super::scalars::Date;
 use super::{principal, shared};
 use crate::analytics::buckets::parse_zone;
 use crate::analytics::{change, GroupRow, Grouping, Measures};
-use crate::db;
 use crate::domain::{AbnormalKind, Dimension, Metric};
 use crate::error::AppError;
 
@@ -165,10 +164,24 @@ impl DailyQuery {
         })
         .await?;
         let shop_ids = p.shop_ids();
-        let counts = db::run(&shared(ctx).pool, move |c| {
-            db::orders::abnormal_counts(c, &shop_ids, Utc::now())
-        })
-        .await?;
+        let engine = shared(ctx).engine.clone();
+        let deadline = crate::db::budget::RequestBudget::current()
+            .map(|b| b.deadline().into_std())
+            .unwrap_or_else(|| std::time::Instant::now() + shared(ctx).request_timeout);
+        engine.ensure_current(deadline).await?;
+        let now_us = Utc::now().timestamp_micros();
+        let counts: Vec<(AbnormalKind, i64)> = engine
+            .read(move |store, _| {
+                let n = store.abnormal(&shop_ids, now_us);
+                Ok(vec![
+                    (AbnormalKind::UnpaidOver24h, n[0]),
+                    (AbnormalKind::ShipOverdue, n[1]),
+                    (AbnormalKind::RefundPending, n[2]),
+                    (AbnormalKind::DisputeOpen, n[3]),
+                    (AbnormalKind::DeliveryStalled, n[4]),
+                ])
+            })
+            .await?;
         Ok(DailyReport {
             date: Date(day),
             timezone: zone.name().to_string(),

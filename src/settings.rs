@@ -36,6 +36,8 @@ pub struct Settings {
     /// How often an idle node follows the change log (`ANALYTICS_SYNC_MS`); requests
     /// catch up on their own before answering.
     pub analytics_sync_interval: Duration,
+    /// Rows from which one analytics scan uses two threads (`ANALYTICS_PARALLEL_FROM`).
+    pub analytics_parallel_from: usize,
     /// Longest an orders export may run (its query's `statement_timeout`).
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
@@ -157,6 +159,7 @@ impl Settings {
             request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),
             export_timeout: Duration::from_millis(env_num("EXPORT_TIMEOUT_MS", 600_000)?),
             analytics_sync_interval: Duration::from_millis(env_num("ANALYTICS_SYNC_MS", 1_000)?),
+            analytics_parallel_from: env_num("ANALYTICS_PARALLEL_FROM", 200_000)?,
             jwt: JwtSettings {
                 secret,
                 issuer: env_or("JWT_ISSUER", "orderscope"),

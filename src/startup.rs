@@ -34,6 +34,7 @@ impl Application {
             settings.request_timeout,
         );
         let cache = Arc::new(crate::cache::Cache::new(settings.cache.clone()));
+        crate::analytics::scan::set_parallel_from(settings.analytics_parallel_from);
         let engine = crate::analytics::live::Engine::new(pool.clone());
         engine.start(settings.analytics_sync_interval);
         let shared = Shared {

@@ -121,6 +121,38 @@ impl Filters {
     }
 }
 
+/// Which money, unit and delivery columns a question reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Columns {
+    pub gmv: bool,
+    pub units: bool,
+    pub refund: bool,
+    pub commission: bool,
+    pub delivery: bool,
+}
+
+impl Columns {
+    pub const ALL: Columns = Columns {
+        gmv: true,
+        units: true,
+        refund: true,
+        commission: true,
+        delivery: true,
+    };
+
+    /// The columns these metrics read.
+    pub fn of(metrics: &[Metric]) -> Columns {
+        let any = |m: &[Metric]| metrics.iter().any(|x| m.contains(x));
+        Columns {
+            gmv: any(&[Metric::Gmv, Metric::Aov]),
+            units: any(&[Metric::Units]),
+            refund: any(&[Metric::RefundAmount]),
+            commission: any(&[Metric::Commission]),
+            delivery: any(&[Metric::AvgDeliveryHours]),
+        }
+    }
+}
+
 /// How rows are grouped.
 #[derive(Debug, Clone)]
 pub enum Grouping {
@@ -153,6 +185,9 @@ pub struct Aggregate {
     pub grouping: Grouping,
     /// BUYERS is asked for (distinct buyers are counted only then).
     pub needs_buyers: bool,
+    /// The columns the asked metrics read beyond the order counts (a scan reads no
+    /// other: it is bound by memory bandwidth).
+    pub columns: Columns,
 }
 
 /// One result row: `bucket` is 1-based for bucket groupings (0 otherwise); `key` is

@@ -88,8 +88,14 @@ enum Key {
     Category,
 }
 
-/// Rows below which one thread scans alone.
-const PARALLEL_FROM: usize = 200_000;
+/// Rows below which one thread scans alone (`ANALYTICS_PARALLEL_FROM`; the tests set
+/// it low so that their small datasets take the two-thread path too).
+static PARALLEL_FROM: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(200_000);
+
+/// Sets the number of rows from which a scan uses two threads.
+pub fn set_parallel_from(rows: usize) {
+    PARALLEL_FROM.store(rows, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Rows of one bucket and local day.
 #[derive(Clone)]
@@ -146,6 +152,7 @@ struct Scan<'a> {
     factors: Vec<i128>,
     scale: u32,
     buyers: Distinct,
+    columns: super::Columns,
 }
 
 /// How distinct buyers are counted: per bucket with a bitset over buyers (buckets are
@@ -578,6 +585,7 @@ impl<'a> Scan<'a> {
             touched: Vec::new(),
             factors,
             scale,
+            columns: q.columns,
             buyers: match (q.needs_buyers, key) {
                 (false, _) => Distinct::None,
                 (true, Key::Bucket) => Distinct::Bits(BucketBits::new(store.buyers.len(), groups)),
@@ -822,6 +830,7 @@ impl<'a> Scan<'a> {
             || self.payment_ok.is_some()
             || self.creator_ok.is_some();
         let g = bucket as usize;
+        let cols = self.columns;
         let mut acc = Acc::default();
         let (mut units, mut delivery) = (0i64, 0i64);
         let mut money = vec![DayMoney::default(); self.currencies];
@@ -837,12 +846,22 @@ impl<'a> Scan<'a> {
             acc.refund_orders += paid & i64::from(flags & REFUNDED != 0);
             acc.dispute_orders += i64::from(flags & DISPUTED != 0);
             acc.delivered_orders += i64::from(flags & DELIVERED != 0);
-            delivery += seg.delivery_us[r];
-            units += seg.units[r];
+            if cols.delivery {
+                delivery += seg.delivery_us[r];
+            }
+            if cols.units {
+                units += seg.units[r];
+            }
             let m = &mut money[self.shop_currency[shop]];
-            m.gmv += seg.gmv[r];
-            m.refund += seg.refund[r];
-            m.commission += seg.commission[r];
+            if cols.gmv {
+                m.gmv += seg.gmv[r];
+            }
+            if cols.refund {
+                m.refund += seg.refund[r];
+            }
+            if cols.commission {
+                m.commission += seg.commission[r];
+            }
             if paid != 0 {
                 if let Distinct::Bits(bits) = &mut self.buyers {
                     bits.add(g as u32, seg.buyer[r]);
@@ -905,6 +924,7 @@ impl<'a> Scan<'a> {
             || self.payment_ok.is_some()
             || self.creator_ok.is_some();
         let ncur = self.currencies;
+        let cols = self.columns;
         let mut money = vec![DayMoney::default(); self.groups * ncur];
         let mut accs = std::mem::take(&mut self.accs);
         for r in lo..hi {
@@ -925,12 +945,22 @@ impl<'a> Scan<'a> {
             a.refund_orders += paid & i64::from(flags & REFUNDED != 0);
             a.dispute_orders += i64::from(flags & DISPUTED != 0);
             a.delivered_orders += i64::from(flags & DELIVERED != 0);
-            a.delivery_us += i128::from(seg.delivery_us[r]);
-            a.units += seg.units[r];
+            if cols.delivery {
+                a.delivery_us += i128::from(seg.delivery_us[r]);
+            }
+            if cols.units {
+                a.units += seg.units[r];
+            }
             let m = &mut money[g * ncur + self.shop_currency[shop]];
-            m.gmv += seg.gmv[r];
-            m.refund += seg.refund[r];
-            m.commission += seg.commission[r];
+            if cols.gmv {
+                m.gmv += seg.gmv[r];
+            }
+            if cols.refund {
+                m.refund += seg.refund[r];
+            }
+            if cols.commission {
+                m.commission += seg.commission[r];
+            }
             if paid != 0 {
                 if let Distinct::Pairs(pairs) = &mut self.buyers {
                     pairs.push((g as u32, seg.buyer[r]));
@@ -956,7 +986,7 @@ impl<'a> Scan<'a> {
     fn run(&mut self, slices: &[Slice]) {
         let work = self.plan(slices);
         let rows: usize = work.iter().map(Work::len).sum();
-        if rows < PARALLEL_FROM {
+        if rows < PARALLEL_FROM.load(std::sync::atomic::Ordering::Relaxed) {
             self.run_work(&work);
             return;
         }

@@ -186,6 +186,14 @@ impl Prepared {
             currency: self.currency.clone(),
             grouping,
             needs_buyers: self.needs(Metric::Buyers),
+            columns: crate::analytics::Columns::of(
+                &self
+                    .metrics
+                    .iter()
+                    .copied()
+                    .chain(self.sort_by)
+                    .collect::<Vec<_>>(),
+            ),
         }
     }
 

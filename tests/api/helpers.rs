@@ -109,6 +109,8 @@ pub fn test_settings(database_url: &str) -> Settings {
         request_timeout: Duration::from_secs(20),
         export_timeout: Duration::from_secs(120),
         analytics_sync_interval: Duration::from_millis(500),
+        // Small datasets take the two-thread scan path as well.
+        analytics_parallel_from: 16,
         jwt: JwtSettings {
             secret: "test-secret-test-secret-test-secret-0123".into(),
             issuer: "orderscope".into(),

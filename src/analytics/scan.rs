@@ -802,7 +802,12 @@ impl<'a> Scan<'a> {
         for w in work {
             match &w.rows {
                 Rows::Body(lo, hi) if self.fast() => self.sum_range(body, *lo, *hi, w.bucket),
-                Rows::Body(lo, hi) if !self.on_items => self.sum_keyed(body, *lo, *hi),
+                Rows::Body(lo, hi) if !self.on_items && self.remap.is_none() => {
+                    self.sum_keyed(body, *lo, *hi)
+                }
+                Rows::Body(lo, hi) if self.remap.is_none() => {
+                    self.sum_items(body, *lo, *hi, w.bucket)
+                }
                 Rows::Body(lo, hi) => {
                     for r in *lo..*hi {
                         self.row(body, r, w.bucket);
@@ -919,64 +924,202 @@ impl<'a> Scan<'a> {
         hi: usize,
         key: impl Fn(&Segment, usize) -> u32,
     ) {
+        // Rows are selected a chunk at a time without branches, then summed into four
+        // interleaved copies of the sums, so that consecutive rows of one key do not
+        // wait for each other's additions.
+        const CHUNK: usize = 1024;
+        const LANES: usize = 4;
         let filtered = self.province_ok.is_some()
             || self.channel_ok.is_some()
             || self.payment_ok.is_some()
             || self.creator_ok.is_some();
-        let ncur = self.currencies;
-        let cols = self.columns;
-        let mut money = vec![DayMoney::default(); self.groups * ncur];
-        let mut accs = std::mem::take(&mut self.accs);
+        let (groups, ncur, cols) = (self.groups, self.currencies, self.columns);
+        // Per lane and group: orders, paid, refund orders, disputes, delivered, units,
+        // delivery time; per lane, group and currency: GMV, refund, commission.
+        let mut counts = vec![[0i64; 7]; groups * LANES];
+        let mut money = vec![[0i64; 3]; groups * ncur * LANES];
+        let mut picked = [0u32; CHUNK];
+        let mut keys = [0u32; CHUNK];
+        let mut start = lo;
+        while start < hi {
+            let end = (start + CHUNK).min(hi);
+            let mut n = 0usize;
+            for r in start..end {
+                let ok = seg.flags[r] & LIVE != 0
+                    && self.shop_ok[seg.shop[r] as usize]
+                    && (!filtered || self.passes(seg, r));
+                picked[n] = r as u32;
+                keys[n] = key(seg, r);
+                n += usize::from(ok);
+            }
+            for i in 0..n {
+                let (r, g) = (picked[i] as usize, keys[i] as usize);
+                let lane = i & (LANES - 1);
+                let flags = seg.flags[r];
+                let paid = i64::from(flags & PAID != 0);
+                let c = &mut counts[lane * groups + g];
+                c[0] += 1;
+                c[1] += paid;
+                c[2] += paid & i64::from(flags & REFUNDED != 0);
+                c[3] += i64::from(flags & DISPUTED != 0);
+                c[4] += i64::from(flags & DELIVERED != 0);
+                if cols.units {
+                    c[5] += seg.units[r];
+                }
+                if cols.delivery {
+                    c[6] += seg.delivery_us[r];
+                }
+                if cols.gmv || cols.refund || cols.commission {
+                    let cur = self.shop_currency[seg.shop[r] as usize];
+                    let m = &mut money[(lane * groups + g) * ncur + cur];
+                    if cols.gmv {
+                        m[0] += seg.gmv[r];
+                    }
+                    if cols.refund {
+                        m[1] += seg.refund[r];
+                    }
+                    if cols.commission {
+                        m[2] += seg.commission[r];
+                    }
+                }
+            }
+            if let Distinct::Pairs(pairs) = &mut self.buyers {
+                for i in 0..n {
+                    let r = picked[i] as usize;
+                    if seg.flags[r] & PAID != 0 {
+                        pairs.push((keys[i], seg.buyer[r]));
+                    }
+                }
+            }
+            start = end;
+        }
+        for lane in 0..LANES {
+            for g in 0..groups {
+                let c = &counts[lane * groups + g];
+                if c[0] == 0 {
+                    continue;
+                }
+                let a = &mut self.accs[g];
+                a.orders += c[0];
+                a.paid_orders += c[1];
+                a.refund_orders += c[2];
+                a.dispute_orders += c[3];
+                a.delivered_orders += c[4];
+                a.units += c[5];
+                a.delivery_us += i128::from(c[6]);
+                for cur in 0..ncur {
+                    let m = money[(lane * groups + g) * ncur + cur];
+                    if m == [0; 3] {
+                        continue;
+                    }
+                    let i = g * ncur + cur;
+                    let d = &mut self.day_money[i];
+                    if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
+                        self.touched.push(i as u32);
+                    }
+                    d.gmv += m[0];
+                    d.refund += m[1];
+                    d.commission += m[2];
+                }
+            }
+        }
+    }
+
+    /// Questions over item lines (a PRODUCT or CATEGORY breakdown, or a product or
+    /// category filter): each order's matching lines, product-orders counted once per
+    /// (order, product), or once per order for other keys; the order's refund and
+    /// commission with its first line when that line matches.
+    fn sum_items(&mut self, seg: &Segment, lo: usize, hi: usize, bucket: u32) {
+        let filtered = self.province_ok.is_some()
+            || self.channel_ok.is_some()
+            || self.payment_ok.is_some()
+            || self.creator_ok.is_some();
+        let (groups, ncur) = (self.groups, self.currencies);
+        let by_line = matches!(self.key, Key::Product | Key::Category);
+        let store = self.store;
+        let mut counts = vec![[0i64; 7]; groups];
+        let mut money = vec![[0i64; 3]; groups * ncur];
+        let mut seen: Vec<u32> = Vec::with_capacity(8);
         for r in lo..hi {
             let flags = seg.flags[r];
             let shop = seg.shop[r] as usize;
             if flags & LIVE == 0 || !self.shop_ok[shop] || filtered && !self.passes(seg, r) {
                 continue;
             }
-            let k = key(seg, r) as usize;
-            let g = match &self.remap {
-                Some(remap) => remap[k] as usize,
-                None => k,
-            };
+            let (first, last) = (seg.item_start[r] as usize, seg.item_start[r + 1] as usize);
             let paid = i64::from(flags & PAID != 0);
-            let a = &mut accs[g];
-            a.orders += 1;
-            a.paid_orders += paid;
-            a.refund_orders += paid & i64::from(flags & REFUNDED != 0);
-            a.dispute_orders += i64::from(flags & DISPUTED != 0);
-            a.delivered_orders += i64::from(flags & DELIVERED != 0);
-            if cols.delivery {
-                a.delivery_us += i128::from(seg.delivery_us[r]);
-            }
-            if cols.units {
-                a.units += seg.units[r];
-            }
-            let m = &mut money[g * ncur + self.shop_currency[shop]];
-            if cols.gmv {
-                m.gmv += seg.gmv[r];
-            }
-            if cols.refund {
-                m.refund += seg.refund[r];
-            }
-            if cols.commission {
-                m.commission += seg.commission[r];
-            }
-            if paid != 0 {
-                if let Distinct::Pairs(pairs) = &mut self.buyers {
-                    pairs.push((g as u32, seg.buyer[r]));
+            let order_key = if by_line {
+                0
+            } else {
+                self.key_of(seg, r, bucket, 0)
+            };
+            let cur = self.shop_currency[shop];
+            seen.clear();
+            for l in first..last {
+                let product = seg.item_product[l];
+                if let Some(m) = &self.product_ok {
+                    if !m[product as usize] {
+                        continue;
+                    }
+                }
+                let g = match self.key {
+                    Key::Product => product,
+                    Key::Category => store.product_category[product as usize],
+                    _ => order_key,
+                } as usize;
+                // Product-orders are per product, also in a CATEGORY row.
+                let once = if by_line { product } else { 0 };
+                if !seen.contains(&once) {
+                    seen.push(once);
+                    let c = &mut counts[g];
+                    c[0] += 1;
+                    c[1] += paid;
+                    c[2] += paid & i64::from(flags & REFUNDED != 0);
+                    c[3] += i64::from(flags & DISPUTED != 0);
+                    c[4] += i64::from(flags & DELIVERED != 0);
+                    c[6] += seg.delivery_us[r];
+                    if paid != 0 {
+                        match &mut self.buyers {
+                            Distinct::None => {}
+                            Distinct::Bits(bits) => bits.add(g as u32, seg.buyer[r]),
+                            Distinct::Pairs(pairs) => pairs.push((g as u32, seg.buyer[r])),
+                        }
+                    }
+                }
+                counts[g][5] += i64::from(seg.item_quantity[l]) * paid;
+                let m = &mut money[g * ncur + cur];
+                m[0] += seg.item_paid[l] * paid;
+                if l == first {
+                    m[1] += seg.refund[r];
+                    m[2] += seg.commission[r];
                 }
             }
         }
-        self.accs = accs;
-        for (i, m) in money.into_iter().enumerate() {
-            if m.gmv != 0 || m.refund != 0 || m.commission != 0 {
+        for (g, c) in counts.iter().enumerate() {
+            if c[0] == 0 {
+                continue;
+            }
+            let a = &mut self.accs[g];
+            a.orders += c[0];
+            a.paid_orders += c[1];
+            a.refund_orders += c[2];
+            a.dispute_orders += c[3];
+            a.delivered_orders += c[4];
+            a.units += c[5];
+            a.delivery_us += i128::from(c[6]);
+            for cur in 0..ncur {
+                let m = money[g * ncur + cur];
+                if m == [0; 3] {
+                    continue;
+                }
+                let i = g * ncur + cur;
                 let d = &mut self.day_money[i];
                 if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
                     self.touched.push(i as u32);
                 }
-                d.gmv += m.gmv;
-                d.refund += m.refund;
-                d.commission += m.commission;
+                d.gmv += m[0];
+                d.refund += m[1];
+                d.commission += m[2];
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct Settings {
     pub analytics_sync_interval: Duration,
     /// Rows from which one analytics scan uses two threads (`ANALYTICS_PARALLEL_FROM`).
     pub analytics_parallel_from: usize,
+    /// Tail rows from which a node merges its written orders into its sorted store
+    /// (`ANALYTICS_COMPACT_AT`).
+    pub analytics_compact_at: usize,
     /// Longest an orders export may run (its query's `statement_timeout`).
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
@@ -160,6 +163,7 @@ impl Settings {
             export_timeout: Duration::from_millis(env_num("EXPORT_TIMEOUT_MS", 600_000)?),
             analytics_sync_interval: Duration::from_millis(env_num("ANALYTICS_SYNC_MS", 1_000)?),
             analytics_parallel_from: env_num("ANALYTICS_PARALLEL_FROM", 200_000)?,
+            analytics_compact_at: env_num("ANALYTICS_COMPACT_AT", 1_000_000)?,
             jwt: JwtSettings {
                 secret,
                 issuer: env_or("JWT_ISSUER", "orderscope"),

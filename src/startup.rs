@@ -35,6 +35,7 @@ impl Application {
         );
         let cache = Arc::new(crate::cache::Cache::new(settings.cache.clone()));
         crate::analytics::scan::set_parallel_from(settings.analytics_parallel_from);
+        crate::analytics::live::set_compact_at(settings.analytics_compact_at);
         let engine = crate::analytics::live::Engine::new(pool.clone());
         engine.start(settings.analytics_sync_interval);
         let shared = Shared {

@@ -27,8 +27,14 @@ const LOAD_CHUNK: i64 = 100_000;
 const CATCH_UP_CHUNK: usize = 20_000;
 /// How long the change log keeps entries of finished transactions.
 const LOG_KEEP_SECONDS: i64 = 600;
-/// Rows in the unsorted tail (and dead rows) that make a node rebuild its body.
-const COMPACT_AT: usize = 1_000_000;
+/// Rows in the unsorted tail (and dead rows) that make a node merge them into its sorted
+/// body (`ANALYTICS_COMPACT_AT`; the tests set it low so that their writes compact).
+static COMPACT_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1_000_000);
+
+/// Sets the tail size that makes a node compact its store.
+pub fn set_compact_at(rows: usize) {
+    COMPACT_AT.store(rows, Ordering::Relaxed);
+}
 
 struct Loaded {
     store: Store,
@@ -203,7 +209,7 @@ impl Engine {
                     loaded.rates = rates;
                 }
                 loaded.xmin = xmin;
-                if store.tail.len() + store.dead_rows > COMPACT_AT {
+                if store.tail.len() + store.dead_rows > COMPACT_AT.load(Ordering::Relaxed) {
                     store.compact();
                 }
             }

@@ -111,6 +111,8 @@ pub fn test_settings(database_url: &str) -> Settings {
         analytics_sync_interval: Duration::from_millis(500),
         // Small datasets take the two-thread scan path as well.
         analytics_parallel_from: 16,
+        // Written orders are merged into the sorted store after a few dozen.
+        analytics_compact_at: 40,
         jwt: JwtSettings {
             secret: "test-secret-test-secret-test-secret-0123".into(),
             issuer: "orderscope".into(),

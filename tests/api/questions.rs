@@ -439,6 +439,18 @@ async fn every_write_is_in_the_next_answer_of_another_node_whoever_wrote_it() {
         .await;
     let data = reader.data(&token, COUNTS, json!({})).await;
     assert_eq!(value(&data, "PAID_ORDERS"), sql_paid());
+    // A bulk load's "reload everything" entry, and a log pruned past the node's last
+    // snapshot, make the node read everything again: the answers stay right.
+    app.conn_exec("INSERT INTO change_log (kind, id) VALUES ('r', 0)");
+    let data = reader.data_computed(&token, COUNTS, json!({})).await;
+    assert_eq!(value(&data, "ORDERS"), sql_orders());
+    app.conn_exec(
+        "UPDATE change_log_pruned SET below = pg_current_xact_id(); \
+         UPDATE orders SET paid_at = NULL WHERE order_no = 'FRESH2'",
+    );
+    let data = reader.data_computed(&token, COUNTS, json!({})).await;
+    assert_eq!(value(&data, "PAID_ORDERS"), sql_paid());
+    assert_eq!(value(&data, "ORDERS"), sql_orders());
     // Both nodes report their store as loaded.
     for node in [&app, &reader] {
         let ready: Value = node

@@ -350,6 +350,34 @@ pub struct Store {
     pub buyers: Dict,
     /// Rows deleted or moved since loading (kept as dead rows until a rebuild).
     pub dead_rows: usize,
+    /// The body's order-level sums per shop and 15-minute UTC slot.
+    pub cells: Cells,
+}
+
+/// Seconds of one cell slot: every zone's midnights and hours fall on one (all
+/// offsets are multiples of 15 minutes), so any window in any zone is whole slots.
+pub const SLOT: i64 = 900;
+
+/// Order-level sums of the body's live rows of one shop and slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cell {
+    pub orders: i64,
+    pub paid_orders: i64,
+    pub refund_orders: i64,
+    pub dispute_orders: i64,
+    pub delivered_orders: i64,
+    pub units: i64,
+    pub delivery_us: i64,
+    pub gmv: i64,
+    pub refund: i64,
+    pub commission: i64,
+}
+
+/// Per shop index: the first slot and that shop's cells from it, one per slot.
+#[derive(Debug, Default)]
+pub struct Cells {
+    pub first: Vec<i64>,
+    pub cells: Vec<Vec<Cell>>,
 }
 
 impl Store {
@@ -377,6 +405,7 @@ impl Store {
             categories: Dict::new(),
             buyers: Dict::new(),
             dead_rows: 0,
+            cells: Cells::default(),
         };
         store.currencies.intern("CNY");
         store
@@ -494,6 +523,55 @@ impl Store {
         row
     }
 
+    /// Adds (`sign` 1) or removes (-1) a live body row's sums from its cell.
+    fn cell_add(&mut self, r: usize, sign: i64) {
+        let b = &self.body;
+        let flags = b.flags[r];
+        if flags & LIVE == 0 {
+            return;
+        }
+        let shop = b.shop[r] as usize;
+        let slot = b.placed_at[r].div_euclid(SLOT);
+        let cells = &mut self.cells;
+        if cells.first.len() <= shop {
+            cells.first.resize(shop + 1, slot);
+            cells.cells.resize(shop + 1, Vec::new());
+        }
+        let list = &mut cells.cells[shop];
+        if list.is_empty() {
+            cells.first[shop] = slot;
+        }
+        if slot < cells.first[shop] {
+            let grow = (cells.first[shop] - slot) as usize;
+            list.splice(0..0, std::iter::repeat_n(Cell::default(), grow));
+            cells.first[shop] = slot;
+        }
+        let i = (slot - cells.first[shop]) as usize;
+        if list.len() <= i {
+            list.resize(i + 1, Cell::default());
+        }
+        let paid = i64::from(flags & PAID != 0);
+        let c = &mut list[i];
+        c.orders += sign;
+        c.paid_orders += sign * paid;
+        c.refund_orders += sign * (paid & i64::from(flags & REFUNDED != 0));
+        c.dispute_orders += sign * i64::from(flags & DISPUTED != 0);
+        c.delivered_orders += sign * i64::from(flags & DELIVERED != 0);
+        c.units += sign * b.units[r];
+        c.delivery_us += sign * b.delivery_us[r];
+        c.gmv += sign * b.gmv[r];
+        c.refund += sign * b.refund[r];
+        c.commission += sign * b.commission[r];
+    }
+
+    /// Sums every live body row into cells again (after loading or compacting).
+    fn build_cells(&mut self) {
+        self.cells = Cells::default();
+        for r in 0..self.body.len() {
+            self.cell_add(r, 1);
+        }
+    }
+
     /// Sizes the order index for the ids a bulk load will bring.
     pub fn reserve_ids(&mut self, min: i64, max: i64) {
         self.places.reserve(min, max);
@@ -609,6 +687,7 @@ impl Store {
         }
         self.places.remap(&body_row, &tail_row);
         self.tail = Segment::new();
+        self.build_cells();
     }
 
     /// Replaces an order's row with its current facts (`None`: it no longer exists).
@@ -621,6 +700,9 @@ impl Store {
             }
         }
         if let Some(place) = place {
+            if let Place::Body(r) = place {
+                self.cell_add(r as usize, -1);
+            }
             let (seg, r) = match place {
                 Place::Body(r) => (&mut self.body, r),
                 Place::Tail(r) => (&mut self.tail, r),
@@ -648,6 +730,9 @@ impl Store {
         };
         if !same_shape {
             return false;
+        }
+        if in_body {
+            self.cell_add(r, -1);
         }
         let status = self.statuses.intern(&order.status) as u8;
         let channel = self.channels.intern(&order.channel) as u8;
@@ -691,6 +776,9 @@ impl Store {
             seg.item_product[line] = product;
             seg.item_quantity[line] = item.quantity;
             seg.item_paid[line] = item.paid_amount;
+        }
+        if in_body {
+            self.cell_add(r, 1);
         }
         true
     }

@@ -245,6 +245,13 @@ fn read_delta(conn: &mut PgConnection, previous: Option<u64>) -> AppResult<Delta
         .repeatable_read()
         .read_only()
         .run(|c| {
+            // A catch-up's reads wait only on an exclusive lock (DDL, LOCK TABLE), and
+            // then not long: it fails and the next one tries again, instead of keeping
+            // a backend queued behind the lock (no snapshot is taken by SET).
+            if previous.is_some() {
+                use diesel::connection::SimpleConnection;
+                c.batch_execute("SET LOCAL lock_timeout = '50ms'")?;
+            }
             let (xmin, pruned_below) = db::facts::horizon(c)?;
             let Some(previous) = previous.filter(|p| *p >= pruned_below) else {
                 return load_all(c, xmin).map(|l| Delta::Reload(Box::new(l)));

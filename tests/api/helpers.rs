@@ -191,7 +191,31 @@ impl TestApp {
         .unwrap();
         let mut settings = test_settings(&database_url);
         tweak(&mut settings);
-        Self::start(database_url, settings)
+        let app = Self::start(database_url, settings);
+        app.wait_until_ready().await;
+        app
+    }
+
+    /// Waits (up to 30 s) until `/readyz` reports the analytic store loaded, as a load
+    /// balancer would before sending traffic: a test that then locks tables must not
+    /// catch the node's first load waiting on them.
+    pub async fn wait_until_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(resp) = self
+                .client
+                .get(format!("{}/readyz", self.address))
+                .send()
+                .await
+            {
+                if let Ok(body) = resp.json::<Value>().await {
+                    if body["analytics"] == "loaded" {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A connection to this app's Redis, and the keys under its prefix that match

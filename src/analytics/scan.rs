@@ -255,10 +255,7 @@ pub fn aggregate(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Vec<G
     if q.filters.shop_ids.is_empty() {
         return Ok(empty(q));
     }
-    let tz: Tz = q
-        .timezone
-        .parse()
-        .map_err(|_| AppError::bad_input(format!("{:?} is not an IANA time zone", q.timezone)))?;
+    let tz = super::buckets::parse_zone(&q.timezone)?;
     let mut scan = Scan::new(store, rates, q)?;
     let slices = slices(q, tz, scan.scale > 0 || scan.currencies > 1);
     scan.run(&slices);
@@ -328,10 +325,7 @@ impl Grouped {
 
 /// Every group of a breakdown (`Grouping::Dimension` without `keep`).
 pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped> {
-    let tz: Tz = q
-        .timezone
-        .parse()
-        .map_err(|_| AppError::bad_input(format!("{:?} is not an IANA time zone", q.timezone)))?;
+    let tz = super::buckets::parse_zone(&q.timezone)?;
     if q.filters.shop_ids.is_empty() {
         return Ok(Grouped {
             keys: Vec::new(),
@@ -672,8 +666,12 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Adds raw money of group `g` in a shop currency to the day being summed.
     #[inline]
     fn money(&mut self, g: usize, currency: usize, gmv: i64, refund: i64, commission: i64) {
+        if gmv == 0 && refund == 0 && commission == 0 {
+            return;
+        }
         let i = g * self.currencies + currency;
         let m = &mut self.day_money[i];
         if m.gmv == 0 && m.refund == 0 && m.commission == 0 {
@@ -682,6 +680,27 @@ impl<'a> Scan<'a> {
         m.gmv += gmv;
         m.refund += refund;
         m.commission += commission;
+    }
+
+    /// Adds a group's counts (orders, paid, refund orders, disputes, delivered, units,
+    /// delivery time) summed outside `accs`.
+    fn add_counts(&mut self, g: usize, c: &[i64; 7]) {
+        let a = &mut self.accs[g];
+        a.orders += c[0];
+        a.paid_orders += c[1];
+        a.refund_orders += c[2];
+        a.dispute_orders += c[3];
+        a.delivered_orders += c[4];
+        a.units += c[5];
+        a.delivery_us += i128::from(c[6]);
+    }
+
+    /// A filter on an order-level column other than the shop.
+    fn row_filtered(&self) -> bool {
+        self.province_ok.is_some()
+            || self.channel_ok.is_some()
+            || self.payment_ok.is_some()
+            || self.creator_ok.is_some()
     }
 
     /// Converts the money of the day that ended with its factors.
@@ -830,10 +849,7 @@ impl<'a> Scan<'a> {
     }
 
     fn sum_range(&mut self, seg: &Segment, lo: usize, hi: usize, bucket: u32) {
-        let filtered = self.province_ok.is_some()
-            || self.channel_ok.is_some()
-            || self.payment_ok.is_some()
-            || self.creator_ok.is_some();
+        let filtered = self.row_filtered();
         let g = bucket as usize;
         let cols = self.columns;
         let mut acc = Acc::default();
@@ -877,16 +893,7 @@ impl<'a> Scan<'a> {
         acc.delivery_us = i128::from(delivery);
         self.accs[g].add(&acc);
         for (c, m) in money.into_iter().enumerate() {
-            let i = g * self.currencies + c;
-            if m.gmv != 0 || m.refund != 0 || m.commission != 0 {
-                let d = &mut self.day_money[i];
-                if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
-                    self.touched.push(i as u32);
-                }
-                d.gmv += m.gmv;
-                d.refund += m.refund;
-                d.commission += m.commission;
-            }
+            self.money(g, c, m.gmv, m.refund, m.commission);
         }
     }
 
@@ -929,10 +936,7 @@ impl<'a> Scan<'a> {
         // wait for each other's additions.
         const CHUNK: usize = 1024;
         const LANES: usize = 4;
-        let filtered = self.province_ok.is_some()
-            || self.channel_ok.is_some()
-            || self.payment_ok.is_some()
-            || self.creator_ok.is_some();
+        let filtered = self.row_filtered();
         let (groups, ncur, cols) = (self.groups, self.currencies, self.columns);
         // Per lane and group: orders, paid, refund orders, disputes, delivered, units,
         // delivery time; per lane, group and currency: GMV, refund, commission.
@@ -995,31 +999,13 @@ impl<'a> Scan<'a> {
         }
         for lane in 0..LANES {
             for g in 0..groups {
-                let c = &counts[lane * groups + g];
-                if c[0] == 0 {
+                if counts[lane * groups + g][0] == 0 {
                     continue;
                 }
-                let a = &mut self.accs[g];
-                a.orders += c[0];
-                a.paid_orders += c[1];
-                a.refund_orders += c[2];
-                a.dispute_orders += c[3];
-                a.delivered_orders += c[4];
-                a.units += c[5];
-                a.delivery_us += i128::from(c[6]);
+                self.add_counts(g, &counts[lane * groups + g]);
                 for cur in 0..ncur {
                     let m = money[(lane * groups + g) * ncur + cur];
-                    if m == [0; 3] {
-                        continue;
-                    }
-                    let i = g * ncur + cur;
-                    let d = &mut self.day_money[i];
-                    if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
-                        self.touched.push(i as u32);
-                    }
-                    d.gmv += m[0];
-                    d.refund += m[1];
-                    d.commission += m[2];
+                    self.money(g, cur, m[0], m[1], m[2]);
                 }
             }
         }
@@ -1030,10 +1016,7 @@ impl<'a> Scan<'a> {
     /// (order, product), or once per order for other keys; the order's refund and
     /// commission with its first line when that line matches.
     fn sum_items(&mut self, seg: &Segment, lo: usize, hi: usize, bucket: u32) {
-        let filtered = self.province_ok.is_some()
-            || self.channel_ok.is_some()
-            || self.payment_ok.is_some()
-            || self.creator_ok.is_some();
+        let filtered = self.row_filtered();
         let (groups, ncur) = (self.groups, self.currencies);
         let by_line = matches!(self.key, Key::Product | Key::Category);
         let store = self.store;
@@ -1099,27 +1082,10 @@ impl<'a> Scan<'a> {
             if c[0] == 0 {
                 continue;
             }
-            let a = &mut self.accs[g];
-            a.orders += c[0];
-            a.paid_orders += c[1];
-            a.refund_orders += c[2];
-            a.dispute_orders += c[3];
-            a.delivered_orders += c[4];
-            a.units += c[5];
-            a.delivery_us += i128::from(c[6]);
+            self.add_counts(g, c);
             for cur in 0..ncur {
                 let m = money[g * ncur + cur];
-                if m == [0; 3] {
-                    continue;
-                }
-                let i = g * ncur + cur;
-                let d = &mut self.day_money[i];
-                if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
-                    self.touched.push(i as u32);
-                }
-                d.gmv += m[0];
-                d.refund += m[1];
-                d.commission += m[2];
+                self.money(g, cur, m[0], m[1], m[2]);
             }
         }
     }
@@ -1132,10 +1098,7 @@ impl<'a> Scan<'a> {
             && !self.on_items
             && self.remap.is_none()
             && matches!(self.buyers, Distinct::None)
-            && self.province_ok.is_none()
-            && self.channel_ok.is_none()
-            && self.payment_ok.is_none()
-            && self.creator_ok.is_none()
+            && !self.row_filtered()
             && slices.iter().all(|s| s.start.rem_euclid(SLOT) == 0)
     }
 
@@ -1169,16 +1132,7 @@ impl<'a> Scan<'a> {
                     m.commission += c.commission;
                 }
                 acc.delivery_us += i128::from(delivery);
-                let i = g * self.currencies + self.shop_currency[shop];
-                if m.gmv != 0 || m.refund != 0 || m.commission != 0 {
-                    let d = &mut self.day_money[i];
-                    if d.gmv == 0 && d.refund == 0 && d.commission == 0 {
-                        self.touched.push(i as u32);
-                    }
-                    d.gmv += m.gmv;
-                    d.refund += m.refund;
-                    d.commission += m.commission;
-                }
+                self.money(g, self.shop_currency[shop], m.gmv, m.refund, m.commission);
             }
             self.accs[g].add(&acc);
             self.flush(w[0].day);

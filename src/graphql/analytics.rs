@@ -274,6 +274,26 @@ where
         .collect();
     currencies.insert(prepared.currency.clone());
     let currencies: Vec<String> = currencies.into_iter().collect();
+    on_current_store(ctx, move |store, rates| {
+        for (first, last) in &windows {
+            rates.check(&currencies, *first, *last)?;
+        }
+        f(store, rates)
+    })
+    .await
+}
+
+/// Runs `f` on the analytic store once it reflects every write committed before the
+/// request (waiting at most until the request's deadline), in the request's and its
+/// tenant's turn like a statement, so one tenant's heavy reports cannot take every
+/// core from the others.
+pub(super) async fn on_current_store<T, F>(ctx: &Context<'_>, f: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&crate::analytics::store::Store, &crate::analytics::money::Rates) -> AppResult<T>
+        + Send
+        + 'static,
+{
     let engine = shared(ctx).engine.clone();
     let budget = crate::db::budget::RequestBudget::current();
     let deadline = budget
@@ -281,20 +301,11 @@ where
         .map(|b| b.deadline().into_std())
         .unwrap_or_else(|| std::time::Instant::now() + shared(ctx).request_timeout);
     engine.ensure_current(deadline).await?;
-    // A scan takes the request's and its tenant's turn like a statement does, so one
-    // tenant's heavy reports cannot take every core from the others.
     let _turn = match &budget {
         Some(b) => Some(b.admit().await?),
         None => None,
     };
-    engine
-        .read(move |store, rates| {
-            for (first, last) in &windows {
-                rates.check(&currencies, *first, *last)?;
-            }
-            f(store, rates)
-        })
-        .await
+    engine.read(f).await
 }
 
 fn forbid_commission(ctx: &Context<'_>, prepared: &Prepared) {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::analytics::{cached, labels, prepare, run, total_of, BreakdownRow, DateRange};
+use super::principal;
 use super::scalars::Date;
-use super::{principal, shared};
 use crate::analytics::buckets::parse_zone;
 use crate::analytics::{change, GroupRow, Grouping, Measures};
 use crate::domain::{AbnormalKind, Dimension, Metric};
@@ -164,14 +164,9 @@ impl DailyQuery {
         })
         .await?;
         let shop_ids = p.shop_ids();
-        let engine = shared(ctx).engine.clone();
-        let deadline = crate::db::budget::RequestBudget::current()
-            .map(|b| b.deadline().into_std())
-            .unwrap_or_else(|| std::time::Instant::now() + shared(ctx).request_timeout);
-        engine.ensure_current(deadline).await?;
         let now_us = Utc::now().timestamp_micros();
-        let counts: Vec<(AbnormalKind, i64)> = engine
-            .read(move |store, _| {
+        let counts: Vec<(AbnormalKind, i64)> =
+            super::analytics::on_current_store(ctx, move |store, _| {
                 let n = store.abnormal(&shop_ids, now_us);
                 Ok(vec![
                     (AbnormalKind::UnpaidOver24h, n[0]),

@@ -45,6 +45,9 @@ pub struct Settings {
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
     pub limits: Limits,
+    /// The scheme and host clients reach the server by (`PUBLIC_URL`, e.g.
+    /// `https://api.example.com`), for the URLs it hands out; absent: the request's.
+    pub public_url: Option<String>,
     /// Origins whose browser pages may call the API (`CORS_ALLOWED_ORIGINS`).
     pub cors: crate::http::cors::AllowedOrigins,
 }
@@ -180,6 +183,7 @@ impl Settings {
                 public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
             },
             limits: Limits::default(),
+            public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.is_empty()),
             cors: crate::http::cors::AllowedOrigins::from_setting(
                 std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref(),
                 environment == Environment::Production,

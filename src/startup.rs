@@ -121,6 +121,7 @@ impl Application {
                     web::get().to(http::export::orders_csv),
                 )
                 .route("/export/trend.csv", web::get().to(http::export::trend_csv))
+                .route("/export/link/{token}", web::get().to(http::export::link))
                 .route(
                     "/export/breakdown.csv",
                     web::get().to(http::export::breakdown_csv),

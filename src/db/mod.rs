@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod budget;
+pub mod export_links;
 pub mod facts;
 pub mod ingest;
 pub mod operations;

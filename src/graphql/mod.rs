@@ -7,6 +7,7 @@ pub mod caller;
 pub mod cost;
 pub mod daily;
 pub mod depth;
+pub mod exports;
 pub mod filters;
 pub mod ingest;
 pub mod loaders;
@@ -37,6 +38,7 @@ pub struct MutationRoot(
     ingest::IngestMutation,
     accounts::AccountsMutation,
     operations::OperationsMutation,
+    exports::ExportsMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

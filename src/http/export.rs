@@ -3,9 +3,11 @@
 //! `GET /export/breakdown.csv` run the GraphQL report with the same arguments and
 //! write it as a table.
 //!
-//! Every file is RFC 4180 (CRLF line ends, quoted when needed), optionally starts with
-//! a UTF-8 BOM (`bom=true`) so that Excel reads Chinese text, and text cells that a
-//! spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) are prefixed with `'`.
+//! Every file is RFC 4180 (CRLF line ends, quoted when needed), starts with a UTF-8 BOM
+//! (unless `bom=false`) so that Excel on any locale reads Chinese text, and text cells
+//! that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) are prefixed
+//! with `'`. Column names say their unit: amounts are major units (`paidAmountMajor`,
+//! `GMV_CNY`), ratios are fractions (`REFUND_RATE_ratio`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -136,6 +138,16 @@ impl Field {
             Field::ReceiverName | Field::ReceiverPhone | Field::ReceiverAddress
         )
     }
+    fn is_money(self) -> bool {
+        matches!(
+            self,
+            Field::GoodsAmount
+                | Field::ShippingFee
+                | Field::DiscountAmount
+                | Field::PaidAmount
+                | Field::CommissionAmount
+        )
+    }
     fn is_finance(self) -> bool {
         matches!(self, Field::CommissionRateBps | Field::CommissionAmount)
     }
@@ -192,10 +204,19 @@ struct OrderWriter {
 
 impl OrderWriter {
     fn header(&self, out: &mut String) {
-        let names: Vec<&str> = self
+        let names: Vec<String> = self
             .fields
             .iter()
-            .map(|f| FIELDS.iter().find(|(_, g)| g == f).map_or("", |(n, _)| *n))
+            .map(|f| {
+                let name = FIELDS.iter().find(|(_, g)| g == f).map_or("", |(n, _)| *n);
+                // Amounts are written in major units (yuan, dollars), unlike the API's
+                // minor-unit integers of the same name: the header says so.
+                if f.is_money() {
+                    format!("{name}Major")
+                } else {
+                    name.to_string()
+                }
+            })
             .collect();
         out.push_str(&names.join(","));
         out.push_str("\r\n");
@@ -316,8 +337,14 @@ impl Params {
     }
 
     fn flag(&self, key: &str) -> AppResult<bool> {
+        self.flag_or(key, false)
+    }
+
+    /// A boolean parameter, `default` when absent.
+    fn flag_or(&self, key: &str, default: bool) -> AppResult<bool> {
         match self.one(key)?.as_deref() {
-            None | Some("false") | Some("0") => Ok(false),
+            None => Ok(default),
+            Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") => Ok(true),
             Some(other) => Err(AppError::bad_input(format!(
                 "{key} must be true or false, got {other:?}"
@@ -504,7 +531,7 @@ fn plan_orders_export(principal: &Principal, query_string: &str) -> AppResult<Or
             shops,
             provinces: BTreeMap::new(),
         },
-        bom: params.flag("bom")?,
+        bom: params.flag_or("bom", true)?,
         audit,
     })
 }
@@ -539,7 +566,17 @@ pub async fn orders_csv(
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let mut export = match plan_orders_export(&principal, req.query_string()) {
+    orders_csv_as(&state, &slots, principal, req.query_string()).await
+}
+
+/// The orders export of `query_string`, run as `principal`.
+async fn orders_csv_as(
+    state: &AppState,
+    slots: &ExportSlots,
+    principal: Principal,
+    query_string: &str,
+) -> HttpResponse {
+    let mut export = match plan_orders_export(&principal, query_string) {
         Ok(e) => e,
         Err(e) => return error_response(&state.metrics, e),
     };
@@ -675,7 +712,7 @@ const TREND_QUERY: &str = "query($range: DateRange!, $granularity: Granularity!,
     currency: $currency) { points { start label values { metric value previous change } } } }";
 
 const BREAKDOWN_QUERY: &str = "query($range: DateRange!, $dimension: Dimension!, \
-    $metrics: [Metric!]!, $sortBy: Metric, $limit: Int, $filter: AnalyticsFilter, \
+    $metrics: [Metric!]!, $sortBy: Metric, $limit: Int! = 10, $filter: AnalyticsFilter, \
     $compare: Compare, $timezone: String, $currency: String) { report: breakdown(\
     range: $range, dimension: $dimension, metrics: $metrics, sortBy: $sortBy, \
     limit: $limit, filter: $filter, compare: $compare, timezone: $timezone, \
@@ -689,14 +726,26 @@ fn push_number(out: &mut String, value: &serde_json::Value) {
     }
 }
 
-/// Header cells for a report's metric values: `GMV` and, with a comparison,
-/// `GMV_previous` and `GMV_change`.
-fn push_value_header(out: &mut String, metrics: &[String], compare: bool) {
+/// The header name of a metric's column, with its unit: money in major units of the
+/// report currency (`GMV_CNY`), ratios as fractions (`REFUND_RATE_ratio`); counts,
+/// units and `AVG_DELIVERY_HOURS` say theirs already.
+fn metric_column(metric: &str, currency: &str) -> String {
+    match metric {
+        "GMV" | "AOV" | "REFUND_AMOUNT" | "COMMISSION" => format!("{metric}_{currency}"),
+        "PAY_CONVERSION" | "REFUND_RATE" | "DISPUTE_RATE" => format!("{metric}_ratio"),
+        _ => metric.to_string(),
+    }
+}
+
+/// Header cells for a report's metric values: `GMV_CNY` and, with a comparison,
+/// `GMV_CNY_previous` and `GMV_CNY_change_ratio`.
+fn push_value_header(out: &mut String, metrics: &[String], currency: &str, compare: bool) {
     for metric in metrics {
+        let column = metric_column(metric, currency);
         out.push(',');
-        out.push_str(metric);
+        out.push_str(&column);
         if compare {
-            let _ = write!(out, ",{metric}_previous,{metric}_change");
+            let _ = write!(out, ",{column}_previous,{column}_change_ratio");
         }
     }
 }
@@ -714,8 +763,17 @@ fn push_values(out: &mut String, values: &serde_json::Value, compare: bool) {
     }
 }
 
-/// Renders an executed trend or breakdown as CSV.
-fn report_csv(data: &serde_json::Value, metrics: &[String], compare: bool, bom: bool) -> String {
+/// Renders an executed trend or breakdown as CSV. A breakdown's first column,
+/// `rowType`, is `data` for the top rows, `other` for the rest folded together and
+/// `total` for all of them, so that a BI tool filtering on `rowType = data` (or
+/// summing `data` and `other`) never counts a value twice.
+fn report_csv(
+    data: &serde_json::Value,
+    metrics: &[String],
+    currency: &str,
+    compare: bool,
+    bom: bool,
+) -> String {
     let report = &data["report"];
     let mut out = String::new();
     if bom {
@@ -723,7 +781,7 @@ fn report_csv(data: &serde_json::Value, metrics: &[String], compare: bool, bom: 
     }
     if let Some(points) = report["points"].as_array() {
         out.push_str("start,label");
-        push_value_header(&mut out, metrics, compare);
+        push_value_header(&mut out, metrics, currency, compare);
         out.push_str("\r\n");
         for point in points {
             push_text(&mut out, point["start"].as_str().unwrap_or(""));
@@ -734,11 +792,17 @@ fn report_csv(data: &serde_json::Value, metrics: &[String], compare: bool, bom: 
         }
         return out;
     }
-    out.push_str("key,label,share");
-    push_value_header(&mut out, metrics, compare);
+    out.push_str("rowType,key,label,share");
+    push_value_header(&mut out, metrics, currency, compare);
     out.push_str("\r\n");
     let rows = report["rows"].as_array().into_iter().flatten();
-    for row in rows.chain(report["other"].as_object().map(|_| &report["other"])) {
+    let rows = rows.map(|row| ("data", row));
+    let other = report["other"]
+        .as_object()
+        .map(|_| ("other", &report["other"]));
+    for (kind, row) in rows.chain(other) {
+        out.push_str(kind);
+        out.push(',');
         push_text(&mut out, row["key"].as_str().unwrap_or(""));
         out.push(',');
         push_text(&mut out, row["label"].as_str().unwrap_or(""));
@@ -747,13 +811,26 @@ fn report_csv(data: &serde_json::Value, metrics: &[String], compare: bool, bom: 
         push_values(&mut out, &row["values"], compare);
         out.push_str("\r\n");
     }
-    out.push_str("~total,Total,1");
+    out.push_str("total,,Total,1");
     push_values(&mut out, &report["total"], compare);
     out.push_str("\r\n");
     out
 }
 
 async fn report(state: web::Data<AppState>, req: HttpRequest, breakdown: bool) -> HttpResponse {
+    // Bad parameters are reported before credentials are checked.
+    if let Err(e) = report_params(req.query_string(), breakdown) {
+        return error_response(&state.metrics, e);
+    }
+    let principal = match authenticate(&state, &req).await {
+        Ok(p) => p,
+        Err(e) => return error_response(&state.metrics, e),
+    };
+    report_as(&state, &req, principal, req.query_string(), breakdown).await
+}
+
+/// A report's parameters and the GraphQL variables they make.
+fn report_params(query_string: &str, breakdown: bool) -> AppResult<(Params, serde_json::Value)> {
     let mut allowed: Vec<&str> = vec![
         "from", "to", "metrics", "compare", "timezone", "currency", "bom",
     ];
@@ -763,15 +840,20 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, breakdown: bool) -
     } else {
         allowed.push("granularity");
     }
-    let planned = Params::parse(req.query_string(), &allowed).and_then(|params| {
-        let vars = report_variables(&params, breakdown)?;
-        Ok((params, vars))
-    });
-    let (params, vars) = match planned {
-        Ok(p) => p,
-        Err(e) => return error_response(&state.metrics, e),
-    };
-    let principal = match authenticate(&state, &req).await {
+    let params = Params::parse(query_string, &allowed)?;
+    let vars = report_variables(&params, breakdown)?;
+    Ok((params, vars))
+}
+
+/// The trend or breakdown report of `query_string`, run as `principal`.
+async fn report_as(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: Principal,
+    query_string: &str,
+    breakdown: bool,
+) -> HttpResponse {
+    let (params, vars) = match report_params(query_string, breakdown) {
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
@@ -782,7 +864,7 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, breakdown: bool) -
     };
     let request =
         async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(vars));
-    let response = match execute(&state, &req, Caller::Loaded(principal), request).await {
+    let response = match execute(state, req, Caller::Loaded(principal), request).await {
         Ok((r, _)) => r,
         Err(e) => return error_response(&state.metrics, e),
     };
@@ -814,11 +896,13 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, breakdown: bool) -
     };
     let metrics = params.list("metrics").unwrap_or_default();
     let compare = params.0.contains_key("compare");
-    let bom = match params.flag("bom") {
+    let bom = match params.flag_or("bom", true) {
         Ok(b) => b,
         Err(e) => return error_response(&state.metrics, e),
     };
-    csv_response(name).body(report_csv(&data, &metrics, compare, bom))
+    let currency = params.one("currency").ok().flatten();
+    let currency = currency.as_deref().unwrap_or("CNY");
+    csv_response(name).body(report_csv(&data, &metrics, currency, compare, bom))
 }
 
 /// `GET /export/trend.csv`: the `trend` report with the same arguments as query
@@ -830,6 +914,60 @@ pub async fn trend_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
 /// `GET /export/breakdown.csv`: the `breakdown` report with the same arguments.
 pub async fn breakdown_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     report(state, req, true).await
+}
+
+/// `GET /export/link/{token}`: the export a signed link names (`createExportLink`), with
+/// no header, as the account that made it, with its permissions and scope now. An
+/// expired, revoked or unknown link, or one whose account was disabled or had its
+/// tokens revoked, is `UNAUTHENTICATED`.
+pub async fn link(
+    state: web::Data<AppState>,
+    slots: web::Data<ExportSlots>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let hash = crate::graphql::exports::token_hash(&token);
+    let found = db::run(&state.pool, move |c| db::export_links::use_live(c, &hash)).await;
+    let link = match found {
+        Ok(Some(link)) => link,
+        Ok(None) => {
+            let err = AppError::Unauthenticated(
+                "this download link has expired, was revoked or does not exist".into(),
+            );
+            return error_response(&state.metrics, err);
+        }
+        Err(e) => return error_response(&state.metrics, e),
+    };
+    let subject = crate::auth::TokenSubject {
+        account_id: link.account_id,
+        tenant_id: link.tenant_id,
+        generation: link.token_generation,
+    };
+    let principal = match db::accounts::load(&state.pool, subject).await {
+        Ok(p) => p,
+        Err(e) => return error_response(&state.metrics, e),
+    };
+    super::access::note(&req, principal.tenant_id, None);
+    let actor = principal.actor();
+    let link_id = link.id;
+    let recorded = db::run(&state.pool, move |c| {
+        db::audit::record(
+            c,
+            actor,
+            "useExportLink",
+            &format!("exportLink:{link_id}"),
+            json!({}),
+        )
+    })
+    .await;
+    if let Err(e) = recorded {
+        return error_response(&state.metrics, e);
+    }
+    match link.path.as_str() {
+        "/export/orders.csv" => orders_csv_as(&state, &slots, principal, &link.query).await,
+        "/export/trend.csv" => report_as(&state, &req, principal, &link.query, false).await,
+        _ => report_as(&state, &req, principal, &link.query, true).await,
+    }
 }
 
 #[cfg(test)]

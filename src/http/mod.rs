@@ -234,7 +234,12 @@ pub async fn execute(
         &state.tenant_shares,
     );
     let pii_reads = Arc::new(PiiReads::default());
+    let base = state.settings.public_url.clone().unwrap_or_else(|| {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    });
     let request = request
+        .data(crate::graphql::exports::PublicBase(base))
         .data(slot.clone())
         .data(Loaders::new(&state.pool))
         .data(pii_reads.clone());

@@ -23,6 +23,8 @@ fn order(shop: &str, no: &str, placed: &str, nickname: &str, note: &str) -> Valu
 
 /// Parses RFC 4180 text (quoted cells, doubled quotes, CRLF) into rows of cells.
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    // Files start with a UTF-8 BOM unless `bom=false`.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = Vec::new();
     let mut row = Vec::new();
     let mut cell = String::new();
@@ -137,7 +139,7 @@ async fn orders_export_quotes_masks_and_neutralises() {
         [
             "orderNo",
             "shopName",
-            "paidAmount",
+            "paidAmountMajor",
             "currency",
             "buyerNickname",
             "buyerNote",
@@ -145,7 +147,7 @@ async fn orders_export_quotes_masks_and_neutralises() {
             "receiverPhone",
             "receiverAddress",
             "placedAt",
-            "commissionAmount"
+            "commissionAmountMajor"
         ]
     );
     // Oldest first; the June order is outside the range.
@@ -208,6 +210,16 @@ async fn orders_export_keeps_scope_permissions_and_bounds() {
     )
     .await;
     assert_eq!(parse_csv(&text), [["orderNo"], ["E1"], ["E2"]]);
+    // A UTF-8 BOM by default (Excel on a Chinese locale reads it as UTF-8), and none
+    // with bom=false.
+    assert!(text.starts_with("\u{feff}orderNo\r\n"), "{text:?}");
+    let (_, text) = get(
+        &app,
+        Some(&exporter),
+        &format!("/export/orders.csv?{RANGE}&fields=orderNo&bom=false"),
+    )
+    .await;
+    assert!(text.starts_with("orderNo\r\n"), "{text:?}");
     // A shop outside the scope matches nothing, exactly like the orders list.
     let (status, text) = get(
         &app,
@@ -341,10 +353,10 @@ async fn report_downloads_equal_the_graphql_reports() {
             "label",
             "ORDERS",
             "ORDERS_previous",
-            "ORDERS_change",
-            "GMV",
-            "GMV_previous",
-            "GMV_change"
+            "ORDERS_change_ratio",
+            "GMV_CNY",
+            "GMV_CNY_previous",
+            "GMV_CNY_change_ratio"
         ]
     );
     let points = trend["trend"]["points"].as_array().unwrap();
@@ -405,24 +417,35 @@ async fn report_downloads_equal_the_graphql_reports() {
     .await;
     assert_eq!(status, 200, "{text}");
     let rows = parse_csv(&text);
-    assert_eq!(rows[0], ["key", "label", "share", "GMV", "ORDERS"]);
+    assert_eq!(
+        rows[0],
+        ["rowType", "key", "label", "share", "GMV_CNY", "ORDERS"]
+    );
     let b = &breakdown["breakdown"];
     let expected_rows = b["rows"].as_array().unwrap().len() + usize::from(!b["other"].is_null());
     assert_eq!(rows.len(), 1 + expected_rows + 1, "rows, other, total");
-    assert_eq!(rows[1][0], b["rows"][0]["key"].as_str().unwrap());
-    assert_eq!(rows[1][1], b["rows"][0]["label"].as_str().unwrap());
+    assert_eq!(rows[1][0], "data");
+    assert_eq!(rows[1][1], b["rows"][0]["key"].as_str().unwrap());
+    assert_eq!(rows[1][2], b["rows"][0]["label"].as_str().unwrap());
+    // Only the data rows say `data`: a column summed over them never counts twice.
+    let kinds: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    let data_rows = b["rows"].as_array().unwrap().len();
+    assert!(kinds[..data_rows].iter().all(|k| *k == "data"), "{kinds:?}");
+    if !b["other"].is_null() {
+        assert_eq!(kinds[data_rows], "other");
+    }
     let last = rows.last().unwrap();
-    assert_eq!(last[0], "~total");
+    assert_eq!(last[0], "total");
     assert!(
-        (last[3].parse::<f64>().unwrap() - b["total"][0]["value"].as_f64().unwrap()).abs() < 1e-9
+        (last[4].parse::<f64>().unwrap() - b["total"][0]["value"].as_f64().unwrap()).abs() < 1e-9
     );
     // Every data row and the total equal SQL over the same window.
     let window = crate::analytics::window("2026-11-01", "2026-11-20", "Asia/Shanghai");
     for row in &rows[1..] {
         let key = match row[0].as_str() {
-            "~total" => None,
-            "~other" => continue,
-            key => Some(key.to_string()),
+            "total" => None,
+            "other" => continue,
+            _ => Some(row[1].clone()),
         };
         let mut cond =
             format!("o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) AND {window}");
@@ -432,13 +455,13 @@ async fn report_downloads_equal_the_graphql_reports() {
         let want = crate::analytics::sql_metrics(&app, &cond, "Asia/Shanghai", "CNY");
         let of = |m: &str| want.iter().find(|(k, _)| *k == m).unwrap().1.unwrap();
         assert!(
-            (row[3].parse::<f64>().unwrap() - of("GMV")).abs() < 0.005,
+            (row[4].parse::<f64>().unwrap() - of("GMV")).abs() < 0.005,
             "{key:?} GMV {} vs SQL {}",
-            row[3],
+            row[4],
             of("GMV")
         );
         assert_eq!(
-            row[4].parse::<f64>().unwrap(),
+            row[5].parse::<f64>().unwrap(),
             of("ORDERS"),
             "{key:?} ORDERS"
         );
@@ -468,5 +491,249 @@ async fn report_downloads_equal_the_graphql_reports() {
         (status, code_of(&body).as_str()),
         (403, "FORBIDDEN"),
         "{body}"
+    );
+}
+
+/// Reads a CSV file with Python's csv module (as a BI script would), BOM included.
+fn python_rows(text: &str) -> Vec<serde_json::Map<String, Value>> {
+    let path = std::env::temp_dir().join(format!("orderscope-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import csv, json, sys\n\
+             with open(sys.argv[1], encoding='utf-8-sig', newline='') as f:\n\
+             \x20   print(json.dumps(list(csv.DictReader(f)), ensure_ascii=False))",
+        )
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|r| r.as_object().unwrap().clone())
+        .collect()
+}
+
+const CREATE_LINK: &str = "mutation($e: String!, $t: Int) { createExportLink(export: $e, ttlMinutes: $t) { id url expiresAt } }";
+
+/// A plain GET of a full URL, with no header at all (as Excel "From Web" sends it).
+async fn fetch_url(url: &str) -> (u16, String) {
+    let resp = reqwest::Client::new().get(url).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn signed_links_download_without_headers_until_expired_or_revoked() {
+    let app = fixture().await;
+    let analyst = app.token(6, 1);
+    // A breakdown through a link equals the GraphQL answer, read by Python's csv module.
+    let link = app
+        .data(
+            &analyst,
+            CREATE_LINK,
+            json!({ "e": "/export/breakdown.csv?from=2026-10-25&to=2026-11-20&dimension=SHOP&metrics=ORDERS,GMV&currency=CNY&shopIds=1", "t": 5 }),
+        )
+        .await;
+    let url = link["createExportLink"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with(&format!("{}/export/link/", app.address)),
+        "{url}"
+    );
+    let (status, text) = fetch_url(&url).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.starts_with('\u{feff}'), "a BOM by default");
+    let rows = python_rows(&text);
+    let answer = app
+        .data(
+            &analyst,
+            "{ breakdown(range: {from: \"2026-10-25\", to: \"2026-11-20\"}, dimension: SHOP, metrics: [ORDERS, GMV], filter: {shopIds: [\"1\"]}) { rows { key values { value } } total { value } } }",
+            json!({}),
+        )
+        .await;
+    let want = answer["breakdown"]["rows"].as_array().unwrap();
+    let data: Vec<_> = rows.iter().filter(|r| r["rowType"] == "data").collect();
+    assert_eq!(data.len(), want.len());
+    for (got, want) in data.iter().zip(want) {
+        assert_eq!(got["key"], want["key"]);
+        let orders: f64 = got["ORDERS"].as_str().unwrap().parse().unwrap();
+        let gmv: f64 = got["GMV_CNY"].as_str().unwrap().parse().unwrap();
+        assert_eq!(orders, want["values"][0]["value"].as_f64().unwrap());
+        assert!((gmv - want["values"][1]["value"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    let total = rows.iter().find(|r| r["rowType"] == "total").unwrap();
+    let summed: f64 = data
+        .iter()
+        .chain(
+            rows.iter()
+                .filter(|r| r["rowType"] == "other")
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .map(|r| r["ORDERS"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        summed,
+        total["ORDERS"].as_str().unwrap().parse::<f64>().unwrap()
+    );
+    assert_eq!(summed, 2.0, "E1 and E2 in shop 1 in the range");
+
+    // An orders link: the rows equal the orders query's, masked as for the account.
+    let link = app
+        .data(
+            &analyst,
+            CREATE_LINK,
+            json!({ "e": format!("/export/orders.csv?{RANGE}&fields=orderNo,paidAmount,receiverPhone") }),
+        )
+        .await;
+    let orders_url = link["createExportLink"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let orders_id = link["createExportLink"]["id"].as_str().unwrap().to_string();
+    let (status, text) = fetch_url(&orders_url).await;
+    assert_eq!(status, 200, "{text}");
+    let rows = python_rows(&text);
+    let listed = app
+        .data(
+            &analyst,
+            "{ orders(filter: {placedFrom: \"2026-10-25T00:00:00+08:00\", placedTo: \"2026-11-21T00:00:00+08:00\"}, first: 50, orderBy: {field: PLACED_AT, direction: ASC}) { edges { node { orderNo paidAmount receiverPhone } } } }",
+            json!({}),
+        )
+        .await;
+    let listed = listed["orders"]["edges"].as_array().unwrap();
+    assert_eq!(rows.len(), listed.len());
+    for (row, edge) in rows.iter().zip(listed) {
+        let node = &edge["node"];
+        assert_eq!(row["orderNo"], node["orderNo"]);
+        assert_eq!(row["receiverPhone"], node["receiverPhone"], "masked alike");
+        let major: f64 = row["paidAmountMajor"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            (major * 100.0).round() as i64,
+            node["paidAmount"].as_i64().unwrap()
+        );
+    }
+    assert_eq!(
+        app.sql_i64(
+            "SELECT count(*) FROM audit_log WHERE action = 'useExportLink' AND account_id = 6"
+        ),
+        2
+    );
+
+    // Another tenant's owner can neither revoke it nor make one that reads tenant 1.
+    let other = app.token(3, 2);
+    let revoked = app
+        .data(
+            &other,
+            "mutation($id: ID!) { revokeExportLink(id: $id) }",
+            json!({ "id": orders_id }),
+        )
+        .await;
+    assert_eq!(revoked["revokeExportLink"], false);
+    let foreign = app
+        .data(
+            &other,
+            CREATE_LINK,
+            json!({ "e": format!("/export/orders.csv?{RANGE}&fields=orderNo&shopIds=1,2") }),
+        )
+        .await;
+    let (status, text) = fetch_url(foreign["createExportLink"]["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        parse_csv(&text),
+        [["orderNo"]],
+        "tenant 2's link sees no tenant 1 row"
+    );
+
+    // Revoked: refused at once.
+    let revoked = app
+        .data(
+            &analyst,
+            "mutation($id: ID!) { revokeExportLink(id: $id) }",
+            json!({ "id": orders_id }),
+        )
+        .await;
+    assert_eq!(revoked["revokeExportLink"], true);
+    let (status, body) = fetch_url(&orders_url).await;
+    assert_eq!((status, code_of(&body).as_str()), (401, "UNAUTHENTICATED"));
+
+    // Expired: refused.
+    app.conn_exec(
+        "UPDATE export_links SET expires_at = now() - interval '1 second' WHERE account_id = 6",
+    );
+    let (status, body) = fetch_url(&url).await;
+    assert_eq!((status, code_of(&body).as_str()), (401, "UNAUTHENTICATED"));
+
+    // A live link dies with the account's tokens, and follows its permissions now.
+    let link = app
+        .data(
+            &analyst,
+            CREATE_LINK,
+            json!({ "e": format!("/export/orders.csv?{RANGE}&fields=orderNo,commissionAmount") }),
+        )
+        .await;
+    let url = link["createExportLink"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fetch_url(&url).await.0, 200);
+    app.conn_exec(
+        "UPDATE accounts SET permissions = '{ANALYTICS_READ,EXPORT,ORDERS_READ}' WHERE id = 6",
+    );
+    let (status, body) = fetch_url(&url).await;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (403, "FORBIDDEN"),
+        "FINANCE_READ is gone"
+    );
+    app.conn_exec("UPDATE accounts SET token_generation = token_generation + 1 WHERE id = 6");
+    let (status, body) = fetch_url(&url).await;
+    assert_eq!((status, code_of(&body).as_str()), (401, "UNAUTHENTICATED"));
+
+    // Bad requests for a link are refused with their codes.
+    let owner = app.owner();
+    for (export, ttl, code) in [
+        ("/graphql?query={shops{id}}", 5, "BAD_USER_INPUT"),
+        (
+            "/export/orders.csv?placedFrom=2026-11-01",
+            0,
+            "BAD_USER_INPUT",
+        ),
+        (
+            "/export/orders.csv?placedFrom=2026-11-01",
+            61,
+            "BAD_USER_INPUT",
+        ),
+    ] {
+        let body = app
+            .gql(&owner, CREATE_LINK, json!({ "e": export, "t": ttl }))
+            .await;
+        assert_eq!(
+            crate::helpers::error_code(&body),
+            code,
+            "{export} {ttl}: {body}"
+        );
+    }
+    let viewer = app.token(2, 1);
+    let body = app
+        .gql(
+            &viewer,
+            CREATE_LINK,
+            json!({ "e": format!("/export/orders.csv?{RANGE}") }),
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(&body),
+        "FORBIDDEN",
+        "no EXPORT permission"
     );
 }

@@ -125,6 +125,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             public_key_alg: "RS256".into(),
         },
         limits: Limits::default(),
+        public_url: None,
         cors: orderscope::http::cors::AllowedOrigins::Loopback,
     }
 }

@@ -31,6 +31,9 @@ use crate::error::AppResult;
 /// Marks the format of stored entries; a change of format changes every key.
 const FORMAT: &str = "v1";
 
+/// How long a registered automatic persisted query is kept.
+const PERSISTED_QUERY_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// Cache settings (environment: `REDIS_URL`, `CACHE_*`).
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
@@ -574,6 +577,25 @@ impl Cache {
             .arg(bytes)
             .arg("EX")
             .arg(self.settings.ttl.as_secs().max(1));
+        let _: Option<()> = self.call(cmd).await;
+    }
+
+    /// The query text registered under an automatic persisted query's SHA-256 (hex).
+    pub async fn persisted_query(&self, sha256_hex: &str) -> Option<String> {
+        let key = format!("{}:apq:{sha256_hex}", self.settings.prefix);
+        self.get(&key)
+            .await
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    }
+
+    /// Registers a persisted query for a week (renewed by every registration).
+    pub async fn store_persisted_query(&self, sha256_hex: &str, query: &str) {
+        let key = format!("{}:apq:{sha256_hex}", self.settings.prefix);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
+            .arg(query)
+            .arg("EX")
+            .arg(PERSISTED_QUERY_TTL_SECS);
         let _: Option<()> = self.call(cmd).await;
     }
 

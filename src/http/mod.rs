@@ -319,7 +319,67 @@ pub async fn graphql(
             return error_response(&state.metrics, AppError::BadUserInput(msg));
         }
     };
+    let request = match persisted(&state, request).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
     run_graphql(&state, &req, request, front, &digest, false).await
+}
+
+/// Apollo's automatic persisted queries: a request may carry
+/// `extensions.persistedQuery = {version: 1, sha256Hash}` instead of its query. An
+/// unknown hash is answered `PERSISTED_QUERY_NOT_FOUND` (Apollo then retries with the
+/// query and the hash, which registers it in Redis for every node); a query whose hash
+/// differs is refused. Without Redis every hash is unknown and clients send the text.
+async fn persisted(
+    state: &AppState,
+    mut request: async_graphql::Request,
+) -> Result<async_graphql::Request, HttpResponse> {
+    let Some(ext) = request.extensions.get("persistedQuery") else {
+        return Ok(request);
+    };
+    let ext = ext.clone().into_json().unwrap_or_default();
+    let refuse = |message: &str| Err(error_response(&state.metrics, AppError::bad_input(message)));
+    if ext["version"].as_i64() != Some(1) {
+        return refuse("persistedQuery.version must be 1");
+    }
+    let Some(hash) = ext["sha256Hash"]
+        .as_str()
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+    else {
+        return refuse("persistedQuery.sha256Hash must be 64 hexadecimal digits");
+    };
+    if request.query.trim().is_empty() {
+        match state.cache.persisted_query(&hash).await {
+            Some(query) => {
+                request.query = query;
+                return Ok(request);
+            }
+            None => {
+                state
+                    .metrics
+                    .observe_graphql_error("PERSISTED_QUERY_NOT_FOUND");
+                // Apollo's link recognises the message as well as the code.
+                return Err(HttpResponse::Ok().json(json!({
+                    "errors": [{
+                        "message": "PersistedQueryNotFound",
+                        "extensions": { "code": "PERSISTED_QUERY_NOT_FOUND" }
+                    }]
+                })));
+            }
+        }
+    }
+    let actual = Sha256::digest(request.query.as_bytes());
+    let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
+    if actual != hash {
+        return refuse("persistedQuery.sha256Hash is not the SHA-256 of the query");
+    }
+    state
+        .cache
+        .store_persisted_query(&hash, &request.query)
+        .await;
+    Ok(request)
 }
 
 /// `GET /graphql?query=…&variables=…&operationName=…`: queries only (the
@@ -339,7 +399,23 @@ pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let Some(query) = one("query") else {
+    let extensions = match one("extensions").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(map)) => Some(map),
+            _ => {
+                let err = AppError::bad_input("extensions must be a JSON object");
+                return error_response(&state.metrics, err);
+            }
+        },
+    };
+    let query = match (one("query"), &extensions) {
+        (Some(query), _) => Some(query),
+        // A persisted query's hash stands for the text.
+        (None, Some(ext)) if ext.contains_key("persistedQuery") => Some(String::new()),
+        (None, _) => None,
+    };
+    let Some(query) = query else {
         if !state.settings.is_production() {
             return graphiql().await;
         }
@@ -361,6 +437,15 @@ pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
             }
         }
     }
+    for (key, value) in extensions.into_iter().flatten() {
+        if let Ok(value) = async_graphql::Value::from_json(value) {
+            request.extensions.insert(key, value);
+        }
+    }
+    let request = match persisted(&state, request).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
     // The response cache keys GET requests by their query string, apart from bodies.
     let mut hasher = Sha256::new();
     hasher.update(b"GET ");

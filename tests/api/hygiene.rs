@@ -376,6 +376,128 @@ async fn responses_follow_the_accept_header_and_compress_when_asked() {
     assert_eq!(resp.headers()["content-encoding"], "gzip");
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
+    // Brotli when the client prefers it (browsers do), on JSON and on CSV.
+    for path in [
+        "/graphql?query=%7Bshops%7Bid%20name%7D%7D",
+        "/export/orders.csv?placedFrom=2026-11-01&placedTo=2026-11-20",
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(app.owner())
+            .header("Accept-Encoding", "br;q=1.0, gzip;q=0.5")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-encoding"], "br", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn automatic_persisted_queries_register_on_retry_and_serve_every_node() {
+    use sha2::{Digest, Sha256};
+    let app = TestApp::spawn(0).await;
+    let token = app.owner();
+    let query = "query Shops { shops { id name } }";
+    let hash: String = Sha256::digest(query.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let post = |body: serde_json::Value| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    // Unknown hash: PERSISTED_QUERY_NOT_FOUND, as Apollo's link expects.
+    let body: serde_json::Value = post(json!({ "extensions": ext }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&body), "PERSISTED_QUERY_NOT_FOUND", "{body}");
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+    // The retry with the text registers it and answers.
+    let body: serde_json::Value = post(json!({ "query": query, "extensions": ext }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let expected = body["data"].clone();
+    // From then on the hash alone works, over POST and over GET, on another node too.
+    let body: serde_json::Value = post(json!({ "extensions": ext }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"], expected, "{body}");
+    let other = app.second_node();
+    other.wait_until_ready().await;
+    let resp = other
+        .client
+        .get(format!("{}/graphql", other.address))
+        .query(&[
+            ("operationName", "Shops".to_string()),
+            ("extensions", ext.to_string()),
+        ])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["data"], expected, "{body}");
+    // A text whose hash differs is refused, and a wrong version too.
+    let body: serde_json::Value = post(json!({ "query": "{ shops { id } }", "extensions": ext }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let body: serde_json::Value =
+        post(json!({ "extensions": { "persistedQuery": { "version": 2, "sha256Hash": hash } } }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    // A persisted mutation still needs POST.
+    let mutation = "mutation { revokeTokens(accountId: \"2\") { id } }";
+    let mhash: String = Sha256::digest(mutation.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mext = json!({ "persistedQuery": { "version": 1, "sha256Hash": mhash } });
+    let body: serde_json::Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&token)
+        .json(&json!({ "query": mutation, "extensions": mext }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let resp = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .query(&[("extensions", mext.to_string())])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
 }
 
 #[test]

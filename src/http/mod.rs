@@ -321,7 +321,7 @@ pub async fn graphql(
     };
     let request = match persisted(&state, request).await {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     run_graphql(&state, &req, request, front, &digest, false).await
 }
@@ -334,12 +334,17 @@ pub async fn graphql(
 async fn persisted(
     state: &AppState,
     mut request: async_graphql::Request,
-) -> Result<async_graphql::Request, HttpResponse> {
+) -> Result<async_graphql::Request, Box<HttpResponse>> {
     let Some(ext) = request.extensions.get("persistedQuery") else {
         return Ok(request);
     };
     let ext = ext.clone().into_json().unwrap_or_default();
-    let refuse = |message: &str| Err(error_response(&state.metrics, AppError::bad_input(message)));
+    let refuse = |message: &str| {
+        Err(Box::new(error_response(
+            &state.metrics,
+            AppError::bad_input(message),
+        )))
+    };
     if ext["version"].as_i64() != Some(1) {
         return refuse("persistedQuery.version must be 1");
     }
@@ -361,12 +366,12 @@ async fn persisted(
                     .metrics
                     .observe_graphql_error("PERSISTED_QUERY_NOT_FOUND");
                 // Apollo's link recognises the message as well as the code.
-                return Err(HttpResponse::Ok().json(json!({
+                return Err(Box::new(HttpResponse::Ok().json(json!({
                     "errors": [{
                         "message": "PersistedQueryNotFound",
                         "extensions": { "code": "PERSISTED_QUERY_NOT_FOUND" }
                     }]
-                })));
+                }))));
             }
         }
     }
@@ -444,7 +449,7 @@ pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     }
     let request = match persisted(&state, request).await {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     // The response cache keys GET requests by their query string, apart from bodies.
     let mut hasher = Sha256::new();

@@ -31,8 +31,8 @@ ENV APP_ENV=production \
 EXPOSE 8080
 # JWT_SECRET, DATABASE_URL and REDIS_URL must be provided; the server refuses to start
 # in production with the development secret. Run `orderscope migrate` once per release.
-# Asks /healthz over HTTP with bash alone (the slim image has no curl): healthy only on
-# a 200 from the server itself, not merely an open port.
-HEALTHCHECK --interval=10s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+# Asks /healthz over HTTP with the binary itself (the slim image has no curl): healthy
+# only on a 200 from the server, not merely an open port.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD ["/usr/local/bin/orderscope", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/orderscope"]
 CMD ["serve"]

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use prometheus::{Gauge, IntCounter, IntCounterVec, Opts};
 use redis::aio::MultiplexedConnection;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -132,19 +133,76 @@ impl Breaker {
     }
 }
 
-#[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    errors: AtomicU64,
-    corrupt: AtomicU64,
-    computations: AtomicU64,
-    bypassed: AtomicU64,
-    skipped: AtomicU64,
-    response_hits: AtomicU64,
-    response_misses: AtomicU64,
-    response_stored: AtomicU64,
-    publish_failures: AtomicU64,
+    hits: IntCounter,
+    misses: IntCounter,
+    errors: IntCounter,
+    corrupt: IntCounter,
+    computations: IntCounter,
+    bypassed: IntCounter,
+    skipped: IntCounter,
+    response_hits: IntCounter,
+    response_misses: IntCounter,
+    response_stored: IntCounter,
+    publish_failures: IntCounter,
+    breaker_open: Gauge,
+    /// The families of the labelled counters above.
+    lookups: IntCounterVec,
+    responses: IntCounterVec,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        let vec = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["result"]).expect("valid metric")
+        };
+        let one = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let lookups = vec(
+            "orderscope_cache_requests_total",
+            "Aggregate cache lookups by result.",
+        );
+        let responses = vec(
+            "orderscope_response_cache_total",
+            "Whole-response cache lookups and stores.",
+        );
+        let publish_failures = one(
+            "orderscope_cache_publish_failures_total",
+            "Writes whose versions could not be published to Redis.",
+        );
+        let errors = one(
+            "orderscope_cache_errors_total",
+            "Redis calls that failed or timed out.",
+        );
+        let skipped = one(
+            "orderscope_cache_skipped_total",
+            "Redis calls skipped by the open breaker.",
+        );
+        let computations = one(
+            "orderscope_cache_computations_total",
+            "Aggregates computed from PostgreSQL.",
+        );
+        let breaker_open = Gauge::new(
+            "orderscope_cache_breaker_open",
+            "Whether the Redis breaker is open (1), half-open (0.5) or closed (0).",
+        )
+        .expect("valid metric");
+        Counters {
+            hits: lookups.with_label_values(&["hit"]),
+            misses: lookups.with_label_values(&["miss"]),
+            corrupt: lookups.with_label_values(&["corrupt"]),
+            bypassed: lookups.with_label_values(&["bypass"]),
+            response_hits: responses.with_label_values(&["hit"]),
+            response_misses: responses.with_label_values(&["miss"]),
+            response_stored: responses.with_label_values(&["stored"]),
+            errors,
+            skipped,
+            computations,
+            publish_failures,
+            breaker_open,
+            lookups,
+            responses,
+        }
+    }
 }
 
 /// One computation of a key: callers that miss while it runs wait for its answer, and
@@ -211,7 +269,7 @@ impl Cache {
             connecting: tokio::sync::Mutex::new(()),
             retry_connect_at: AtomicU64::new(0),
             flights: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
+            counters: Counters::new(),
             unpublished: Mutex::new(HashMap::new()),
         }
     }
@@ -254,23 +312,23 @@ impl Cache {
         Fut: Future<Output = AppResult<T>>,
     {
         if bypass {
-            self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
-            self.counters.computations.fetch_add(1, Ordering::Relaxed);
+            self.counters.bypassed.inc();
+            self.counters.computations.inc();
             return compute().await;
         }
         if let Some(bytes) = self.get(&key).await {
             match serde_json::from_slice::<T>(&bytes) {
                 Ok(value) => {
-                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    self.counters.hits.inc();
                     return Ok(value);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cache entry does not decode; recomputing");
-                    self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                    self.counters.corrupt.inc();
                 }
             }
         }
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.misses.inc();
         let expired = |f: &Flight| f.done_at.get().is_some_and(|t| t.elapsed() >= FLIGHT_GRACE);
         let flight: Flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,7 +351,7 @@ impl Cache {
                         return Ok(Arc::new(bytes));
                     }
                 }
-                self.counters.computations.fetch_add(1, Ordering::Relaxed);
+                self.counters.computations.inc();
                 let value = compute().await?;
                 let bytes = serde_json::to_vec(&value).map_err(crate::error::AppError::internal)?;
                 self.set(&key, &bytes).await;
@@ -383,13 +441,11 @@ impl Cache {
         });
         match body {
             Some(body) => {
-                self.counters.response_hits.fetch_add(1, Ordering::Relaxed);
+                self.counters.response_hits.inc();
                 Some(body)
             }
             None => {
-                self.counters
-                    .response_misses
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.response_misses.inc();
                 None
             }
         }
@@ -433,9 +489,7 @@ impl Cache {
             .arg(self.settings.version_ttl.as_millis().max(1) as u64)
             .arg(if raise { "1" } else { "0" });
         if self.call::<i64>(cmd).await.is_some() {
-            self.counters
-                .response_stored
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.response_stored.inc();
         }
     }
 
@@ -458,9 +512,7 @@ impl Cache {
         }
         let published = self.call::<i64>(cmd).await.is_some();
         if !published {
-            self.counters
-                .publish_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.publish_failures.inc();
             self.distrust(versions.tenant_id);
         }
         published
@@ -526,7 +578,7 @@ impl Cache {
     /// skipped or failed.
     async fn call<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Option<T> {
         let Some(probe) = self.breaker.admit() else {
-            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            self.counters.skipped.inc();
             return None;
         };
         let result = match self.connection().await {
@@ -557,7 +609,7 @@ impl Cache {
                 Some(value)
             }
             Err(reason) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.errors.inc();
                 self.breaker.failure(probe);
                 tracing::warn!(%reason, breaker = self.breaker.state().as_str(), "redis call failed");
                 None
@@ -608,68 +660,32 @@ impl Cache {
         self.breaker.state()
     }
 
-    /// Prometheus lines for `/metrics`.
-    pub fn render_metrics(&self) -> String {
+    /// Registers the cache's counters with the application's metrics.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
         let c = &self.counters;
-        let state = self.breaker.state();
-        let mut out = String::from(
-            "# HELP orderscope_cache_requests_total Aggregate cache lookups by result.\n\
-             # TYPE orderscope_cache_requests_total counter\n",
-        );
-        for (result, n) in [
-            ("hit", &c.hits),
-            ("miss", &c.misses),
-            ("corrupt", &c.corrupt),
-            ("bypass", &c.bypassed),
-        ] {
-            out.push_str(&format!(
-                "orderscope_cache_requests_total{{result=\"{result}\"}} {}\n",
-                n.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str(
-            "# HELP orderscope_response_cache_total Whole-response cache lookups and stores.\n\
-             # TYPE orderscope_response_cache_total counter\n",
-        );
-        for (result, n) in [
-            ("hit", &c.response_hits),
-            ("miss", &c.response_misses),
-            ("stored", &c.response_stored),
-        ] {
-            out.push_str(&format!(
-                "orderscope_response_cache_total{{result=\"{result}\"}} {}\n",
-                n.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str(&format!(
-            "# HELP orderscope_cache_publish_failures_total Writes whose versions could not be published to Redis.\n\
-             # TYPE orderscope_cache_publish_failures_total counter\n\
-             orderscope_cache_publish_failures_total {}\n",
-            c.publish_failures.load(Ordering::Relaxed)
-        ));
-        out.push_str(&format!(
-            "# HELP orderscope_cache_errors_total Redis calls that failed or timed out.\n\
-             # TYPE orderscope_cache_errors_total counter\n\
-             orderscope_cache_errors_total {}\n\
-             # HELP orderscope_cache_skipped_total Redis calls skipped by the open breaker.\n\
-             # TYPE orderscope_cache_skipped_total counter\n\
-             orderscope_cache_skipped_total {}\n\
-             # HELP orderscope_cache_computations_total Aggregates computed from PostgreSQL.\n\
-             # TYPE orderscope_cache_computations_total counter\n\
-             orderscope_cache_computations_total {}\n\
-             # HELP orderscope_cache_breaker_open Whether the Redis breaker is open (1), half-open (0.5) or closed (0).\n\
-             # TYPE orderscope_cache_breaker_open gauge\n\
-             orderscope_cache_breaker_open {}\n",
-            c.errors.load(Ordering::Relaxed),
-            c.skipped.load(Ordering::Relaxed),
-            c.computations.load(Ordering::Relaxed),
-            match state {
-                BreakerState::Closed => "0",
-                BreakerState::HalfOpen => "0.5",
-                BreakerState::Open => "1",
+        let families: [Box<dyn prometheus::core::Collector>; 7] = [
+            Box::new(c.lookups.clone()),
+            Box::new(c.responses.clone()),
+            Box::new(c.publish_failures.clone()),
+            Box::new(c.errors.clone()),
+            Box::new(c.skipped.clone()),
+            Box::new(c.computations.clone()),
+            Box::new(c.breaker_open.clone()),
+        ];
+        for family in families {
+            if let Err(e) = registry.register(family) {
+                tracing::warn!(error = %e, "cache metrics not registered");
             }
-        ));
-        out
+        }
+    }
+
+    /// Brings the breaker gauge up to date before `/metrics` is rendered.
+    pub fn refresh_metrics(&self) {
+        self.counters.breaker_open.set(match self.breaker.state() {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 0.5,
+            BreakerState::Open => 1.0,
+        });
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `orderscope` command: `serve`, `migrate`, `seed`, `invalidate-cache`,
-//! `export-schema`, `token`.
+//! `export-schema`, `healthcheck`, `token`.
 
 use clap::{Parser, Subcommand};
 use diesel::Connection;
@@ -32,6 +32,9 @@ enum Command {
     /// After changing data outside the API: give every shop and account a new data
     /// version and publish them to Redis, so no cached answer from before is served.
     InvalidateCache,
+    /// Exit 0 when the server on BIND answers `GET /healthz` with 200 within 3 s (the
+    /// container image's HEALTHCHECK; it needs no curl).
+    Healthcheck,
     /// Print a signed JWT for an account (by id, or the owner of a tenant).
     Token {
         #[arg(long, conflicts_with = "tenant")]
@@ -46,6 +49,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Healthcheck = cli.command {
+        return healthcheck();
+    }
     let settings = Settings::from_env()?;
     orderscope::telemetry::init(settings.is_production());
     match cli.command {
@@ -90,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Healthcheck => healthcheck(),
         Command::Token {
             account,
             tenant,
@@ -118,4 +125,35 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `GET /healthz` on the loopback side of BIND; an error unless the answer is 200.
+fn healthcheck() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let mut addr: SocketAddr = bind
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("BIND {bind} names no address"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if &head[9..12] != b"200" {
+        anyhow::bail!("/healthz answered {}", String::from_utf8_lossy(&head));
+    }
+    println!("healthy");
+    Ok(())
 }

@@ -1,104 +1,190 @@
-//! Prometheus metrics in the text exposition format: request counts and latency
-//! histograms per route, and GraphQL errors per code.
+//! Prometheus metrics, through the `prometheus` crate: request counts and latency per
+//! route, latency per GraphQL operation name, GraphQL errors per code, the database
+//! pool, and what other subsystems register (the cache's counters).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
+/// Distinct operation names kept as their own series; later ones count as `other`, so
+/// that clients naming operations freely cannot grow the registry without bound.
+pub const MAX_OPERATIONS: usize = 100;
 
-#[derive(Default)]
-struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
-    graphql_errors: BTreeMap<String, u64>,
-}
-
-/// Process-wide counters, shared by all workers.
-#[derive(Default)]
+/// One registry per application (tests run several in one process).
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    operations: HistogramVec,
+    graphql_errors: IntCounterVec,
+    pool: IntGaugeVec,
+    known_operations: Mutex<HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *inner
-            .requests
-            .entry((route.to_string(), status))
-            .or_default() += 1;
-        let h = inner.latency.entry(route.to_string()).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "orderscope_http_requests_total",
+                "HTTP requests by route and status.",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "orderscope_http_request_duration_seconds",
+                "HTTP request latency by route.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let operations = HistogramVec::new(
+            HistogramOpts::new(
+                "orderscope_graphql_operation_duration_seconds",
+                "GraphQL request latency by operation name (anonymous without one; other \
+                 beyond the first distinct names).",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let graphql_errors = IntCounterVec::new(
+            Opts::new(
+                "orderscope_graphql_errors_total",
+                "GraphQL errors by extensions.code.",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let pool = IntGaugeVec::new(
+            Opts::new(
+                "orderscope_db_pool_connections",
+                "Connections held by the database pool.",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(operations.clone()),
+            Box::new(graphql_errors.clone()),
+            Box::new(pool.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are distinct");
         }
-        h.sum += secs;
-        h.count += 1;
+        Metrics {
+            registry,
+            requests,
+            latency,
+            operations,
+            graphql_errors,
+            pool,
+            known_operations: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Where other subsystems register their metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Latency of one GraphQL request under its operation name.
+    pub fn observe_operation(&self, name: Option<&str>, elapsed: Duration) {
+        let label = self.operation_label(name);
+        self.operations
+            .with_label_values(&[&label])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn operation_label(&self, name: Option<&str>) -> String {
+        let Some(name) = name.filter(|n| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }) else {
+            return if name.is_some_and(|n| !n.is_empty()) {
+                "other".into()
+            } else {
+                "anonymous".into()
+            };
+        };
+        let mut known = self
+            .known_operations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if known.contains(name) {
+            return name.to_string();
+        }
+        if known.len() < MAX_OPERATIONS {
+            known.insert(name.to_string());
+            return name.to_string();
+        }
+        "other".into()
     }
 
     pub fn observe_graphql_error(&self, code: &str) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *inner.graphql_errors.entry(code.to_string()).or_default() += 1;
+        self.graphql_errors.with_label_values(&[code]).inc();
     }
 
-    /// Renders every metric, plus `extra` lines from other subsystems.
-    pub fn render(&self, extra: &str) -> String {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        out.push_str("# HELP orderscope_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE orderscope_http_requests_total counter\n");
-        for ((route, status), n) in &inner.requests {
-            let _ = writeln!(
-                out,
-                "orderscope_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+    pub fn set_pool(&self, idle: u32, busy: u32) {
+        self.pool.with_label_values(&["idle"]).set(idle.into());
+        self.pool.with_label_values(&["busy"]).set(busy.into());
+    }
+
+    /// Every registered metric in the text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "metrics could not be encoded");
         }
-        out.push_str(
-            "# HELP orderscope_http_request_duration_seconds HTTP request latency by route.\n",
-        );
-        out.push_str("# TYPE orderscope_http_request_duration_seconds histogram\n");
-        for (route, h) in &inner.latency {
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "orderscope_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(out, "orderscope_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(
-                out,
-                "orderscope_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "orderscope_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded() {
+        let m = Metrics::new();
+        assert_eq!(m.operation_label(None), "anonymous");
+        assert_eq!(m.operation_label(Some("")), "anonymous");
+        assert_eq!(m.operation_label(Some("bad name")), "other");
+        for i in 0..MAX_OPERATIONS {
+            assert_eq!(m.operation_label(Some(&format!("Op{i}"))), format!("Op{i}"));
         }
-        out.push_str("# HELP orderscope_graphql_errors_total GraphQL errors by extensions.code.\n");
-        out.push_str("# TYPE orderscope_graphql_errors_total counter\n");
-        for (code, n) in &inner.graphql_errors {
-            let _ = writeln!(
-                out,
-                "orderscope_graphql_errors_total{{code=\"{code}\"}} {n}"
-            );
-        }
-        out.push_str(extra);
-        out
+        assert_eq!(m.operation_label(Some("OneTooMany")), "other");
+        assert_eq!(m.operation_label(Some("Op3")), "Op3", "known names stay");
     }
 }

@@ -51,7 +51,8 @@ impl Application {
             .data(shared)
             .data(verifier.clone())
             .finish();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new());
+        cache.register_metrics(metrics.registry());
         let state = web::Data::new(AppState {
             verifier,
             pool,
@@ -89,6 +90,9 @@ impl Application {
                             .get::<http::access::AccessNote>()
                             .cloned()
                             .unwrap_or_default();
+                        if route == "/graphql" {
+                            metrics.observe_operation(note.operation.as_deref(), elapsed);
+                        }
                         tracing::info!(
                             target: "access",
                             method = %method,

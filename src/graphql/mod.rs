@@ -135,24 +135,31 @@ const CACHEABLE_FIELDS: &[&str] = &["kpis", "trend", "breakdown", "__typename"];
 
 /// Classifies the operation a request will run.
 pub fn classify(request: &async_graphql::Request) -> OperationKind {
+    classify_named(request).0
+}
+
+/// Classifies the operation a request will run, with its name: the request's
+/// `operationName`, or the name of the document's one operation.
+pub fn classify_named(request: &async_graphql::Request) -> (OperationKind, Option<String>) {
     use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    let named = request.operation_name.clone();
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return OperationKind::Other;
+        return (OperationKind::Other, named);
     };
-    let operation = match (&document.operations, &request.operation_name) {
-        (DocumentOperations::Single(op), _) => op,
+    let (name, operation) = match (&document.operations, &request.operation_name) {
+        (DocumentOperations::Single(op), _) => (None, op),
         (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
-            Some(op) => op,
-            None => return OperationKind::Other,
+            Some(op) => (Some(name.to_string()), op),
+            None => return (OperationKind::Other, named),
         },
         // One named operation runs without being named.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
-            Some(op) => op,
-            None => return OperationKind::Other,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.iter().next() {
+            Some((name, op)) => (Some(name.to_string()), op),
+            None => return (OperationKind::Other, named),
         },
-        (DocumentOperations::Multiple(_), None) => return OperationKind::Other,
+        (DocumentOperations::Multiple(_), None) => return (OperationKind::Other, named),
     };
-    match operation.node.ty {
+    let kind = match operation.node.ty {
         OperationType::Mutation => OperationKind::Mutation,
         OperationType::Subscription => OperationKind::Other,
         OperationType::Query => {
@@ -166,7 +173,8 @@ pub fn classify(request: &async_graphql::Request) -> OperationKind {
                 OperationKind::Other
             }
         }
-    }
+    };
+    (kind, name)
 }
 
 #[cfg(test)]

@@ -506,9 +506,9 @@ async fn run_graphql(
     if let Err(e) = nesting::check(&request.query, state.settings.limits.max_nesting) {
         return error_response(&state.metrics, e);
     }
-    let kind = crate::graphql::classify(&request);
+    let (kind, operation) = crate::graphql::classify_named(&request);
     if let Ok(subject) = &subject {
-        access::note(req, subject.tenant_id, request.operation_name.as_deref());
+        access::note(req, subject.tenant_id, operation.as_deref());
     }
     if via_get && kind == OperationKind::Mutation {
         let err = AppError::bad_input("mutations need POST");
@@ -671,15 +671,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.state();
-    let extra = format!(
-        "# HELP orderscope_db_pool_connections Connections held by the database pool.\n\
-         # TYPE orderscope_db_pool_connections gauge\n\
-         orderscope_db_pool_connections{{state=\"idle\"}} {}\n\
-         orderscope_db_pool_connections{{state=\"busy\"}} {}\n",
+    state.metrics.set_pool(
         pool.idle_connections,
-        pool.connections - pool.idle_connections
-    ) + &state.cache.render_metrics();
+        pool.connections - pool.idle_connections,
+    );
+    state.cache.refresh_metrics();
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&extra))
+        .content_type(prometheus::TEXT_FORMAT)
+        .body(state.metrics.render())
 }

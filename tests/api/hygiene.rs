@@ -103,9 +103,24 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(ready["postgres"], "up");
     assert_eq!(ready["redis"], "up");
     app.gql(&app.owner(), "{ shops { id } }", json!({})).await;
+    app.gql(&app.owner(), "query ShopList { shops { id } }", json!({}))
+        .await;
     app.post_raw(None, json!({"query": "{ shops { id } }"}))
         .await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    // Latency per GraphQL operation name, anonymous ones together.
+    for operation in ["ShopList", "anonymous"] {
+        assert!(
+            metrics.contains(&format!(
+                "orderscope_graphql_operation_duration_seconds_count{{operation=\"{operation}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("orderscope_cache_breaker_open 0"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("orderscope_http_requests_total{route=\"/graphql\",status=\"200\"}"),
         "{metrics}"
@@ -560,4 +575,40 @@ async fn the_sdl_is_served_to_authenticated_callers_in_production() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert_eq!(resp.text().await.unwrap(), committed);
+}
+
+#[tokio::test]
+async fn the_image_healthcheck_asks_healthz_over_http() {
+    let app = TestApp::spawn(0).await;
+    let port = app.address.rsplit(':').next().unwrap().to_string();
+    let check = |bind: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orderscope"))
+            .arg("healthcheck")
+            .env("BIND", bind)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || check(format!("0.0.0.0:{port}")))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Something else listening on the port (not our server) is not healthy.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = other.accept() {
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let out = tokio::task::spawn_blocking(move || check(format!("127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
 }

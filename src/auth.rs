@@ -46,6 +46,21 @@ pub struct TokenSubject {
     pub tenant_id: i64,
     /// Must equal the account's current generation (revocation).
     pub generation: i32,
+    /// An OIDC provider's roles narrow the account's permissions to these (bit `i` is
+    /// `Permission::ALL[i]`); `None`: not narrowed.
+    pub permission_mask: Option<u32>,
+}
+
+impl TokenSubject {
+    /// A subject whose permissions are the account's own.
+    pub fn account(account_id: i64, tenant_id: i64, generation: i32) -> TokenSubject {
+        TokenSubject {
+            account_id,
+            tenant_id,
+            generation,
+            permission_mask: None,
+        }
+    }
 }
 
 /// The `kid` of tokens signed with the HS256 secret (optional in their header).
@@ -71,6 +86,7 @@ pub struct TokenVerifier {
     decoding: DecodingKey,
     encoding: EncodingKey,
     external: RwLock<KeySet>,
+    remote: Vec<Remote>,
     settings: JwtSettings,
 }
 
@@ -88,6 +104,30 @@ fn parse_alg(name: &str) -> anyhow::Result<Algorithm> {
         "ES256" => Ok(Algorithm::ES256),
         other => anyhow::bail!("unsupported external key algorithm {other:?} (RS256 or ES256)"),
     }
+}
+
+/// The keys of a JWKS document by `kid` (keys without a `kid` or of another kind are
+/// skipped).
+fn keys_of(set: &JwkSet) -> HashMap<String, (Algorithm, DecodingKey)> {
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
+        let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(a), _) => match parse_alg(&a.to_string()) {
+                Ok(alg) => alg,
+                Err(_) => continue,
+            },
+            (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+            (None, AlgorithmParameters::EllipticCurve(_)) => Algorithm::ES256,
+            _ => continue,
+        };
+        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid, (alg, key));
+        }
+    }
+    keys
 }
 
 /// Reads the external keys: a PEM file and/or a JWKS file.
@@ -143,6 +183,7 @@ impl TokenVerifier {
                 keys,
                 loaded_at: Some(Instant::now()),
             }),
+            remote: settings.oidc.iter().cloned().map(Remote::new).collect(),
             settings: settings.clone(),
         })
     }
@@ -189,10 +230,19 @@ impl TokenVerifier {
     }
 
     /// Checks signature, `exp`, `nbf`, `iss` and `aud`; any failure is `UNAUTHENTICATED`
-    /// with the same message. HS256 tokens use the secret; RS256 and ES256 tokens must
-    /// name a known `kid` of that algorithm.
-    pub fn verify(&self, token: &str) -> AppResult<TokenSubject> {
+    /// with the same message. A token whose `iss` is a configured OIDC provider is
+    /// checked against that provider's JWKS and audiences and names an external
+    /// identity; otherwise HS256 tokens use the secret, and RS256 and ES256 tokens must
+    /// name a known `kid` of that algorithm from the key files.
+    pub async fn verify(&self, token: &str) -> AppResult<Verified> {
         let header = decode_header(token).map_err(rejected)?;
+        if let Some(remote) = unverified_issuer(token)
+            .and_then(|iss| self.remote.iter().find(|r| r.config.issuer == iss))
+        {
+            return remote
+                .verify(token, &header, self.settings.leeway_seconds)
+                .await;
+        }
         let key = match header.alg {
             Algorithm::HS256 => match header.kid.as_deref() {
                 None | Some(HS256_KID) => self.decoding.clone(),
@@ -212,11 +262,11 @@ impl TokenVerifier {
             .map_err(rejected)?
             .claims;
         match (claims.sub.parse::<i64>(), claims.tid.parse::<i64>()) {
-            (Ok(account_id), Ok(tenant_id)) => Ok(TokenSubject {
+            (Ok(account_id), Ok(tenant_id)) => Ok(Verified::Account(TokenSubject::account(
                 account_id,
                 tenant_id,
-                generation: claims.gen.unwrap_or(0),
-            }),
+                claims.gen.unwrap_or(0),
+            ))),
             _ => Err(rejected("sub or tid is not an id")),
         }
     }
@@ -249,6 +299,285 @@ impl TokenVerifier {
     }
 }
 
+/// What a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// One of orderscope's own accounts (an orderscope token or a key-file issuer's).
+    Account(TokenSubject),
+    /// A person at an OIDC provider, to be mapped to an account by its link
+    /// (`linkExternalIdentity`).
+    External(ExternalIdentity),
+}
+
+/// A verified OIDC token's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// The tenant claim's value, when the provider is configured with one: it must
+    /// name the linked account's tenant.
+    pub tenant: Option<String>,
+    /// The permissions the provider's roles grant (see [`TokenSubject::permission_mask`]).
+    pub permission_mask: Option<u32>,
+}
+
+/// One OpenID Connect provider whose tokens are accepted (an entry of `OIDC_ISSUERS`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// The provider's `iss`, exactly as in its tokens.
+    pub issuer: String,
+    /// Accepted `aud` values; a token's `aud` (a string or an array) must hold one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub audience: Vec<String>,
+    /// The provider's JWKS (`jwks_uri` of its discovery document).
+    pub jwks_url: String,
+    /// The claim that identifies the person (default `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// A claim naming the orderscope tenant (its id); when set, it must match the
+    /// linked account's tenant.
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
+    /// A claim (a dotted path such as `realm_access.roles`) holding the person's roles
+    /// or groups; with `rolePermissions`, they narrow the account's permissions.
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// Permissions each role grants; a person gets the union of their roles', and never
+    /// more than the linked account holds.
+    #[serde(default)]
+    pub role_permissions: std::collections::BTreeMap<String, Vec<String>>,
+    /// Seconds the provider's keys are kept before they are fetched again (default
+    /// 600); an unknown `kid` fetches them at once (at most every 10 s).
+    #[serde(default = "default_jwks_ttl")]
+    pub jwks_cache_seconds: u64,
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+
+fn default_jwks_ttl() -> u64 {
+    600
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+impl OidcIssuer {
+    /// Parses `OIDC_ISSUERS` (a JSON array); unknown fields and permissions are errors.
+    pub fn from_setting(text: Option<&str>) -> anyhow::Result<Vec<OidcIssuer>> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let issuers: Vec<OidcIssuer> = serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("OIDC_ISSUERS is not a valid list of issuers: {e}"))?;
+        for issuer in &issuers {
+            if issuer.audience.is_empty() {
+                anyhow::bail!("OIDC_ISSUERS: {} needs an audience", issuer.issuer);
+            }
+            for (role, permissions) in &issuer.role_permissions {
+                if let Some(bad) = permissions.iter().find(|p| Permission::parse(p).is_none()) {
+                    anyhow::bail!(
+                        "OIDC_ISSUERS: role {role:?} of {} grants unknown permission {bad:?}",
+                        issuer.issuer
+                    );
+                }
+            }
+        }
+        Ok(issuers)
+    }
+
+    /// The permission mask the token's roles grant, when roles are mapped.
+    fn mask_of(&self, claims: &serde_json::Value) -> Option<u32> {
+        let path = self.roles_claim.as_ref()?;
+        let value = path.split('.').try_fold(claims, |v, key| v.get(key));
+        let roles: Vec<&str> = match value {
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().filter_map(|v| v.as_str()).collect()
+            }
+            Some(serde_json::Value::String(one)) => one.split_whitespace().collect(),
+            _ => Vec::new(),
+        };
+        let mut mask = 0u32;
+        for role in roles {
+            for name in self.role_permissions.get(role).into_iter().flatten() {
+                if let Some(i) = Permission::ALL
+                    .iter()
+                    .position(|p| Some(*p) == Permission::parse(name))
+                {
+                    mask |= 1 << i;
+                }
+            }
+        }
+        Some(mask)
+    }
+}
+
+/// An OIDC provider's keys, fetched from its JWKS URL and cached.
+struct Remote {
+    config: OidcIssuer,
+    keys: RwLock<KeySet>,
+    /// One fetch at a time; others wait for its keys.
+    fetching: tokio::sync::Mutex<()>,
+    client: reqwest::Client,
+}
+
+/// An unknown `kid` fetches the JWKS again at most this often.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Remote {
+    fn new(config: OidcIssuer) -> Remote {
+        Remote {
+            config,
+            keys: RwLock::new(KeySet::default()),
+            fetching: tokio::sync::Mutex::new(()),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn lookup(&self, kid: &str, alg: Algorithm) -> (Option<DecodingKey>, Option<Instant>) {
+        let set = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let key = set
+            .keys
+            .get(kid)
+            .filter(|(a, _)| *a == alg)
+            .map(|(_, k)| k.clone());
+        (key, set.loaded_at)
+    }
+
+    /// The key for `kid`: cached while fresh; fetched when stale or unknown (an unknown
+    /// one at most every [`JWKS_REFETCH_INTERVAL`]). A failed fetch keeps the old keys.
+    async fn key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+        let ttl = Duration::from_secs(self.config.jwks_cache_seconds);
+        let (key, loaded_at) = self.lookup(kid, alg);
+        let age = loaded_at.map(|at| at.elapsed());
+        let stale = age.is_none_or(|a| a >= ttl);
+        let may_refetch = age.is_none_or(|a| a >= JWKS_REFETCH_INTERVAL);
+        if !stale && (key.is_some() || !may_refetch) {
+            return key;
+        }
+        let _turn = self.fetching.lock().await;
+        // Another request may have fetched while this one waited.
+        let (again, loaded_again) = self.lookup(kid, alg);
+        if loaded_again != loaded_at {
+            return again;
+        }
+        match self.fetch().await {
+            Ok(keys) => {
+                let mut set = self.keys.write().unwrap_or_else(|e| e.into_inner());
+                set.keys = keys;
+                set.loaded_at = Some(Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.config.issuer, error = %e, "JWKS fetch failed; keeping the old keys");
+                let mut set = self.keys.write().unwrap_or_else(|e| e.into_inner());
+                // Retry after the refetch interval, not on every request.
+                if set.loaded_at.is_some() || !set.keys.is_empty() {
+                    set.loaded_at =
+                        Some(Instant::now() - ttl.saturating_sub(JWKS_REFETCH_INTERVAL));
+                } else {
+                    set.loaded_at = Some(Instant::now() - ttl.max(JWKS_REFETCH_INTERVAL));
+                }
+            }
+        }
+        self.lookup(kid, alg).0
+    }
+
+    async fn fetch(&self) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
+        let response = self
+            .client
+            .get(&self.config.jwks_url)
+            .send()
+            .await?
+            .error_for_status()?;
+        let set: JwkSet = response.json().await?;
+        Ok(keys_of(&set))
+    }
+
+    async fn verify(&self, token: &str, header: &Header, leeway: u64) -> AppResult<Verified> {
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(rejected(format!("algorithm {:?} not accepted", header.alg)));
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| rejected("OIDC token without kid"))?;
+        let key = self
+            .key(kid, header.alg)
+            .await
+            .ok_or_else(|| rejected(format!("unknown kid {kid}")))?;
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = vec![header.alg];
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[self.config.issuer.as_str()]);
+        validation.set_audience(&self.config.audience);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let claims = decode::<serde_json::Value>(token, &key, &validation)
+            .map_err(rejected)?
+            .claims;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let subject = claims
+            .get(&self.config.subject_claim)
+            .and_then(text)
+            .ok_or_else(|| rejected("no subject claim"))?;
+        let tenant = match &self.config.tenant_claim {
+            Some(claim) => Some(
+                claims
+                    .get(claim)
+                    .and_then(text)
+                    .ok_or_else(|| rejected("no tenant claim"))?,
+            ),
+            None => None,
+        };
+        Ok(Verified::External(ExternalIdentity {
+            issuer: self.config.issuer.clone(),
+            subject,
+            tenant,
+            permission_mask: self.config.mask_of(&claims),
+        }))
+    }
+}
+
+/// The `iss` of a token's payload, read before verification only to pick the keys.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    serde_json::from_slice::<Iss>(&bytes).ok()?.iss
+}
+
+impl TokenVerifier {
+    /// Whether `issuer` is a configured OIDC provider.
+    pub fn knows_issuer(&self, issuer: &str) -> bool {
+        self.remote.iter().any(|r| r.config.issuer == issuer)
+    }
+}
+
 /// Extracts the token from an `Authorization: Bearer …` header value.
 pub fn bearer_token(header: Option<&str>) -> AppResult<&str> {
     let value = header.ok_or_else(|| AppError::Unauthenticated(INVALID_TOKEN.into()))?;
@@ -278,6 +607,8 @@ pub struct Principal {
     pub tenant_shop_count: usize,
     /// What the response cache checks an entry against (read with the account).
     pub stamp: ResponseStamp,
+    /// The OIDC roles' narrowing the permissions above already reflect.
+    pub permission_mask: Option<u32>,
 }
 
 /// The versions a cached response was computed at: the greatest data version of the

@@ -113,11 +113,11 @@ fn main() -> anyhow::Result<()> {
             let verifier = orderscope::auth::TokenVerifier::new(&settings.jwt)?;
             let issued = verifier
                 .issue(
-                    orderscope::auth::TokenSubject {
-                        account_id: row.id,
-                        tenant_id: row.tenant_id,
-                        generation: row.token_generation,
-                    },
+                    orderscope::auth::TokenSubject::account(
+                        row.id,
+                        row.tenant_id,
+                        row.token_generation,
+                    ),
                     ttl,
                 )
                 .map_err(|e| anyhow::anyhow!("cannot sign: {}", e.public_message()))?;

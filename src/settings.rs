@@ -68,6 +68,9 @@ pub struct JwtSettings {
     pub public_key_file: Option<std::path::PathBuf>,
     pub public_key_kid: String,
     pub public_key_alg: String,
+    /// OpenID Connect providers whose ID or access tokens are accepted
+    /// (`OIDC_ISSUERS`, a JSON array; docs/AUTH.md).
+    pub oidc: Vec<crate::auth::OidcIssuer>,
 }
 
 /// Guards against expensive or abusive GraphQL requests.
@@ -181,6 +184,9 @@ impl Settings {
                     .map(Into::into),
                 public_key_kid: env_or("JWT_PUBLIC_KEY_KID", "external"),
                 public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
+                oidc: crate::auth::OidcIssuer::from_setting(
+                    std::env::var("OIDC_ISSUERS").ok().as_deref(),
+                )?,
             },
             limits: Limits::default(),
             public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.is_empty()),

@@ -9,6 +9,9 @@ CREATE TABLE export_links (
     tenant_id        BIGINT NOT NULL REFERENCES tenants (id),
     account_id       BIGINT NOT NULL REFERENCES accounts (id),
     token_generation INTEGER NOT NULL,
+    -- The permission narrowing of the OIDC token the link was made with (bit i is the
+    -- i-th permission in the GraphQL enum's order); NULL: none.
+    permission_mask  INTEGER,
     path             TEXT NOT NULL CHECK (path IN ('/export/orders.csv', '/export/trend.csv', '/export/breakdown.csv')),
     query            TEXT NOT NULL,
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),

@@ -79,21 +79,38 @@ pub fn load_principal(conn: &mut PgConnection, subject: TokenSubject) -> AppResu
             .filter(|s| account.shop_ids.contains(&s.id))
             .collect()
     };
-    let permissions: BTreeSet<Permission> = account
-        .permissions
-        .iter()
-        .filter_map(|p| Permission::parse(p))
-        .collect();
+    let mut permissions: BTreeSet<Permission> = if account.is_owner {
+        Permission::ALL.iter().copied().collect()
+    } else {
+        account
+            .permissions
+            .iter()
+            .filter_map(|p| Permission::parse(p))
+            .collect()
+    };
+    let mut is_owner = account.is_owner;
+    // An OIDC provider's roles narrow what the account may do, never widen it.
+    if let Some(mask) = subject.permission_mask {
+        let granted = |p: &Permission| {
+            Permission::ALL
+                .iter()
+                .position(|q| q == p)
+                .is_some_and(|i| mask & (1 << i) != 0)
+        };
+        permissions.retain(granted);
+        is_owner = is_owner && Permission::ALL.iter().all(granted);
+    }
     Ok(Principal {
         account_id: account.id,
         account_name: account.name,
         tenant_id: account.tenant_id,
         tenant_name,
-        is_owner: account.is_owner,
+        is_owner,
         permissions,
         shops,
         tenant_shop_count,
         stamp,
+        permission_mask: subject.permission_mask,
     })
 }
 
@@ -230,4 +247,93 @@ pub fn revoke_tokens(conn: &mut PgConnection, tenant_id: i64, id: i64) -> AppRes
     ))
     .returning(AccountRow::as_returning())
     .get_result(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct LinkedAccount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    account_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    tenant_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    token_generation: i32,
+}
+
+/// The account an OIDC identity is linked to; `UNAUTHENTICATED` when it is not linked
+/// or its tenant claim names another tenant.
+pub fn external_subject(
+    conn: &mut PgConnection,
+    identity: &crate::auth::ExternalIdentity,
+) -> AppResult<TokenSubject> {
+    use diesel::sql_types::Text;
+    let linked: Option<LinkedAccount> = diesel::sql_query(
+        "SELECT a.id AS account_id, a.tenant_id, a.token_generation \
+         FROM external_identities e JOIN accounts a ON a.id = e.account_id \
+         WHERE e.issuer = $1 AND e.subject = $2",
+    )
+    .bind::<Text, _>(&identity.issuer)
+    .bind::<Text, _>(&identity.subject)
+    .get_result(conn)
+    .optional()?;
+    let unknown = || AppError::Unauthenticated("missing or invalid credentials".into());
+    let linked = linked.ok_or_else(|| {
+        tracing::debug!(issuer = %identity.issuer, "OIDC subject is not linked to an account");
+        unknown()
+    })?;
+    if identity
+        .tenant
+        .as_ref()
+        .is_some_and(|t| *t != linked.tenant_id.to_string())
+    {
+        return Err(unknown());
+    }
+    Ok(TokenSubject {
+        account_id: linked.account_id,
+        tenant_id: linked.tenant_id,
+        generation: linked.token_generation,
+        permission_mask: identity.permission_mask,
+    })
+}
+
+/// Links an OIDC identity to an account of `tenant_id` (replacing an earlier link of
+/// the same identity within the tenant). `false` when the identity is linked to another
+/// tenant's account.
+pub fn link_external(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    account_id: i64,
+    issuer: &str,
+    subject: &str,
+) -> AppResult<bool> {
+    use diesel::sql_types::{BigInt, Text};
+    let n = diesel::sql_query(
+        "INSERT INTO external_identities (issuer, subject, tenant_id, account_id) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (issuer, subject) DO UPDATE SET account_id = EXCLUDED.account_id \
+         WHERE external_identities.tenant_id = EXCLUDED.tenant_id",
+    )
+    .bind::<Text, _>(issuer)
+    .bind::<Text, _>(subject)
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(account_id)
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Removes a link of the tenant; whether there was one.
+pub fn unlink_external(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    issuer: &str,
+    subject: &str,
+) -> AppResult<bool> {
+    use diesel::sql_types::{BigInt, Text};
+    let n = diesel::sql_query(
+        "DELETE FROM external_identities WHERE issuer = $1 AND subject = $2 AND tenant_id = $3",
+    )
+    .bind::<Text, _>(issuer)
+    .bind::<Text, _>(subject)
+    .bind::<BigInt, _>(tenant_id)
+    .execute(conn)?;
+    Ok(n > 0)
 }

@@ -17,6 +17,8 @@ pub struct LinkRow {
     pub account_id: i64,
     #[diesel(sql_type = Integer)]
     pub token_generation: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Integer>)]
+    pub permission_mask: Option<i32>,
     #[diesel(sql_type = Text)]
     pub path: String,
     #[diesel(sql_type = Text)]
@@ -31,6 +33,7 @@ pub struct NewLink<'a> {
     pub tenant_id: i64,
     pub account_id: i64,
     pub token_generation: i32,
+    pub permission_mask: Option<i32>,
     pub path: &'a str,
     pub query: &'a str,
     pub expires_at: DateTime<Utc>,
@@ -45,12 +48,14 @@ struct Id {
 pub fn insert(conn: &mut PgConnection, link: &NewLink<'_>) -> AppResult<i64> {
     let row: Id = diesel::sql_query(
         "INSERT INTO export_links (token_sha256, tenant_id, account_id, token_generation, \
-         path, query, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+         permission_mask, path, query, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING id",
     )
     .bind::<Bytea, _>(link.token_sha256)
     .bind::<BigInt, _>(link.tenant_id)
     .bind::<BigInt, _>(link.account_id)
     .bind::<Integer, _>(link.token_generation)
+    .bind::<diesel::sql_types::Nullable<Integer>, _>(link.permission_mask)
     .bind::<Text, _>(link.path)
     .bind::<Text, _>(link.query)
     .bind::<Timestamptz, _>(link.expires_at)
@@ -64,7 +69,8 @@ pub fn use_live(conn: &mut PgConnection, token_sha256: &[u8]) -> AppResult<Optio
     Ok(diesel::sql_query(
         "UPDATE export_links SET used_count = used_count + 1 \
          WHERE token_sha256 = $1 AND revoked_at IS NULL AND expires_at > now() \
-         RETURNING id, tenant_id, account_id, token_generation, path, query, expires_at",
+         RETURNING id, tenant_id, account_id, token_generation, permission_mask, path, query, \
+         expires_at",
     )
     .bind::<Bytea, _>(token_sha256)
     .get_result(conn)

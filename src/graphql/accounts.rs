@@ -291,6 +291,102 @@ pub struct AccountsMutation;
 
 #[Object]
 impl AccountsMutation {
+    /// Lets a person at an OIDC provider (`OIDC_ISSUERS`) act as an account: tokens of
+    /// `issuer` whose subject claim is `subject` then have the account's permissions
+    /// and shop scope (narrowed by the provider's roles when they are mapped). A manager
+    /// that is not the owner may link only accounts that hold nothing it does not hold
+    /// itself, inside its own shop scope. `false` when the identity is already linked
+    /// in another tenant.
+    async fn link_external_identity(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        issuer: String,
+        subject: String,
+    ) -> async_graphql::Result<bool> {
+        let p = manager(ctx)?;
+        if !ctx
+            .data_unchecked::<std::sync::Arc<TokenVerifier>>()
+            .knows_issuer(&issuer)
+        {
+            return Err(AppError::bad_input(format!(
+                "{issuer:?} is not a configured OIDC issuer (OIDC_ISSUERS)"
+            ))
+            .into());
+        }
+        if subject.is_empty() || subject.len() > 500 {
+            return Err(AppError::bad_input("subject must be 1 to 500 bytes").into());
+        }
+        let target = target_account(ctx, p, &account_id, true).await?;
+        if !p.is_owner {
+            let held = target
+                .permissions
+                .iter()
+                .filter_map(|name| Permission::parse(name))
+                .all(|perm| p.has(perm));
+            let scoped = p.shops.len() < p.tenant_shop_count;
+            let inside = !target.shop_ids.is_empty()
+                && target.shop_ids.iter().all(|id| p.shop(*id).is_some());
+            if !held || (scoped && !inside) {
+                return Err(AppError::Forbidden(
+                    "cannot link an account that may do more than this one".into(),
+                )
+                .into());
+            }
+        }
+        let actor = p.actor();
+        let (tenant_id, target_id) = (p.tenant_id, target.id);
+        let details = serde_json::json!({ "issuer": issuer, "subject": subject });
+        let linked = db::run(&shared(ctx).pool, move |c| {
+            c.build_transaction().run(|c| {
+                let linked =
+                    db::accounts::link_external(c, tenant_id, target_id, &issuer, &subject)?;
+                if linked {
+                    db::audit::record(
+                        c,
+                        actor,
+                        "linkExternalIdentity",
+                        &format!("account:{target_id}"),
+                        details,
+                    )?;
+                }
+                Ok(linked)
+            })
+        })
+        .await?;
+        Ok(linked)
+    }
+
+    /// Removes an OIDC identity's link: its tokens stop working on their next request.
+    async fn unlink_external_identity(
+        &self,
+        ctx: &Context<'_>,
+        issuer: String,
+        subject: String,
+    ) -> async_graphql::Result<bool> {
+        let p = manager(ctx)?;
+        let actor = p.actor();
+        let tenant_id = p.tenant_id;
+        let details = serde_json::json!({ "issuer": issuer, "subject": subject });
+        let removed = db::run(&shared(ctx).pool, move |c| {
+            c.build_transaction().run(|c| {
+                let removed = db::accounts::unlink_external(c, tenant_id, &issuer, &subject)?;
+                if removed {
+                    db::audit::record(
+                        c,
+                        actor,
+                        "unlinkExternalIdentity",
+                        "externalIdentity",
+                        details,
+                    )?;
+                }
+                Ok(removed)
+            })
+        })
+        .await?;
+        Ok(removed)
+    }
+
     /// Creates a sub-account from a preset and/or permissions, optionally narrowed to shops.
     async fn create_sub_account(
         &self,
@@ -385,11 +481,7 @@ impl AccountsMutation {
         let issued = ctx
             .data_unchecked::<std::sync::Arc<TokenVerifier>>()
             .issue(
-                TokenSubject {
-                    account_id: target.id,
-                    tenant_id: target.tenant_id,
-                    generation: target.token_generation,
-                },
+                TokenSubject::account(target.id, target.tenant_id, target.token_generation),
                 Some(ttl_seconds),
             )?;
         let actor = p.actor();

@@ -99,6 +99,7 @@ impl ExportsMutation {
         let actor = p.actor();
         let (tenant_id, account_id, generation) =
             (p.tenant_id, p.account_id, p.stamp.token_generation);
+        let permission_mask = p.permission_mask.map(|m| m as i32);
         let (path, query) = (path.to_string(), query.to_string());
         let details =
             serde_json::json!({ "export": path, "query": query, "expiresAt": expires_at });
@@ -111,6 +112,7 @@ impl ExportsMutation {
                         tenant_id,
                         account_id,
                         token_generation: generation,
+                        permission_mask,
                         path: &path,
                         query: &query,
                         expires_at,

@@ -942,6 +942,8 @@ pub async fn link(
         account_id: link.account_id,
         tenant_id: link.tenant_id,
         generation: link.token_generation,
+        // A link made under an OIDC provider's roles keeps their narrowing.
+        permission_mask: link.permission_mask.map(|m| m as u32),
     };
     let principal = match db::accounts::load(&state.pool, subject).await {
         Ok(p) => p,

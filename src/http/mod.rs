@@ -14,7 +14,7 @@ use async_graphql::http::GraphiQLSource;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{bearer_token, Principal, TokenSubject, TokenVerifier};
+use crate::auth::{bearer_token, Principal, TokenSubject, TokenVerifier, Verified};
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::graphql::caller::{CallerSlot, PendingCaller};
@@ -128,19 +128,28 @@ fn shorten(message: &mut String) {
     }
 }
 
-/// The account a request's bearer token names, verified but not yet loaded.
-fn token_subject(state: &AppState, req: &HttpRequest) -> Result<TokenSubject, AppError> {
+/// The account a request's bearer token names, verified but not yet loaded (an OIDC
+/// token's identity is mapped to its linked account here).
+async fn token_subject(state: &AppState, req: &HttpRequest) -> Result<TokenSubject, AppError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    bearer_token(header).and_then(|t| state.verifier.verify(t))
+    match state.verifier.verify(bearer_token(header)?).await? {
+        Verified::Account(subject) => Ok(subject),
+        Verified::External(identity) => {
+            db::run(&state.pool, move |c| {
+                db::accounts::external_subject(c, &identity)
+            })
+            .await
+        }
+    }
 }
 
 /// Verifies the bearer token and loads the account it names (permissions and shop
 /// scope come from the database on every request that is not a response-cache hit).
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
-    db::accounts::load(&state.pool, token_subject(state, req)?).await
+    db::accounts::load(&state.pool, token_subject(state, req).await?).await
 }
 
 /// Whether the request asks to skip the caches (`X-Cache-Bypass: 1`).
@@ -323,7 +332,7 @@ pub async fn graphql(
         Ok(r) => r,
         Err(response) => return *response,
     };
-    run_graphql(&state, &req, request, front, &digest, false).await
+    run_graphql(&state, &req, request, front, false).await
 }
 
 /// Apollo's automatic persisted queries: a request may carry
@@ -460,7 +469,7 @@ pub async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
         Ok(hit) => return hit,
         Err(front) => front,
     };
-    run_graphql(&state, &req, request, front, &digest, true).await
+    run_graphql(&state, &req, request, front, true).await
 }
 
 /// What the front of a GraphQL request found when the response cache had no answer.
@@ -468,6 +477,9 @@ struct Front {
     /// The token, verified once: for the response cache and, on a miss, the account.
     subject: Result<TokenSubject, AppError>,
     bypass: bool,
+    /// The request's digest, keyed by the token's permission narrowing when it has one
+    /// (two OIDC tokens of one account with different roles must not share answers).
+    digest: [u8; 32],
 }
 
 /// The response cache: the same request (`digest`) from the same account, at the
@@ -479,17 +491,30 @@ async fn front(
     digest: &[u8; 32],
 ) -> Result<HttpResponse, Front> {
     let bypass = bypass_requested(req);
-    let subject = token_subject(state, req);
+    let subject = token_subject(state, req).await;
+    let digest = match subject.as_ref().ok().and_then(|s| s.permission_mask) {
+        Some(mask) => {
+            let mut hasher = Sha256::new();
+            hasher.update(digest);
+            hasher.update(mask.to_le_bytes());
+            hasher.finalize().into()
+        }
+        None => *digest,
+    };
     if !bypass {
         if let Ok(subject) = subject {
-            if let Some(cached) = state.cache.cached_response(subject, digest).await {
+            if let Some(cached) = state.cache.cached_response(subject, &digest).await {
                 return Ok(HttpResponse::Ok()
                     .content_type(media_type(req))
                     .body(cached));
             }
         }
     }
-    Err(Front { subject, bypass })
+    Err(Front {
+        subject,
+        bypass,
+        digest,
+    })
 }
 
 /// Checks, authenticates, executes and answers one GraphQL request, from POST or GET.
@@ -498,10 +523,14 @@ async fn run_graphql(
     req: &HttpRequest,
     request: async_graphql::Request,
     front: Front,
-    digest: &[u8; 32],
     via_get: bool,
 ) -> HttpResponse {
-    let Front { subject, bypass } = front;
+    let Front {
+        subject,
+        bypass,
+        digest,
+    } = front;
+    let digest = &digest;
     // Before anything parses the document (classification below, execution later).
     if let Err(e) = nesting::check(&request.query, state.settings.limits.max_nesting) {
         return error_response(&state.metrics, e);

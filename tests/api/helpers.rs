@@ -123,6 +123,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             public_key_file: None,
             public_key_kid: "external".into(),
             public_key_alg: "RS256".into(),
+            oidc: Vec::new(),
         },
         limits: Limits::default(),
         public_url: None,
@@ -273,11 +274,7 @@ impl TestApp {
     }
 
     pub fn token(&self, account_id: i64, tenant_id: i64) -> String {
-        let subject = TokenSubject {
-            account_id,
-            tenant_id,
-            generation: 0,
-        };
+        let subject = TokenSubject::account(account_id, tenant_id, 0);
         let verifier = TokenVerifier::new(&self.settings.jwt).unwrap();
         verifier.issue(subject, None).unwrap().token
     }

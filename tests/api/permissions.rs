@@ -562,3 +562,265 @@ async fn external_rs256_and_es256_tokens_verify_by_kid_and_keys_rotate() {
     assert_eq!(status, 200, "{body}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A JWKS endpoint like an OIDC provider's: serves whatever `body` holds now and
+/// counts the fetches.
+async fn jwks_server(
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/realms/shop/protocol/openid-connect/certs",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.lock().unwrap().clone();
+            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+const IDP: &str = "https://login.example.test/realms/shop";
+
+/// Claims shaped like a real provider's access token: string `sub`, array `aud`,
+/// `azp`, nested roles, a tenant claim, and no `tid` or `jti` of ours.
+fn oidc_claims(subject: &str, roles: &[&str], tenant: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "iss": IDP, "sub": subject, "aud": ["account", "orderscope-dashboard"],
+        "azp": "orderscope-dashboard", "exp": now + 300, "iat": now, "auth_time": now,
+        "typ": "Bearer", "scope": "openid profile email", "email": "li.lei@example.test",
+        "preferred_username": "lilei", "realm_access": { "roles": roles },
+        "orderscope_tenant": tenant,
+    })
+}
+
+#[tokio::test]
+async fn oidc_provider_tokens_map_to_linked_accounts_with_rotating_jwks() {
+    let body = std::sync::Arc::new(std::sync::Mutex::new(
+        std::fs::read_to_string(format!("{FIXTURES}/jwks1.json")).unwrap(),
+    ));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = jwks_server(body.clone(), fetches.clone()).await;
+    let config = json!([{
+        "issuer": IDP,
+        "audience": "orderscope-dashboard",
+        "jwksUrl": url,
+        "tenantClaim": "orderscope_tenant",
+        "rolesClaim": "realm_access.roles",
+        "rolePermissions": {
+            "shop-analyst": ["ANALYTICS_READ", "ORDERS_READ"],
+            "shop-finance": ["FINANCE_READ"]
+        }
+    }])
+    .to_string();
+    let app = TestApp::spawn_with(0, move |s| {
+        s.jwt.oidc = orderscope::auth::OidcIssuer::from_setting(Some(&config)).unwrap();
+    })
+    .await;
+    let subject = "f3b1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+    let viewer = "{ viewer { account { id } tenant { id } permissions } }";
+    let token = sign_with(
+        Algorithm::RS256,
+        Some("idp-rsa-1"),
+        "rsa1.private.pem",
+        &oidc_claims(subject, &["shop-analyst", "offline_access"], "1"),
+    );
+    // Not linked yet: refused like any bad token.
+    let body_of = |token: String| {
+        let app = &app;
+        async move { app.post_raw(Some(&token), json!({ "query": viewer })).await }
+    };
+    let (status, body_json) = body_of(token.clone()).await;
+    assert_eq!(
+        (status, error_code(&body_json).as_str()),
+        (401, "UNAUTHENTICATED")
+    );
+
+    // The owner links the person to the owner account; the roles narrow it.
+    let owner = app.owner();
+    let link = "mutation($a: ID!, $i: String!, $s: String!) { linkExternalIdentity(accountId: $a, issuer: $i, subject: $s) }";
+    let linked = app
+        .data(&owner, link, json!({ "a": "1", "i": IDP, "s": subject }))
+        .await;
+    assert_eq!(linked["linkExternalIdentity"], true);
+    let (status, answer) = body_of(token.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["viewer"]["account"]["id"], "1");
+    assert_eq!(answer["data"]["viewer"]["tenant"]["id"], "1");
+    assert_eq!(
+        answer["data"]["viewer"]["permissions"],
+        json!(["ANALYTICS_READ", "ORDERS_READ"]),
+        "the provider's roles narrow the owner to what they grant"
+    );
+    // Narrowed for real: no FINANCE_READ, no ACCOUNTS_MANAGE.
+    let (_, answer) = body_of(sign_with(
+        Algorithm::RS256,
+        Some("idp-rsa-1"),
+        "rsa1.private.pem",
+        &oidc_claims(subject, &["shop-analyst"], "1"),
+    ))
+    .await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    let token_analyst = token.clone();
+    let (_, answer) = app
+        .post_raw(
+            Some(&token_analyst),
+            json!({ "query": "{ accounts { id } }" }),
+        )
+        .await;
+    assert_eq!(error_code(&answer), "FORBIDDEN");
+    // With both roles, FINANCE_READ too (the union).
+    let both = sign_with(
+        Algorithm::RS256,
+        Some("idp-rsa-1"),
+        "rsa1.private.pem",
+        &oidc_claims(subject, &["shop-analyst", "shop-finance"], "1"),
+    );
+    let (_, answer) = body_of(both).await;
+    assert_eq!(
+        answer["data"]["viewer"]["permissions"],
+        json!(["ANALYTICS_READ", "ORDERS_READ", "FINANCE_READ"])
+    );
+    // ES256 from the same JWKS.
+    let es = sign_with(
+        Algorithm::ES256,
+        Some("idp-ec-1"),
+        "ec1.private.pem",
+        &oidc_claims(subject, &["shop-analyst"], "1"),
+    );
+    assert_eq!(body_of(es).await.0, 200);
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "keys are cached"
+    );
+
+    // Refused: another tenant in the tenant claim, a wrong audience, another issuer's
+    // keys under the provider's iss, an expired token.
+    let wrong_tenant = oidc_claims(subject, &["shop-analyst"], "2");
+    let mut wrong_aud = oidc_claims(subject, &["shop-analyst"], "1");
+    wrong_aud["aud"] = json!(["account"]);
+    let mut expired = oidc_claims(subject, &["shop-analyst"], "1");
+    expired["exp"] = json!(chrono::Utc::now().timestamp() - 3600);
+    for (name, token) in [
+        (
+            "tenant",
+            sign_with(
+                Algorithm::RS256,
+                Some("idp-rsa-1"),
+                "rsa1.private.pem",
+                &wrong_tenant,
+            ),
+        ),
+        (
+            "aud",
+            sign_with(
+                Algorithm::RS256,
+                Some("idp-rsa-1"),
+                "rsa1.private.pem",
+                &wrong_aud,
+            ),
+        ),
+        (
+            "key",
+            sign_with(
+                Algorithm::RS256,
+                Some("idp-rsa-1"),
+                "rsa2.private.pem",
+                &oidc_claims(subject, &[], "1"),
+            ),
+        ),
+        (
+            "expired",
+            sign_with(
+                Algorithm::RS256,
+                Some("idp-rsa-1"),
+                "rsa1.private.pem",
+                &expired,
+            ),
+        ),
+    ] {
+        let (status, answer) = body_of(token).await;
+        assert_eq!(
+            (status, error_code(&answer).as_str()),
+            (401, "UNAUTHENTICATED"),
+            "{name}"
+        );
+    }
+
+    // Key rotation: the provider adds a key; a token under it fetches the JWKS again.
+    *body.lock().unwrap() = std::fs::read_to_string(format!("{FIXTURES}/jwks2.json")).unwrap();
+    let rotated = sign_with(
+        Algorithm::RS256,
+        Some("idp-rsa-2"),
+        "rsa2.private.pem",
+        &oidc_claims(subject, &["shop-analyst"], "1"),
+    );
+    // The first fetch happened moments ago: an unknown kid waits out the refetch
+    // interval (10 s) rather than letting anyone make the server fetch at will.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, answer) = body_of(rotated.clone()).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "rotation not picked up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one refetch for the new kid"
+    );
+
+    // Unlinking stops the identity at once; the audit log has both.
+    let unlink =
+        "mutation($i: String!, $s: String!) { unlinkExternalIdentity(issuer: $i, subject: $s) }";
+    let removed = app
+        .data(&owner, unlink, json!({ "i": IDP, "s": subject }))
+        .await;
+    assert_eq!(removed["unlinkExternalIdentity"], true);
+    assert_eq!(body_of(rotated).await.0, 401);
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action IN ('linkExternalIdentity', 'unlinkExternalIdentity')"),
+        2
+    );
+    // Linking needs a configured issuer, and a viewer may not link at all.
+    let body = app
+        .gql(
+            &owner,
+            link,
+            json!({ "a": "2", "i": "https://elsewhere.test", "s": "x" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let body = app
+        .gql(
+            &app.token(2, 1),
+            link,
+            json!({ "a": "2", "i": IDP, "s": "x" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+}

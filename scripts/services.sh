@@ -253,3 +253,19 @@ build_orderscope() {
   ORDERSCOPE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/$dir/orderscope"
   export ORDERSCOPE_BIN
 }
+
+# What the client tests (tests/api/clients.rs) run: Node with the packages pinned in
+# tests/clients/package-lock.json (test-time only; the product needs no Node), and
+# Debian's headless Chromium.
+ensure_client_test_tools() {
+  local repo=$1
+  have node && have npm || apt_install nodejs npm || return 1
+  have chromium || have chromium-browser || apt_install chromium || return 1
+  if [ ! -f "$repo/tests/clients/node_modules/.package-lock.json" ] ||
+    ! cmp -s "$repo/tests/clients/package-lock.json" "$repo/tests/clients/node_modules/.lock-installed"; then
+    say "installing the client test packages (npm ci in tests/clients)"
+    (cd "$repo/tests/clients" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
+      cannot "npm ci failed in tests/clients" "cd tests/clients && npm ci"
+    cp "$repo/tests/clients/package-lock.json" "$repo/tests/clients/node_modules/.lock-installed"
+  fi
+}

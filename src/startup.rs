@@ -117,6 +117,7 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .route("/graphql", web::post().to(http::graphql))
                 .route("/schema.graphql", web::get().to(http::schema_sdl))
+                .route("/graphiql/{file}", web::get().to(http::graphiql_asset))
                 .route("/healthz", web::get().to(http::healthz))
                 .route("/readyz", web::get().to(http::readyz))
                 .route("/metrics", web::get().to(http::metrics))

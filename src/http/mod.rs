@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use async_graphql::http::GraphiQLSource;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -78,8 +77,8 @@ fn status_of(err: &AppError) -> StatusCode {
 /// A GraphQL-shaped error body for failures before (or instead of) execution.
 pub fn error_response(metrics: &Metrics, err: AppError) -> HttpResponse {
     metrics.observe_graphql_error(err.code());
+    // No `data` entry: the request never executed (GraphQL spec, "Response").
     HttpResponse::build(status_of(&err)).json(json!({
-        "data": null,
         "errors": [{ "message": err.public_message(), "extensions": { "code": err.code() } }]
     }))
 }
@@ -600,7 +599,13 @@ async fn finish_stored(
     } else {
         StatusCode::OK
     };
-    let bytes = match serde_json::to_vec(&response) {
+    // A request that never executed has no `data` entry (GraphQL spec, "Response").
+    let serialized = if request_error {
+        serde_json::to_vec(&json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let bytes = match serialized {
         Ok(b) => b,
         Err(e) => return error_response(&state.metrics, AppError::internal(e)),
     };
@@ -650,10 +655,66 @@ fn code_errors(state: &AppState, response: &mut async_graphql::Response) {
     }
 }
 
+/// GraphiQL's page: everything it loads is served by this server
+/// (`src/http/graphiql/`, vendored by `scripts/vendor-assets`), so it works with no
+/// network beyond the server. A bar above it takes the bearer token.
 pub async fn graphiql() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
+        .body(include_str!("graphiql/index.html"))
+}
+
+/// The files GraphiQL's page loads, embedded in the binary.
+const GRAPHIQL_ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "graphiql.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("graphiql/graphiql.min.js"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("graphiql/graphiql.min.css"),
+    ),
+    (
+        "react.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("graphiql/react.production.min.js"),
+    ),
+    (
+        "react-dom.production.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("graphiql/react-dom.production.min.js"),
+    ),
+    (
+        "init.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("graphiql/init.js"),
+    ),
+    (
+        "LICENSES.txt",
+        "text/plain; charset=utf-8",
+        include_bytes!("graphiql/LICENSES.txt"),
+    ),
+];
+
+/// `GET /graphiql/{file}`: one of GraphiQL's embedded files (outside production, like
+/// the page itself).
+pub async fn graphiql_asset(state: web::Data<AppState>, file: web::Path<String>) -> HttpResponse {
+    let found = GRAPHIQL_ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file.as_str());
+    match found {
+        Some((_, media, bytes)) if !state.settings.is_production() => HttpResponse::Ok()
+            .content_type(*media)
+            .insert_header((
+                actix_web::http::header::CACHE_CONTROL,
+                "public, max-age=3600",
+            ))
+            .body(*bytes),
+        _ => HttpResponse::NotFound().finish(),
+    }
 }
 
 /// `GET /schema.graphql`: the schema as SDL for any authenticated caller, in production

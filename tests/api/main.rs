@@ -4,6 +4,7 @@
 mod analytics;
 mod auth;
 mod cache;
+mod clients;
 mod engine;
 mod export;
 mod fuzz;

@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         return healthcheck();
     }
     let settings = Settings::from_env()?;
-    orderscope::telemetry::init(settings.is_production());
+    let _telemetry = orderscope::telemetry::init(settings.is_production())?;
     match cli.command {
         Command::Serve => {
             orderscope::memory::limit_arenas();

@@ -612,3 +612,118 @@ async fn the_image_healthcheck_asks_healthz_over_http() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// A stand-in OpenTelemetry collector: records each OTLP/HTTP request's path,
+/// content type and body.
+async fn otlp_collector() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String, Vec<u8>)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&data[..end]).to_string();
+                    let header = |name: &str| {
+                        head.lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                            })
+                            .unwrap_or_default()
+                    };
+                    let length: usize = header("content-length").parse().unwrap_or(0);
+                    if data.len() < end + 4 + length {
+                        continue;
+                    }
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let body = data[end + 4..end + 4 + length].to_vec();
+                    let _ = tx.send((path, header("content-type"), body));
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (endpoint, rx)
+}
+
+#[tokio::test]
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let (endpoint, mut received) = otlp_collector().await;
+    let database_url = crate::helpers::fresh_database();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_orderscope"))
+        .arg("serve")
+        .env("DATABASE_URL", &database_url)
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_SERVICE_NAME", "orderscope-under-test")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            up = r.status() == 200;
+            if up {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not start");
+    let _ = client
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .json(&json!({ "query": "{ shops { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    // The batch exporter sends within its schedule (5 s by default).
+    let got = tokio::time::timeout(std::time::Duration::from_secs(20), received.recv()).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let (path, content_type, body) = got.expect("no OTLP export within 20 s").unwrap();
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(content_type, "application/x-protobuf");
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(b"orderscope-under-test"),
+        "the service name is in the resource"
+    );
+    assert!(
+        contains(b"/graphql") || contains(b"/healthz"),
+        "request spans are exported"
+    );
+}

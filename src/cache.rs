@@ -632,6 +632,46 @@ impl Cache {
         let _: Option<()> = self.call(cmd).await;
     }
 
+    fn changes_channel(&self) -> String {
+        format!("{}:changes", self.settings.prefix)
+    }
+
+    /// Tells every node (Redis pub/sub) that a write of `tenant_id` committed, so that
+    /// their live subscriptions see it at once. Without Redis, nodes still see it at
+    /// their next change-log tick.
+    pub async fn announce_change(&self, tenant_id: i64) {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.changes_channel()).arg(tenant_id);
+        let _: Option<i64> = self.call(cmd).await;
+    }
+
+    /// Calls `on_change` with the tenant of every announced write, for the life of the
+    /// process; reconnects after Redis fails (each attempt at most once a second).
+    pub fn follow_changes(self: &Arc<Self>, on_change: impl Fn(i64) + Send + Sync + 'static) {
+        use futures_util::StreamExt;
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let channel = self.changes_channel();
+        tokio::spawn(async move {
+            loop {
+                let connected =
+                    tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub()).await;
+                if let Ok(Ok(mut pubsub)) = connected {
+                    if pubsub.subscribe(&channel).await.is_ok() {
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(tenant_id) = message.get_payload::<i64>() {
+                                on_change(tenant_id);
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     /// The query text registered under an automatic persisted query's SHA-256 (hex).
     pub async fn persisted_query(&self, sha256_hex: &str) -> Option<String> {
         let key = format!("{}:apq:{sha256_hex}", self.settings.prefix);

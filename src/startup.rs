@@ -38,6 +38,9 @@ impl Application {
         crate::analytics::live::set_compact_at(settings.analytics_compact_at);
         let engine = crate::analytics::live::Engine::new(pool.clone());
         engine.start(settings.analytics_sync_interval);
+        // Writes announced by other nodes: catch up at once for live subscriptions.
+        let follower = engine.clone();
+        cache.follow_changes(move |_tenant| follower.nudge());
         let shared = Shared {
             pool: pool.clone(),
             limits: settings.limits.clone(),
@@ -116,6 +119,13 @@ impl Application {
                 .wrap(http::cors::middleware(cors.clone()))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .route("/graphql", web::post().to(http::graphql))
+                // A WebSocket upgrade on /graphql carries subscriptions.
+                .route(
+                    "/graphql",
+                    web::get()
+                        .guard(actix_web::guard::Header("upgrade", "websocket"))
+                        .to(http::ws::subscriptions),
+                )
                 .route("/schema.graphql", web::get().to(http::schema_sdl))
                 .route("/graphiql/{file}", web::get().to(http::graphiql_asset))
                 .route("/healthz", web::get().to(http::healthz))

@@ -54,7 +54,39 @@ pub struct Engine {
     finished: AtomicU64,
     ready: AtomicBool,
     loading_since: Instant,
+    /// What each catch-up changed, for live subscriptions on this node.
+    changes: tokio::sync::broadcast::Sender<Arc<ChangeBatch>>,
 }
+
+/// What one catch-up applied: the orders written (with their shop, and whether the
+/// store did not hold them before), or a reload of everything.
+#[derive(Debug, Default)]
+pub struct ChangeBatch {
+    pub orders: Vec<ChangedOrder>,
+    /// Shops whose settings changed.
+    pub shops: Vec<i64>,
+    /// The store was reloaded or the exchange rates changed: anything may have changed.
+    pub everything: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChangedOrder {
+    pub id: i64,
+    pub shop_id: i64,
+    pub created: bool,
+}
+
+impl ChangeBatch {
+    /// Whether the batch may change answers over these shops.
+    pub fn touches(&self, shop_ids: &[i64]) -> bool {
+        self.everything
+            || self.orders.iter().any(|o| shop_ids.contains(&o.shop_id))
+            || self.shops.iter().any(|s| shop_ids.contains(s))
+    }
+}
+
+/// Batches a slow subscriber may fall behind by before it is told it lagged.
+const CHANGE_BACKLOG: usize = 256;
 
 /// What a catch-up read from one snapshot.
 enum Delta {
@@ -79,7 +111,26 @@ impl Engine {
             finished: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             loading_since: Instant::now(),
+            changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
         })
+    }
+
+    /// Every later catch-up's changes (a receiver that falls behind by more than the
+    /// backlog is told how many it missed).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<ChangeBatch>> {
+        self.changes.subscribe()
+    }
+
+    /// Catches up now (after a write here, or one another node announced), so live
+    /// subscribers see it without waiting for the next tick.
+    pub fn nudge(self: &Arc<Engine>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            if let Err(e) = engine.ensure_current(deadline).await {
+                tracing::warn!(error = ?e, "analytic store catch-up failed");
+            }
+        });
     }
 
     /// Loads the store and then follows the change log every `interval`, pruning it
@@ -173,7 +224,14 @@ impl Engine {
         match delta {
             Delta::Reload(loaded) => {
                 let (rows, bytes) = loaded.store.size();
+                let first = !self.ready.load(Ordering::Acquire);
                 *self.state.write().expect("store lock") = Some(*loaded);
+                if !first {
+                    let _ = self.changes.send(Arc::new(ChangeBatch {
+                        everything: true,
+                        ..ChangeBatch::default()
+                    }));
+                }
                 if !self.ready.swap(true, Ordering::AcqRel) {
                     tracing::info!(
                         rows,
@@ -202,15 +260,32 @@ impl Engine {
                 }
                 let mut by_id: std::collections::HashMap<i64, &OrderFacts> =
                     orders.iter().map(|o| (o.id, o)).collect();
+                let mut batch = ChangeBatch {
+                    shops: shops.iter().map(|s| s.id).collect(),
+                    ..ChangeBatch::default()
+                };
                 for id in &order_ids {
-                    store.apply(*id, by_id.remove(id));
+                    let facts = by_id.remove(id);
+                    if let Some(facts) = facts {
+                        batch.orders.push(ChangedOrder {
+                            id: *id,
+                            shop_id: facts.shop_id,
+                            created: !store.has_order(*id),
+                        });
+                    }
+                    store.apply(*id, facts);
                 }
                 if let Some(rates) = rates {
                     loaded.rates = rates;
+                    batch.everything = true;
                 }
                 loaded.xmin = xmin;
                 if store.tail.len() + store.dead_rows > COMPACT_AT.load(Ordering::Relaxed) {
                     store.compact();
+                }
+                drop(guard);
+                if batch.everything || !batch.orders.is_empty() || !batch.shops.is_empty() {
+                    let _ = self.changes.send(Arc::new(batch));
                 }
             }
         }

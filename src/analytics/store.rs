@@ -690,6 +690,11 @@ impl Store {
         self.build_cells();
     }
 
+    /// Whether the store holds a live row for the order.
+    pub fn has_order(&self, id: i64) -> bool {
+        self.places.get(id).is_some()
+    }
+
     /// Replaces an order's row with its current facts (`None`: it no longer exists).
     /// An order whose window position or lines changed moves to the tail.
     pub fn apply(&mut self, id: i64, order: Option<&OrderFacts>) {

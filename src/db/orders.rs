@@ -117,6 +117,8 @@ pub struct OrderQuery {
     pub has_after_sale: Option<bool>,
     /// Only orders on this work list as of the given instant.
     pub abnormal: Option<(AbnormalKind, DateTime<Utc>)>,
+    /// Only these orders (live order events).
+    pub ids: Option<Vec<i64>>,
 }
 
 type BoxedOrders<'a> = orders::BoxedQuery<'a, diesel::pg::Pg>;
@@ -132,6 +134,9 @@ fn filtered(q: &OrderQuery) -> BoxedOrders<'static> {
     let mut query = orders::table
         .filter(orders::shop_id.eq_any(q.shop_ids.clone()))
         .into_boxed();
+    if let Some(ids) = &q.ids {
+        query = query.filter(orders::id.eq_any(ids.clone()));
+    }
     if let Some(statuses) = &q.statuses {
         query = query.filter(orders::status.eq_any(statuses.clone()));
     }

@@ -406,42 +406,15 @@ impl AnalyticsQuery {
         #[graphql(default = "Asia/Shanghai")] timezone: String,
         #[graphql(default = "CNY")] currency: String,
     ) -> async_graphql::Result<KpiReport> {
-        let p = principal(ctx)?;
-        let prepared = prepare(
-            p,
+        let args = KpiArgs {
             range,
-            filter,
             metrics,
-            Some(timezone),
-            Some(currency),
-            None,
-        )?;
-        let report = cached(
-            ctx,
-            p,
-            &prepared,
-            "kpis",
-            json!({ "compare": compare }),
-            || async {
-                let mut plan = vec![(prepared.range, Grouping::Total)];
-                if let Some(c) = compare {
-                    plan.push((prepared.range.compared(c), Grouping::Total));
-                }
-                let results = run(ctx, p, &prepared, plan).await?;
-                let current = total_of(&results[0]);
-                let previous = results.get(1).map(|r| total_of(r));
-                Ok(KpiReport {
-                    range: DateRangeOut {
-                        from: range.from,
-                        to: range.to,
-                    },
-                    values: prepared.values(&current, previous.as_ref()),
-                })
-            },
-        )
-        .await?;
-        forbid_commission(ctx, &prepared);
-        Ok(report)
+            filter,
+            compare,
+            timezone,
+            currency,
+        };
+        kpi_report(ctx, principal(ctx)?, &args).await
     }
 
     /// One point per bucket of the range, zero-filled; with `compare`, `previous` is the
@@ -755,4 +728,66 @@ pub(super) async fn labels(
         _ => {}
     }
     Ok(out)
+}
+
+/// The arguments of `kpis` (and of the `liveKpis` subscription).
+#[derive(Clone)]
+pub struct KpiArgs {
+    pub range: DateRange,
+    pub metrics: Option<Vec<Metric>>,
+    pub filter: Option<AnalyticsFilter>,
+    pub compare: Option<Compare>,
+    pub timezone: String,
+    pub currency: String,
+}
+
+/// The `kpis` report for `p`.
+pub async fn kpi_report(
+    ctx: &Context<'_>,
+    p: &Principal,
+    args: &KpiArgs,
+) -> async_graphql::Result<KpiReport> {
+    let KpiArgs {
+        range,
+        metrics,
+        filter,
+        compare,
+        timezone,
+        currency,
+    } = args.clone();
+    let prepared = prepare(
+        p,
+        range,
+        filter,
+        metrics,
+        Some(timezone),
+        Some(currency),
+        None,
+    )?;
+    let report = cached(
+        ctx,
+        p,
+        &prepared,
+        "kpis",
+        json!({ "compare": compare }),
+        || async {
+            let mut plan = vec![(prepared.range, Grouping::Total)];
+            if let Some(c) = compare {
+                plan.push((prepared.range.compared(c), Grouping::Total));
+            }
+            let results = run(ctx, p, &prepared, plan).await?;
+            let current = total_of(&results[0]);
+            let previous = results.get(1).map(|r| total_of(r));
+            Ok(KpiReport {
+                range: DateRangeOut {
+                    from: range.from,
+                    to: range.to,
+                },
+                values: prepared.values(&current, previous.as_ref()),
+            })
+        },
+    )
+    .await?;
+    forbid_commission(ctx, &prepared);
+    Ok(report)
 }

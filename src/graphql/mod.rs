@@ -10,13 +10,14 @@ pub mod depth;
 pub mod exports;
 pub mod filters;
 pub mod ingest;
+pub mod live;
 pub mod loaders;
 pub mod operations;
 pub mod orders;
 pub mod scalars;
 pub mod viewer;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
 
 use crate::auth::Principal;
 use crate::db::PgPool;
@@ -41,17 +42,17 @@ pub struct MutationRoot(
     exports::ExportsMutation,
 );
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, live::SubscriptionRoot>;
 
 /// The schema with its limits; the caller adds shared data (`.data(...)`) and builds.
 pub fn schema_builder(
     limits: &Limits,
     production: bool,
-) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+) -> SchemaBuilder<QueryRoot, MutationRoot, live::SubscriptionRoot> {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        live::SubscriptionRoot,
     )
     // Depth counts data fields only (introspection is left out: `depth::DepthLimit`).
     .extension(depth::DepthLimit(limits.max_depth))

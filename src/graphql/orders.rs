@@ -113,6 +113,7 @@ impl OrderFilter {
                 .transpose()?,
             has_after_sale: self.has_after_sale,
             abnormal: None,
+            ids: None,
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod cors;
 pub mod export;
 pub mod nesting;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ impl PiiReads {
     }
 
     /// The audit details, or `None` when nothing was read.
-    fn take_details(&self) -> Option<serde_json::Value> {
+    pub(crate) fn take_details(&self) -> Option<serde_json::Value> {
         let orders = std::mem::take(&mut *self.orders.lock().unwrap_or_else(|e| e.into_inner()));
         if orders.is_empty() {
             return None;
@@ -555,6 +556,9 @@ async fn run_graphql(
     let response = execute(state, req, Caller::Pending(subject), request).await;
     if kind == OperationKind::Mutation {
         publish_versions(state, subject.tenant_id).await;
+        // Live subscriptions: this node catches up now, the others when told.
+        state.engine.nudge();
+        state.cache.announce_change(subject.tenant_id).await;
     }
     let (mut response, principal) = match response {
         Ok(r) => r,

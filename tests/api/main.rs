@@ -12,6 +12,7 @@ mod hardening;
 mod helpers;
 mod hygiene;
 mod ingest;
+mod live;
 mod operations;
 mod orders;
 mod permissions;

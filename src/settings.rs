@@ -45,6 +45,9 @@ pub struct Settings {
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
     pub limits: Limits,
+    /// Whether `/` serves the reference dashboard (`DASHBOARD`: on by default outside
+    /// production, off in production unless `DASHBOARD=on`).
+    pub dashboard: bool,
     /// The scheme and host clients reach the server by (`PUBLIC_URL`, e.g.
     /// `https://api.example.com`), for the URLs it hands out; absent: the request's.
     pub public_url: Option<String>,
@@ -190,6 +193,12 @@ impl Settings {
             },
             limits: Limits::default(),
             public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.is_empty()),
+            dashboard: match std::env::var("DASHBOARD").ok().as_deref() {
+                Some("on") | Some("1") | Some("true") => true,
+                Some("off") | Some("0") | Some("false") => false,
+                Some(other) => anyhow::bail!("DASHBOARD must be on or off, not {other:?}"),
+                None => environment != Environment::Production,
+            },
             cors: crate::http::cors::AllowedOrigins::from_setting(
                 std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref(),
                 environment == Environment::Production,

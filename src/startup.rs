@@ -128,6 +128,15 @@ impl Application {
                 )
                 .route("/schema.graphql", web::get().to(http::schema_sdl))
                 .route("/graphiql/{file}", web::get().to(http::graphiql_asset))
+                .route("/", web::get().to(http::dashboard::page))
+                .route(
+                    "/dashboard/{file:.*}",
+                    web::get().to(http::dashboard::asset),
+                )
+                .route(
+                    "/dev/demo-accounts",
+                    web::get().to(http::dashboard::demo_accounts),
+                )
                 .route("/healthz", web::get().to(http::healthz))
                 .route("/readyz", web::get().to(http::readyz))
                 .route("/metrics", web::get().to(http::metrics))

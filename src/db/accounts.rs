@@ -337,3 +337,18 @@ pub fn unlink_external(
     .execute(conn)?;
     Ok(n > 0)
 }
+
+/// Enabled accounts with their tenant's name (for the development dashboard's
+/// one-click sign-in), at most `limit`.
+pub fn enabled_with_tenants(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> AppResult<Vec<(AccountRow, String)>> {
+    Ok(accounts::table
+        .inner_join(tenants::table)
+        .filter(accounts::disabled_at.is_null())
+        .order((accounts::tenant_id, accounts::id))
+        .select((AccountRow::as_select(), tenants::name))
+        .limit(limit)
+        .load(conn)?)
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod cors;
+pub mod dashboard;
 pub mod export;
 pub mod nesting;
 pub mod ws;

@@ -127,6 +127,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         },
         limits: Limits::default(),
         public_url: None,
+        dashboard: true,
         cors: orderscope::http::cors::AllowedOrigins::Loopback,
     }
 }

@@ -5,6 +5,7 @@ mod analytics;
 mod auth;
 mod cache;
 mod clients;
+mod dashboard;
 mod engine;
 mod export;
 mod fuzz;

@@ -289,15 +289,18 @@ impl SubscriptionRoot {
     }
 
     /// How many orders each abnormal-order list holds now, then again whenever a count
-    /// changes (after writes, and as orders become overdue with time).
+    /// changes (after writes, and as orders become overdue with time). Narrowed to
+    /// shops and platforms like the `orders` filter.
     async fn abnormal_counts<'a>(
         &self,
         ctx: &'a Context<'_>,
+        shop_ids: Option<Vec<async_graphql::ID>>,
+        platforms: Option<Vec<crate::domain::Platform>>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Vec<AbnormalCount>>> + 'a>
     {
         let p = principal(ctx)?;
         p.require_read(crate::domain::DataSet::OrderRows)?;
-        let shop_ids = p.shop_ids();
+        let shop_ids = super::filters::scoped_shops(p, &shop_ids, &platforms)?;
         let first = abnormal_counts_now(ctx, shop_ids.clone()).await?;
         let changes = shared(ctx).engine.subscribe();
         let state = (Some(first), changes, None::<Vec<i64>>);

@@ -89,8 +89,8 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        for id in std::mem::take(&mut self.ids) {
-            self.ids.insert(id.clone());
+        let ids: Vec<String> = self.ids.iter().cloned().collect();
+        for id in ids {
             self.remove(&id);
         }
     }

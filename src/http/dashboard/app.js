@@ -184,7 +184,10 @@
     '  orders(filter: $filter, first: $first, after: $after) {\n    ' + ORDER_FIELDS + '\n  }\n}';
   var ABNORMAL_ORDERS_QUERY = 'query DashboardAbnormalOrders($kind: AbnormalKind!, $filter: OrderFilter, $first: Int!, $after: String, $finance: Boolean!) {\n' +
     '  abnormalOrders(kind: $kind, filter: $filter, first: $first, after: $after) {\n    ' + ORDER_FIELDS + '\n  }\n}';
-  var ABNORMAL_SUB = 'subscription DashboardAbnormalCounts {\n  abnormalCounts { kind count }\n}';
+  var ABNORMAL_SUB = 'subscription DashboardAbnormalCounts($shopIds: [ID!], $platforms: [Platform!]) {\n  abnormalCounts(shopIds: $shopIds, platforms: $platforms) { kind count }\n}';
+  function abnormalArgs() {
+    return { shopIds: state.shop ? [state.shop] : null, platforms: state.platform ? [state.platform] : null };
+  }
   var ORDER_EVENTS = 'subscription DashboardOrderEvents($filter: OrderFilter) {\n  orderEvents(filter: $filter) { kind order { id orderNo } }\n}';
 
   function showQuery(panelId, operations) {
@@ -430,7 +433,7 @@
       error: function () {}, complete: function () {}
     }));
     if (may('ORDERS_READ')) {
-      liveSubscriptions.push(ws.subscribe({ query: ABNORMAL_SUB }, {
+      liveSubscriptions.push(ws.subscribe({ query: ABNORMAL_SUB, variables: abnormalArgs() }, {
         next: function (value) {
           if (!value.data) return;
           drawAbnormal(value.data.abnormalCounts);
@@ -459,7 +462,7 @@
     document.body.dataset.drawn = 'no';
     var work = [loadKpis(), loadTrend(), loadOrders()].concat(BREAKDOWNS.map(loadBreakdown));
     if (may('ORDERS_READ')) {
-      showQuery('panel-abnormal', [{ query: ABNORMAL_SUB, variables: {} }]);
+      showQuery('panel-abnormal', [{ query: ABNORMAL_SUB, variables: abnormalArgs() }]);
       work.push(new Promise(function (resolve) {
         abnormalArrived = resolve;
         // Without a WebSocket (a proxy that refuses upgrades) the rest still counts.

@@ -22,9 +22,19 @@ impl Subscriber {
         Self::start_copies(app, token, query, variables, 1).await
     }
 
-    /// `copies` subscriptions of `query` on one connection.
     async fn start_copies(
         app: &TestApp,
+        token: &str,
+        query: &str,
+        variables: Value,
+        copies: usize,
+    ) -> Subscriber {
+        Self::start_at(&app.address, token, query, variables, copies).await
+    }
+
+    /// `copies` subscriptions of `query` on one connection to the server at `address`.
+    async fn start_at(
+        address: &str,
         token: &str,
         query: &str,
         variables: Value,
@@ -35,7 +45,7 @@ impl Subscriber {
             dir.join("node_modules").exists(),
             "tests/clients/node_modules is missing: run `npm ci` in tests/clients (scripts/test does)"
         );
-        let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+        let url = format!("{}/graphql", address.replace("http://", "ws://"));
         let mut child = tokio::process::Command::new("node")
             .arg("subscribe.mjs")
             .arg(url)
@@ -86,6 +96,58 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// `orderscope serve` as its own OS process, on a test app's database and Redis keys.
+struct ServerProcess {
+    child: std::process::Child,
+    address: String,
+}
+
+impl ServerProcess {
+    async fn start(app: &TestApp) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_orderscope"))
+            .arg("serve")
+            .env("DATABASE_URL", &app.database_url)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("REDIS_URL", &app.settings.cache.redis_url)
+            .env("CACHE_PREFIX", &app.settings.cache.prefix)
+            .env("JWT_SECRET", &app.settings.jwt.secret)
+            .env("ANALYTICS_SYNC_MS", "60000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let address = format!("http://127.0.0.1:{port}");
+        let server = ServerProcess { child, address };
+        for _ in 0..300 {
+            if let Ok(r) = app
+                .client
+                .get(format!("{}/readyz", server.address))
+                .send()
+                .await
+            {
+                if r.status() == 200 {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the second server process did not become ready");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -166,8 +228,9 @@ fn assert_close(got: &[(String, Option<f64>)], want: &[(String, Option<f64>)]) {
 #[tokio::test]
 async fn live_kpis_follow_writes_through_another_node_and_equal_sql() {
     let a = TestApp::spawn(0).await;
-    let b = a.second_node();
-    b.wait_until_ready().await;
+    // Node B is a second server process (the release binary's `serve`) on the same
+    // database and Redis key space.
+    let b = ServerProcess::start(&a).await;
     let (from, to) = around_today();
     let owner = a.owner();
     a.data(
@@ -177,7 +240,14 @@ async fn live_kpis_follow_writes_through_another_node_and_equal_sql() {
     )
     .await;
     // Subscribed on node B; the first value is the current one.
-    let mut sub = Subscriber::start(&b, &owner, LIVE_KPIS, json!({ "from": from, "to": to })).await;
+    let mut sub = Subscriber::start_at(
+        &b.address,
+        &owner,
+        LIVE_KPIS,
+        json!({ "from": from, "to": to }),
+        1,
+    )
+    .await;
     let first = sub.next_value(Duration::from_secs(10)).await;
     assert_close(&values(&first), &sql_values(&a, &from, &to));
     assert_eq!(values(&first)[0].1, Some(1.0));

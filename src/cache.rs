@@ -226,6 +226,8 @@ const FLIGHTS_KEPT: usize = 1024;
 pub struct Cache {
     settings: CacheSettings,
     client: Option<redis::Client>,
+    /// This process's name in change announcements (it ignores its own).
+    node: String,
     connection: RwLock<Option<MultiplexedConnection>>,
     connecting: tokio::sync::Mutex<()>,
     /// Breaker-clock milliseconds before which no new connection is attempted.
@@ -265,6 +267,7 @@ impl Cache {
             },
             settings,
             client,
+            node: uuid::Uuid::new_v4().simple().to_string(),
             connection: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
             retry_connect_at: AtomicU64::new(0),
@@ -641,7 +644,8 @@ impl Cache {
     /// their next change-log tick.
     pub async fn announce_change(&self, tenant_id: i64) {
         let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.changes_channel()).arg(tenant_id);
+        cmd.arg(self.changes_channel())
+            .arg(format!("{}:{tenant_id}", self.node));
         let _: Option<i64> = self.call(cmd).await;
     }
 
@@ -653,6 +657,7 @@ impl Cache {
             return;
         };
         let channel = self.changes_channel();
+        let node = self.node.clone();
         tokio::spawn(async move {
             loop {
                 let connected =
@@ -661,7 +666,17 @@ impl Cache {
                     if pubsub.subscribe(&channel).await.is_ok() {
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
-                            if let Ok(tenant_id) = message.get_payload::<i64>() {
+                            let Ok(payload) = message.get_payload::<String>() else {
+                                continue;
+                            };
+                            // This node's own announcements: it has caught up already.
+                            let Some((from, tenant)) = payload.split_once(':') else {
+                                continue;
+                            };
+                            if from == node {
+                                continue;
+                            }
+                            if let Ok(tenant_id) = tenant.parse::<i64>() {
                                 on_change(tenant_id);
                             }
                         }

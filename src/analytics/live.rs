@@ -123,7 +123,12 @@ impl Engine {
 
     /// Catches up now (after a write here, or one another node announced), so live
     /// subscribers see it without waiting for the next tick.
+    /// Nothing happens when no subscription listens on this node: requests catch up on
+    /// their own, and writes then cost no extra catch-up.
     pub fn nudge(self: &Arc<Engine>) {
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
         let engine = self.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(10);

@@ -147,6 +147,19 @@ text_enum!(
         /// May skip the aggregate cache for one request (`X-Cache-Bypass: 1`) in
         /// production; outside production anyone may.
         CacheBypass => "CACHE_BYPASS",
+        /// May set sellers' notes and flags on orders (卖家备注, 旗帜).
+        OrdersAnnotate => "ORDERS_ANNOTATE",
+    }
+);
+
+text_enum!(
+    /// The platforms' five order flag colours (旗帜): 红 黄 绿 蓝 紫.
+    SellerFlag {
+        Red => "RED",
+        Yellow => "YELLOW",
+        Green => "GREEN",
+        Blue => "BLUE",
+        Purple => "PURPLE",
     }
 );
 
@@ -264,8 +277,8 @@ impl RolePreset {
         use Permission::*;
         match self {
             RolePreset::Viewer => &[AnalyticsRead, OrdersRead],
-            RolePreset::AfterSales => &[OrdersRead, AfterSalesHandle],
-            RolePreset::Shipping => &[OrdersRead, OrdersShip],
+            RolePreset::AfterSales => &[OrdersRead, AfterSalesHandle, OrdersAnnotate],
+            RolePreset::Shipping => &[OrdersRead, OrdersShip, OrdersAnnotate],
             RolePreset::Analyst => &[AnalyticsRead, FinanceRead, Export],
             RolePreset::Integration => &[OrdersWrite],
         }

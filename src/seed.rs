@@ -1102,7 +1102,8 @@ fn write_order(
     ts(o, Some(last_event));
     o.push('\t');
     ts(o, Some(as_of));
-    o.push('\n');
+    // No seller note or flag: those are the seller's own, set later.
+    o.push_str("\t\\N\t\\N\n");
 
     // Item lines with their paid amounts: the discount is spread over lines by value,
     // the last line takes the rest.

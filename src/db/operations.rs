@@ -11,10 +11,10 @@ use super::schema::{after_sales, orders, shipments};
 use crate::domain::{raw_status_for, AfterSaleDecision, OrderStatus, Platform};
 use crate::error::{AppError, AppResult};
 
-/// What `ship` did.
-pub struct Shipped {
+/// What a write to one order (`ship`, `annotate`) did.
+pub struct OrderWrite {
     pub order: OrderRow,
-    /// False when the same shipment had already been recorded (an idempotent repeat).
+    /// False when the order already was so (an idempotent repeat).
     pub changed: bool,
 }
 
@@ -47,7 +47,7 @@ pub fn ship(
     carrier: &str,
     tracking_no: &str,
     now: DateTime<Utc>,
-) -> AppResult<Shipped> {
+) -> AppResult<OrderWrite> {
     let shop_ids: Vec<i64> = shops.iter().map(|(id, _)| *id).collect();
     conn.transaction(|conn| {
         let order = locked_order(conn, order_id, &shop_ids)?;
@@ -58,7 +58,7 @@ pub fn ship(
             .optional()?;
         if let Some(shipment) = existing {
             if shipment.tracking_no == tracking_no && shipment.carrier == carrier {
-                return Ok(Shipped {
+                return Ok(OrderWrite {
                     order,
                     changed: false,
                 });
@@ -100,7 +100,7 @@ pub fn ship(
             &format!("order:{}", order.id),
             serde_json::json!({ "carrier": carrier, "trackingNo": tracking_no }),
         )?;
-        Ok(Shipped {
+        Ok(OrderWrite {
             order,
             changed: true,
         })
@@ -263,6 +263,61 @@ pub fn resolve_after_sale(
         )?;
         Ok(Resolved {
             case,
+            order,
+            changed: true,
+        })
+    })
+}
+
+/// What an annotation changes: `Some(None)` clears, `Some(Some(v))` sets, `None` keeps.
+pub struct Annotation {
+    pub note: Option<Option<String>>,
+    pub flag: Option<Option<String>>,
+}
+
+/// Sets or clears the seller's note and flag of an order in scope, audited; `changed`
+/// is false when the order already held them (an idempotent repeat).
+pub fn annotate(
+    conn: &mut PgConnection,
+    actor: Actor,
+    shop_ids: &[i64],
+    order_id: i64,
+    annotation: &Annotation,
+    now: DateTime<Utc>,
+) -> AppResult<OrderWrite> {
+    conn.transaction(|conn| {
+        let order = locked_order(conn, order_id, shop_ids)?;
+        let note = annotation
+            .note
+            .clone()
+            .unwrap_or_else(|| order.seller_note.clone());
+        let flag = annotation
+            .flag
+            .clone()
+            .unwrap_or_else(|| order.seller_flag.clone());
+        if note == order.seller_note && flag == order.seller_flag {
+            return Ok(OrderWrite {
+                order,
+                changed: false,
+            });
+        }
+        let order: OrderRow = diesel::update(orders::table.filter(orders::id.eq(order.id)))
+            .set((
+                orders::seller_note.eq(&note),
+                orders::seller_flag.eq(&flag),
+                orders::updated_at.eq(now),
+            ))
+            .returning(OrderRow::as_returning())
+            .get_result(conn)?;
+        super::versions::touch(conn, &mut vec![order.shop_id])?;
+        audit::record(
+            conn,
+            actor,
+            "order.annotate",
+            &format!("order:{}", order.id),
+            serde_json::json!({ "sellerNote": note, "sellerFlag": flag }),
+        )?;
+        Ok(OrderWrite {
             order,
             changed: true,
         })

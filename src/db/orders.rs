@@ -44,6 +44,8 @@ pub struct OrderRow {
     pub buyer_note: Option<String>,
     pub source_updated_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub seller_note: Option<String>,
+    pub seller_flag: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -119,6 +121,8 @@ pub struct OrderQuery {
     pub abnormal: Option<(AbnormalKind, DateTime<Utc>)>,
     /// Only these orders (live order events).
     pub ids: Option<Vec<i64>>,
+    pub seller_flags: Option<Vec<String>>,
+    pub has_seller_note: Option<bool>,
 }
 
 type BoxedOrders<'a> = orders::BoxedQuery<'a, diesel::pg::Pg>;
@@ -181,6 +185,16 @@ fn filtered(q: &OrderQuery) -> BoxedOrders<'static> {
     }
     if let Some((kind, as_of)) = q.abnormal {
         query = abnormal(query, kind, as_of);
+    }
+    if let Some(flags) = &q.seller_flags {
+        query = query.filter(orders::seller_flag.eq_any(flags.clone()));
+    }
+    if let Some(has) = q.has_seller_note {
+        query = if has {
+            query.filter(orders::seller_note.is_not_null())
+        } else {
+            query.filter(orders::seller_note.is_null())
+        };
     }
     query
 }

@@ -107,6 +107,8 @@ diesel::table! {
         buyer_note -> Nullable<Text>,
         source_updated_at -> Timestamptz,
         updated_at -> Timestamptz,
+        seller_note -> Nullable<Text>,
+        seller_flag -> Nullable<Text>,
     }
 }
 

@@ -40,6 +40,10 @@ pub struct OrderFilter {
     pub channels: Option<Vec<Channel>>,
     pub creator_id: Option<ID>,
     pub has_after_sale: Option<bool>,
+    /// Orders carrying one of these flags.
+    pub seller_flags: Option<Vec<crate::domain::SellerFlag>>,
+    /// Orders with (true) or without (false) a seller's note.
+    pub has_seller_note: Option<bool>,
 }
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
@@ -112,6 +116,11 @@ impl OrderFilter {
                 .map(|id| parse_id("creatorId", id))
                 .transpose()?,
             has_after_sale: self.has_after_sale,
+            seller_flags: self
+                .seller_flags
+                .as_ref()
+                .map(|f| f.iter().map(|f| f.as_str().to_string()).collect()),
+            has_seller_note: self.has_seller_note,
             abnormal: None,
             ids: None,
         })
@@ -583,6 +592,17 @@ impl Order {
     }
     async fn buyer_note(&self) -> Option<&str> {
         self.0.buyer_note.as_deref()
+    }
+    /// The seller's own note (卖家备注), set by `annotateOrders`.
+    async fn seller_note(&self) -> Option<&str> {
+        self.0.seller_note.as_deref()
+    }
+    /// The seller's flag (旗帜), set by `annotateOrders`.
+    async fn seller_flag(&self) -> Option<crate::domain::SellerFlag> {
+        self.0
+            .seller_flag
+            .as_deref()
+            .and_then(crate::domain::SellerFlag::parse)
     }
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
         Ok(ctx

@@ -85,6 +85,8 @@ enum Field {
     ReceiverPhone,
     ReceiverAddress,
     BuyerNote,
+    SellerNote,
+    SellerFlag,
     SourceUpdatedAt,
     UpdatedAt,
 }
@@ -123,6 +125,8 @@ const FIELDS: &[(&str, Field)] = &[
     ("receiverPhone", Field::ReceiverPhone),
     ("receiverAddress", Field::ReceiverAddress),
     ("buyerNote", Field::BuyerNote),
+    ("sellerNote", Field::SellerNote),
+    ("sellerFlag", Field::SellerFlag),
     ("sourceUpdatedAt", Field::SourceUpdatedAt),
     ("updatedAt", Field::UpdatedAt),
 ];
@@ -289,6 +293,8 @@ impl OrderWriter {
                     None => {}
                 },
                 Field::BuyerNote => push_text(out, o.buyer_note.as_deref().unwrap_or("")),
+                Field::SellerNote => push_text(out, o.seller_note.as_deref().unwrap_or("")),
+                Field::SellerFlag => push_text(out, o.seller_flag.as_deref().unwrap_or("")),
                 Field::SourceUpdatedAt => push_time(out, Some(o.source_updated_at), self.zone),
                 Field::UpdatedAt => push_time(out, Some(o.updated_at), self.zone),
             }
@@ -410,6 +416,8 @@ const ORDER_PARAMS: &[&str] = &[
     "channels",
     "creatorId",
     "hasAfterSale",
+    "sellerFlags",
+    "hasSellerNote",
     "abnormal",
     "fields",
     "timezone",
@@ -461,6 +469,11 @@ fn plan_orders_export(principal: &Principal, query_string: &str) -> AppResult<Or
         has_after_sale: params
             .one("hasAfterSale")?
             .map(|_| params.flag("hasAfterSale"))
+            .transpose()?,
+        seller_flags: params.enums("sellerFlags", crate::domain::SellerFlag::parse)?,
+        has_seller_note: params
+            .one("hasSellerNote")?
+            .map(|_| params.flag("hasSellerNote"))
             .transpose()?,
     };
     let mut query = filter.to_query(principal)?;

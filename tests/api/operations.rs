@@ -496,3 +496,243 @@ async fn after_sale_decisions_keep_refunds_within_the_paid_amount() {
     );
     assert_kpis_exact(&app, "after all decisions").await;
 }
+
+const BATCH_SHIP: &str = "mutation($o: [ShipOrderInput!]!) { batchShipOrders(orders: $o) {
+  updated unchanged rejected items { index id status code message order { id status } } } }";
+
+#[tokio::test]
+async fn batch_shipping_reports_each_order_and_bad_items_never_sink_good_ones() {
+    let app = TestApp::spawn(0).await;
+    ingest(
+        &app,
+        vec![
+            order("1", "S1", "paid_new", json!([])),
+            order("1", "S2", "paid_old", json!([])),
+            order("1", "S3", "unpaid_new", json!([])),
+        ],
+    )
+    .await;
+    let other_tenant = app
+        .data(
+            &app.token(3, 2),
+            INGEST,
+            json!({ "o": [order("3", "T2", "paid_new", json!([]))] }),
+        )
+        .await;
+    assert_eq!(other_tenant["ingestOrders"]["rejected"], 0);
+    let s1 = id_of(&app, "SELECT id FROM orders WHERE order_no = 'S1'");
+    let s2 = id_of(&app, "SELECT id FROM orders WHERE order_no = 'S2'");
+    let s3 = id_of(&app, "SELECT id FROM orders WHERE order_no = 'S3'");
+    let other = id_of(&app, "SELECT id FROM orders WHERE order_no = 'T2'");
+    let batch = json!({ "o": [
+        { "id": s1, "carrier": "SF", "trackingNo": "SF001" },
+        { "id": s3, "carrier": "SF", "trackingNo": "SF003" },
+        { "id": other, "carrier": "SF", "trackingNo": "SF009" },
+        { "id": "nope", "carrier": "SF", "trackingNo": "SF000" },
+        { "id": s2, "carrier": "ZTO", "trackingNo": "ZT002" },
+    ]});
+    let owner = app.owner();
+    let report = app.data(&owner, BATCH_SHIP, batch.clone()).await;
+    let r = &report["batchShipOrders"];
+    assert_eq!(
+        (
+            r["updated"].as_i64(),
+            r["unchanged"].as_i64(),
+            r["rejected"].as_i64()
+        ),
+        (Some(2), Some(0), Some(3)),
+        "{r}"
+    );
+    let items = r["items"].as_array().unwrap();
+    let status: Vec<&str> = items
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        status,
+        ["UPDATED", "REJECTED", "REJECTED", "REJECTED", "UPDATED"]
+    );
+    assert_eq!(items[1]["code"], "BAD_USER_INPUT", "unpaid: {}", items[1]);
+    assert_eq!(
+        items[2]["code"], "NOT_FOUND",
+        "another tenant's order is not found"
+    );
+    assert_eq!(items[3]["code"], "BAD_USER_INPUT");
+    assert_eq!(items[4]["order"]["status"], "SHIPPED");
+    assert_eq!(
+        app.sql_i64(&format!(
+            "SELECT count(*) FROM shipments WHERE order_id IN ({s1}, {s2})"
+        )),
+        2
+    );
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action = 'order.ship'"),
+        2,
+        "one audit entry per shipped order"
+    );
+    assert_kpis_exact(&app, "after a batch").await;
+    // The same batch again: the shipped ones are UNCHANGED, nothing is written.
+    let again = app.data(&owner, BATCH_SHIP, batch).await;
+    let r = &again["batchShipOrders"];
+    assert_eq!(
+        (
+            r["updated"].as_i64(),
+            r["unchanged"].as_i64(),
+            r["rejected"].as_i64()
+        ),
+        (Some(0), Some(2), Some(3)),
+        "{r}"
+    );
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action = 'order.ship'"),
+        2
+    );
+    // Permission, and the batch size.
+    let viewer = app.token(2, 1);
+    let body = app
+        .gql(
+            &viewer,
+            BATCH_SHIP,
+            json!({ "o": [{ "id": s1, "carrier": "SF", "trackingNo": "X" }] }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let too_many: Vec<Value> = (0..501)
+        .map(|i| json!({ "id": i.to_string(), "carrier": "SF", "trackingNo": "X" }))
+        .collect();
+    let body = app.gql(&owner, BATCH_SHIP, json!({ "o": too_many })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}
+
+const ANNOTATE: &str = "mutation($o: [AnnotateOrderInput!]!) { annotateOrders(orders: $o) {
+  updated unchanged rejected items { status code order { orderNo sellerNote sellerFlag } } } }";
+
+#[tokio::test]
+async fn seller_notes_and_flags_are_set_filtered_exported_and_audited() {
+    let app = TestApp::spawn(0).await;
+    ingest(
+        &app,
+        vec![
+            order("1", "N1", "paid_new", json!([])),
+            order("1", "N2", "paid_new", json!([])),
+            order("1", "N3", "unpaid_new", json!([])),
+        ],
+    )
+    .await;
+    let n1 = id_of(&app, "SELECT id FROM orders WHERE order_no = 'N1'");
+    let n2 = id_of(&app, "SELECT id FROM orders WHERE order_no = 'N2'");
+    let owner = app.owner();
+    // One by one, then in a batch with a bad item.
+    let one = app
+        .data(
+            &owner,
+            ANNOTATE,
+            json!({ "o": [{ "id": n1, "note": "客户要求周末送, 加急", "flag": "RED" }] }),
+        )
+        .await;
+    assert_eq!(one["annotateOrders"]["items"][0]["status"], "UPDATED");
+    assert_eq!(
+        one["annotateOrders"]["items"][0]["order"]["sellerFlag"],
+        "RED"
+    );
+    let batch = app
+        .data(
+            &owner,
+            ANNOTATE,
+            json!({ "o": [
+                { "id": n2, "flag": "BLUE" },
+                { "id": n1, "note": "客户要求周末送, 加急", "flag": "RED" },
+                { "id": "999999", "flag": "GREEN" },
+                { "id": n2, "flag": "GREEN", "clearFlag": true },
+            ]}),
+        )
+        .await;
+    let r = &batch["annotateOrders"];
+    let status: Vec<&str> = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["UPDATED", "UNCHANGED", "REJECTED", "REJECTED"]);
+    assert_eq!(r["items"][2]["code"], "NOT_FOUND");
+    assert_eq!(r["items"][3]["code"], "BAD_USER_INPUT");
+    // A platform update of the order keeps the seller's marks.
+    ingest(&app, vec![order("1", "N1", "paid_new", json!([]))]).await;
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM orders WHERE order_no = 'N1' AND seller_flag = 'RED' AND seller_note IS NOT NULL"),
+        1
+    );
+    // Filterable in `orders` and in the export.
+    let listed = app
+        .data(
+            &owner,
+            "{ red: orders(filter: {sellerFlags: [RED, BLUE]}) { edges { node { orderNo sellerFlag } } } noted: orders(filter: {hasSellerNote: true}) { totalCount } plain: orders(filter: {hasSellerNote: false}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    let mut flagged: Vec<&str> = listed["red"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["orderNo"].as_str().unwrap())
+        .collect();
+    flagged.sort();
+    assert_eq!(flagged, ["N1", "N2"]);
+    assert_eq!(listed["noted"]["totalCount"], 1);
+    assert_eq!(listed["plain"]["totalCount"], 2);
+    let from = (Utc::now() - Duration::days(3)).format("%Y-%m-%d");
+    let to = (Utc::now() + Duration::days(1)).format("%Y-%m-%d");
+    let csv = app
+        .client
+        .get(format!("{}/export/orders.csv?placedFrom={from}&placedTo={to}&sellerFlags=RED&fields=orderNo,sellerFlag,sellerNote&bom=false", app.address))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv,
+        "orderNo,sellerFlag,sellerNote\r\nN1,RED,\"客户要求周末送, 加急\"\r\n"
+    );
+    // Clearing works; every change is audited; the permission is ORDERS_ANNOTATE.
+    let cleared = app
+        .data(
+            &owner,
+            ANNOTATE,
+            json!({ "o": [{ "id": n1, "note": "", "clearFlag": true }] }),
+        )
+        .await;
+    assert_eq!(
+        cleared["annotateOrders"]["items"][0]["order"]["sellerFlag"],
+        Value::Null
+    );
+    assert_eq!(
+        cleared["annotateOrders"]["items"][0]["order"]["sellerNote"],
+        Value::Null
+    );
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action = 'order.annotate'"),
+        3
+    );
+    let viewer = app.token(2, 1);
+    let body = app
+        .gql(
+            &viewer,
+            ANNOTATE,
+            json!({ "o": [{ "id": n1, "flag": "RED" }] }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    app.conn_exec("UPDATE accounts SET permissions = '{ORDERS_READ,ORDERS_ANNOTATE}' WHERE id = 2");
+    let body = app
+        .data(
+            &viewer,
+            ANNOTATE,
+            json!({ "o": [{ "id": n1, "flag": "PURPLE" }] }),
+        )
+        .await;
+    assert_eq!(body["annotateOrders"]["updated"], 1);
+}

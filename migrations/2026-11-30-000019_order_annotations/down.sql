@@ -1,0 +1,2 @@
+DROP INDEX orders_seller_flag_idx;
+ALTER TABLE orders DROP COLUMN seller_note, DROP COLUMN seller_flag;

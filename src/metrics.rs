@@ -27,6 +27,7 @@ pub struct Metrics {
     operations: HistogramVec,
     graphql_errors: IntCounterVec,
     pool: IntGaugeVec,
+    ws_closed: IntCounterVec,
     known_operations: Mutex<HashSet<String>>,
 }
 
@@ -82,8 +83,27 @@ impl Metrics {
             &["state"],
         )
         .expect("valid metric");
+        let ws_closed = IntCounterVec::new(
+            Opts::new(
+                "orderscope_ws_closed_total",
+                "Subscription sockets the server closed, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        // Every reason is shown from the start, at 0.
+        for reason in [
+            "slow_consumer",
+            "revoked",
+            "scope_changed",
+            "silent",
+            "audit_unavailable",
+        ] {
+            ws_closed.with_label_values(&[reason]);
+        }
         for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ws_closed.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(operations.clone()),
             Box::new(graphql_errors.clone()),
@@ -100,6 +120,7 @@ impl Metrics {
             operations,
             graphql_errors,
             pool,
+            ws_closed,
             known_operations: Mutex::new(HashSet::new()),
         }
     }
@@ -154,6 +175,11 @@ impl Metrics {
 
     pub fn observe_graphql_error(&self, code: &str) {
         self.graphql_errors.with_label_values(&[code]).inc();
+    }
+
+    /// A subscription socket the server closed (`slow_consumer`, `revoked`, …).
+    pub fn observe_ws_closed(&self, reason: &str) {
+        self.ws_closed.with_label_values(&[reason]).inc();
     }
 
     pub fn set_pool(&self, idle: u32, busy: u32) {

@@ -92,18 +92,13 @@ pub fn ship(
             ))
             .returning(OrderRow::as_returning())
             .get_result(conn)?;
-        super::versions::touch(conn, &mut vec![order.shop_id])?;
-        audit::record(
+        written(
             conn,
             actor,
-            "order.ship",
-            &format!("order:{}", order.id),
-            serde_json::json!({ "carrier": carrier, "trackingNo": tracking_no }),
-        )?;
-        Ok(OrderWrite {
             order,
-            changed: true,
-        })
+            "order.ship",
+            serde_json::json!({ "carrier": carrier, "trackingNo": tracking_no }),
+        )
     })
 }
 
@@ -309,17 +304,29 @@ pub fn annotate(
             ))
             .returning(OrderRow::as_returning())
             .get_result(conn)?;
-        super::versions::touch(conn, &mut vec![order.shop_id])?;
-        audit::record(
+        written(
             conn,
             actor,
-            "order.annotate",
-            &format!("order:{}", order.id),
-            serde_json::json!({ "sellerNote": note, "sellerFlag": flag }),
-        )?;
-        Ok(OrderWrite {
             order,
-            changed: true,
-        })
+            "order.annotate",
+            serde_json::json!({ "sellerNote": note, "sellerFlag": flag }),
+        )
+    })
+}
+
+/// The end of every write to one order: the shop's data version moves (caches) and the
+/// write is audited, in the write's transaction.
+fn written(
+    conn: &mut PgConnection,
+    actor: Actor,
+    order: OrderRow,
+    action: &str,
+    details: serde_json::Value,
+) -> AppResult<OrderWrite> {
+    super::versions::touch(conn, &mut vec![order.shop_id])?;
+    audit::record(conn, actor, action, &format!("order:{}", order.id), details)?;
+    Ok(OrderWrite {
+        order,
+        changed: true,
     })
 }

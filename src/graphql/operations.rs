@@ -121,6 +121,33 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
+    /// The report of a batch: the items refused before any database work (by index,
+    /// `None` for the others) and the database's outcome for the others.
+    fn assemble(
+        ids: &[&ID],
+        mut items: Vec<Option<BatchItemResult>>,
+        outcomes: Vec<(usize, AppResult<db::operations::OrderWrite>)>,
+    ) -> BatchReport {
+        for (index, outcome) in outcomes {
+            items[index] = Some(match outcome {
+                Ok(written) => BatchItemResult {
+                    index: index as i32,
+                    id: ids[index].clone(),
+                    status: if written.changed {
+                        BatchItemStatus::Updated
+                    } else {
+                        BatchItemStatus::Unchanged
+                    },
+                    code: None,
+                    message: None,
+                    order: Some(Order(written.order)),
+                },
+                Err(e) => rejected_item(index, ids[index], &e),
+            });
+        }
+        BatchReport::from_items(items.into_iter().flatten().collect())
+    }
+
     pub fn from_items(items: Vec<BatchItemResult>) -> BatchReport {
         let count = |s: BatchItemStatus| items.iter().filter(|i| i.status == s).count() as i32;
         BatchReport {
@@ -228,26 +255,8 @@ impl OperationsMutation {
                 .collect::<Vec<_>>())
         })
         .await?;
-        for (index, written) in outcomes {
-            results[index] = Some(match written {
-                Ok(written) => BatchItemResult {
-                    index: index as i32,
-                    id: orders[index].id.clone(),
-                    status: if written.changed {
-                        BatchItemStatus::Updated
-                    } else {
-                        BatchItemStatus::Unchanged
-                    },
-                    code: None,
-                    message: None,
-                    order: Some(Order(written.order)),
-                },
-                Err(e) => rejected_item(index, &orders[index].id, &e),
-            });
-        }
-        Ok(BatchReport::from_items(
-            results.into_iter().flatten().collect(),
-        ))
+        let ids: Vec<&ID> = orders.iter().map(|o| &o.id).collect();
+        Ok(BatchReport::assemble(&ids, results, outcomes))
     }
 
     /// Ships up to 500 `AWAITING_SHIPMENT` orders (批量发货; needs `ORDERS_SHIP`), each in
@@ -298,26 +307,8 @@ impl OperationsMutation {
                 .collect::<Vec<_>>())
         })
         .await?;
-        for (index, shipped) in outcomes {
-            results[index] = Some(match shipped {
-                Ok(shipped) => BatchItemResult {
-                    index: index as i32,
-                    id: orders[index].id.clone(),
-                    status: if shipped.changed {
-                        BatchItemStatus::Updated
-                    } else {
-                        BatchItemStatus::Unchanged
-                    },
-                    code: None,
-                    message: None,
-                    order: Some(Order(shipped.order)),
-                },
-                Err(e) => rejected_item(index, &orders[index].id, &e),
-            });
-        }
-        Ok(BatchReport::from_items(
-            results.into_iter().flatten().collect(),
-        ))
+        let ids: Vec<&ID> = orders.iter().map(|o| &o.id).collect();
+        Ok(BatchReport::assemble(&ids, results, outcomes))
     }
 
     /// Ships an `AWAITING_SHIPMENT` order (needs `ORDERS_SHIP`). Repeating the call with

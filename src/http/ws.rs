@@ -279,10 +279,12 @@ async fn connection(
                                 db::audit::record(c, actor, "readPii", "orders", details)
                             }).await;
                             if audited.is_err() {
+                                state.metrics.observe_ws_closed("audit_unavailable");
                                 break Some((CloseCode::Error, "the audit log is unavailable".into()));
                             }
                         }
                         if send(&mut session, text).await.is_err() {
+                            state.metrics.observe_ws_closed("slow_consumer");
                             break Some((CloseCode::Policy, "slow consumer".into()));
                         }
                     }
@@ -296,6 +298,7 @@ async fn connection(
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > HEARTBEAT * 3 {
+                    state.metrics.observe_ws_closed("silent");
                     break Some((CloseCode::Away, "no answer to pings".into()));
                 }
                 if tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await.map_or(true, |r| r.is_err()) {
@@ -312,8 +315,12 @@ async fn connection(
                 let Some((subject, before)) = account.get() else { continue };
                 match db::accounts::load(&state.pool, *subject).await {
                     Ok(now) if scope_of(&now) == scope_of(before) => {}
-                    Ok(_) => break Some((CloseCode::Other(4205), "the account's scope changed; reconnect".into())),
+                    Ok(_) => {
+                        state.metrics.observe_ws_closed("scope_changed");
+                        break Some((CloseCode::Other(4205), "the account's scope changed; reconnect".into()))
+                    }
                     Err(AppError::Unauthenticated(_)) => {
+                        state.metrics.observe_ws_closed("revoked");
                         break Some((CloseCode::Other(4403), "Forbidden".into()))
                     }
                     // The database is away: keep the connection, look again later.

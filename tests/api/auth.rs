@@ -131,7 +131,7 @@ async fn an_account_sees_only_its_tenant_and_scoped_shops() {
     let shops = "{ shops { id } viewer { permissions shops { id } } }";
     let owner = app.data(&app.owner(), shops, json!({})).await;
     assert_eq!(owner["shops"], json!([{"id": "1"}, {"id": "2"}]));
-    assert_eq!(owner["viewer"]["permissions"].as_array().unwrap().len(), 10);
+    assert_eq!(owner["viewer"]["permissions"].as_array().unwrap().len(), 11);
     let other = app.data(&app.token(3, 2), shops, json!({})).await;
     assert_eq!(other["shops"], json!([{"id": "3"}]));
     let scoped = app.data(&app.token(5, 1), shops, json!({})).await;

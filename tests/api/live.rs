@@ -85,6 +85,16 @@ impl Subscriber {
         }
     }
 
+    /// The code the socket is closed with (within 6 s of the last message).
+    async fn close_code(&mut self) -> i64 {
+        loop {
+            let line = self.next(Duration::from_secs(6)).await;
+            if let Some(code) = line.get("closed") {
+                return code.as_i64().unwrap_or_default();
+            }
+        }
+    }
+
     /// Nothing arrives within `within`.
     async fn quiet_for(&mut self, within: Duration) {
         if let Ok(line) = tokio::time::timeout(within, self.lines.next_line()).await {
@@ -386,13 +396,7 @@ async fn revoking_tokens_closes_the_socket_and_bad_tokens_never_open_one() {
         json!({}),
     )
     .await;
-    let closed = loop {
-        let line = sub.next(Duration::from_secs(6)).await;
-        if line.get("closed").is_some() {
-            break line;
-        }
-    };
-    assert_eq!(closed["closed"], 4403, "{closed}");
+    assert_eq!(sub.close_code().await, 4403);
     // A bad token: closed with 4403 before anything runs.
     let mut bad = Subscriber::start(
         &app,
@@ -401,14 +405,7 @@ async fn revoking_tokens_closes_the_socket_and_bad_tokens_never_open_one() {
         json!({ "from": from, "to": to }),
     )
     .await;
-    let closed = loop {
-        let line = bad.next(Duration::from_secs(6)).await;
-        if line.get("closed").is_some() {
-            break line;
-        }
-        assert!(line.get("next").is_none(), "{line}");
-    };
-    assert_eq!(closed["closed"], 4403, "{closed}");
+    assert_eq!(bad.close_code().await, 4403);
     // Narrowing the scope closes with 4205 so that the client subscribes again. (The
     // revoked account gets a token of its new generation.)
     let generation = app.sql_i64("SELECT token_generation FROM accounts WHERE id = 2") as i32;
@@ -431,13 +428,7 @@ async fn revoking_tokens_closes_the_socket_and_bad_tokens_never_open_one() {
         json!({}),
     )
     .await;
-    let closed = loop {
-        let line = sub.next(Duration::from_secs(6)).await;
-        if line.get("closed").is_some() {
-            break line;
-        }
-    };
-    assert_eq!(closed["closed"], 4205, "{closed}");
+    assert_eq!(sub.close_code().await, 4205);
 }
 
 #[tokio::test]
@@ -569,7 +560,17 @@ async fn a_consumer_that_stops_reading_is_dropped() {
     // A send that waits longer than SEND_TIMEOUT makes the server give up on the
     // consumer: reading now drains what was in flight and then ends, instead of the
     // server holding everything for it.
-    tokio::time::sleep(orderscope::http::ws::SEND_TIMEOUT + Duration::from_secs(3)).await;
+    // (The server counts it: wait for that, however long producing the events takes.)
+    let waited = std::time::Instant::now();
+    while crate::helpers::metric(&app, "orderscope_ws_closed_total{reason=\"slow_consumer\"}").await
+        < 1.0
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "the slow consumer was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = total.clone();
     let drained = tokio::time::timeout(Duration::from_secs(30), async move {

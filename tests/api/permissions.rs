@@ -38,6 +38,7 @@ async fn every_preset_gets_exactly_its_permissions_field_by_field() {
                 "ORDERS_WRITE",
                 "ACCOUNTS_MANAGE",
                 "CACHE_BYPASS",
+                "ORDERS_ANNOTATE",
             ],
             true,
             true,
@@ -54,7 +55,7 @@ async fn every_preset_gets_exactly_its_permissions_field_by_field() {
         ),
         (
             3,
-            &["ORDERS_READ", "AFTER_SALES_HANDLE"],
+            &["ORDERS_READ", "AFTER_SALES_HANDLE", "ORDERS_ANNOTATE"],
             true,
             false,
             false,
@@ -62,7 +63,7 @@ async fn every_preset_gets_exactly_its_permissions_field_by_field() {
         ),
         (
             4,
-            &["ORDERS_READ", "ORDERS_SHIP"],
+            &["ORDERS_READ", "ORDERS_SHIP", "ORDERS_ANNOTATE"],
             true,
             false,
             false,

@@ -321,83 +321,14 @@ pub struct ExternalIdentity {
     pub permission_mask: Option<u32>,
 }
 
-/// One OpenID Connect provider whose tokens are accepted (an entry of `OIDC_ISSUERS`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OidcIssuer {
-    /// The provider's `iss`, exactly as in its tokens.
-    pub issuer: String,
-    /// Accepted `aud` values; a token's `aud` (a string or an array) must hold one.
-    #[serde(deserialize_with = "one_or_many")]
-    pub audience: Vec<String>,
-    /// The provider's JWKS (`jwks_uri` of its discovery document).
-    pub jwks_url: String,
-    /// The claim that identifies the person (default `sub`).
-    #[serde(default = "default_subject_claim")]
-    pub subject_claim: String,
-    /// A claim naming the orderscope tenant (its id); when set, it must match the
-    /// linked account's tenant.
-    #[serde(default)]
-    pub tenant_claim: Option<String>,
-    /// A claim (a dotted path such as `realm_access.roles`) holding the person's roles
-    /// or groups; with `rolePermissions`, they narrow the account's permissions.
-    #[serde(default)]
-    pub roles_claim: Option<String>,
-    /// Permissions each role grants; a person gets the union of their roles', and never
-    /// more than the linked account holds.
-    #[serde(default)]
-    pub role_permissions: std::collections::BTreeMap<String, Vec<String>>,
-    /// Seconds the provider's keys are kept before they are fetched again (default
-    /// 600); an unknown `kid` fetches them at once (at most every 10 s).
-    #[serde(default = "default_jwks_ttl")]
-    pub jwks_cache_seconds: u64,
+pub use crate::settings::OidcIssuer;
+
+/// What an OIDC provider's token grants.
+trait RoleMapping {
+    fn mask_of(&self, claims: &serde_json::Value) -> Option<u32>;
 }
 
-fn default_subject_claim() -> String {
-    "sub".into()
-}
-
-fn default_jwks_ttl() -> u64 {
-    600
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(one) => vec![one],
-        OneOrMany::Many(many) => many,
-    })
-}
-
-impl OidcIssuer {
-    /// Parses `OIDC_ISSUERS` (a JSON array); unknown fields and permissions are errors.
-    pub fn from_setting(text: Option<&str>) -> anyhow::Result<Vec<OidcIssuer>> {
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            return Ok(Vec::new());
-        };
-        let issuers: Vec<OidcIssuer> = serde_json::from_str(text)
-            .map_err(|e| anyhow::anyhow!("OIDC_ISSUERS is not a valid list of issuers: {e}"))?;
-        for issuer in &issuers {
-            if issuer.audience.is_empty() {
-                anyhow::bail!("OIDC_ISSUERS: {} needs an audience", issuer.issuer);
-            }
-            for (role, permissions) in &issuer.role_permissions {
-                if let Some(bad) = permissions.iter().find(|p| Permission::parse(p).is_none()) {
-                    anyhow::bail!(
-                        "OIDC_ISSUERS: role {role:?} of {} grants unknown permission {bad:?}",
-                        issuer.issuer
-                    );
-                }
-            }
-        }
-        Ok(issuers)
-    }
-
+impl RoleMapping for OidcIssuer {
     /// The permission mask the token's roles grant, when roles are mapped.
     fn mask_of(&self, claims: &serde_json::Value) -> Option<u32> {
         let path = self.roles_claim.as_ref()?;

@@ -35,24 +35,7 @@ const FORMAT: &str = "v1";
 /// How long a registered automatic persisted query is kept.
 const PERSISTED_QUERY_TTL_SECS: u64 = 7 * 24 * 3600;
 
-/// Cache settings (environment: `REDIS_URL`, `CACHE_*`).
-#[derive(Debug, Clone)]
-pub struct CacheSettings {
-    pub redis_url: String,
-    /// Prefix of every key; tests give each test its own.
-    pub prefix: String,
-    pub ttl: Duration,
-    /// Limit of one Redis command (and of connecting).
-    pub timeout: Duration,
-    /// Consecutive failures that open the breaker.
-    pub breaker_failures: u32,
-    /// How long the open breaker skips Redis before one request probes it.
-    pub breaker_cooldown: Duration,
-    /// Lifetime of the version keys the response cache checks entries against; it
-    /// bounds how long a write whose publication to Redis failed can go unseen by
-    /// other processes.
-    pub version_ttl: Duration,
-}
+pub use crate::settings::CacheSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BreakerState {

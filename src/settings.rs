@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use crate::domain::Permission;
+
 /// Where the process runs; production turns off GraphiQL and introspection and
 /// switches logs to JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +25,7 @@ pub struct Settings {
     pub bind: String,
     pub database_url: String,
     /// Redis for the aggregate cache (`REDIS_URL`, `CACHE_*`).
-    pub cache: crate::cache::CacheSettings,
+    pub cache: CacheSettings,
     pub db_pool_size: u32,
     /// Statements one request may run at once (`DB_REQUEST_CONCURRENCY`).
     pub db_per_request: usize,
@@ -52,7 +56,7 @@ pub struct Settings {
     /// `https://api.example.com`), for the URLs it hands out; absent: the request's.
     pub public_url: Option<String>,
     /// Origins whose browser pages may call the API (`CORS_ALLOWED_ORIGINS`).
-    pub cors: crate::http::cors::AllowedOrigins,
+    pub cors: AllowedOrigins,
 }
 
 /// Token verification settings (DESIGN section 5).
@@ -73,7 +77,7 @@ pub struct JwtSettings {
     pub public_key_alg: String,
     /// OpenID Connect providers whose ID or access tokens are accepted
     /// (`OIDC_ISSUERS`, a JSON array; docs/AUTH.md).
-    pub oidc: Vec<crate::auth::OidcIssuer>,
+    pub oidc: Vec<OidcIssuer>,
 }
 
 /// Guards against expensive or abusive GraphQL requests.
@@ -152,7 +156,7 @@ impl Settings {
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/orderscope",
             ),
-            cache: crate::cache::CacheSettings {
+            cache: CacheSettings {
                 redis_url,
                 prefix: env_or("CACHE_PREFIX", "orderscope"),
                 ttl: Duration::from_secs(env_num("CACHE_TTL_SECONDS", 3600)?),
@@ -187,9 +191,7 @@ impl Settings {
                     .map(Into::into),
                 public_key_kid: env_or("JWT_PUBLIC_KEY_KID", "external"),
                 public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
-                oidc: crate::auth::OidcIssuer::from_setting(
-                    std::env::var("OIDC_ISSUERS").ok().as_deref(),
-                )?,
+                oidc: OidcIssuer::from_setting(std::env::var("OIDC_ISSUERS").ok().as_deref())?,
             },
             limits: Limits::default(),
             public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.is_empty()),
@@ -199,7 +201,7 @@ impl Settings {
                 Some(other) => anyhow::bail!("DASHBOARD must be on or off, not {other:?}"),
                 None => environment != Environment::Production,
             },
-            cors: crate::http::cors::AllowedOrigins::from_setting(
+            cors: AllowedOrigins::from_setting(
                 std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref(),
                 environment == Environment::Production,
             ),
@@ -208,5 +210,152 @@ impl Settings {
 
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
+    }
+}
+
+/// Cache settings (environment: `REDIS_URL`, `CACHE_*`).
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub redis_url: String,
+    /// Prefix of every key; tests give each test its own.
+    pub prefix: String,
+    pub ttl: Duration,
+    /// Limit of one Redis command (and of connecting).
+    pub timeout: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failures: u32,
+    /// How long the open breaker skips Redis before one request probes it.
+    pub breaker_cooldown: Duration,
+    /// Lifetime of the version keys the response cache checks entries against; it
+    /// bounds how long a write whose publication to Redis failed can go unseen by
+    /// other processes.
+    pub version_ttl: Duration,
+}
+
+/// Which origins may read answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port.
+    Loopback,
+    /// Exactly these origins.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// `CORS_ALLOWED_ORIGINS` if set, else loopback outside production and none in it.
+    pub fn from_setting(value: Option<&str>, production: bool) -> AllowedOrigins {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            Some(list) => AllowedOrigins::List(
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            ),
+            None if production => AllowedOrigins::List(Vec::new()),
+            None => AllowedOrigins::Loopback,
+        }
+    }
+
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            AllowedOrigins::List(list) => list.iter().any(|o| o == origin),
+            AllowedOrigins::Loopback => {
+                let Some(rest) = origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                else {
+                    return false;
+                };
+                let host = match rest.strip_prefix("[::1]") {
+                    Some(port) => return port.is_empty() || is_port(port),
+                    None => rest.split(':').next().unwrap_or(""),
+                };
+                let port = &rest[host.len()..];
+                matches!(host, "localhost" | "127.0.0.1") && (port.is_empty() || is_port(port))
+            }
+        }
+    }
+}
+
+fn is_port(text: &str) -> bool {
+    text.strip_prefix(':')
+        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// One OpenID Connect provider whose tokens are accepted (an entry of `OIDC_ISSUERS`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// The provider's `iss`, exactly as in its tokens.
+    pub issuer: String,
+    /// Accepted `aud` values; a token's `aud` (a string or an array) must hold one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub audience: Vec<String>,
+    /// The provider's JWKS (`jwks_uri` of its discovery document).
+    pub jwks_url: String,
+    /// The claim that identifies the person (default `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// A claim naming the orderscope tenant (its id); when set, it must match the
+    /// linked account's tenant.
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
+    /// A claim (a dotted path such as `realm_access.roles`) holding the person's roles
+    /// or groups; with `rolePermissions`, they narrow the account's permissions.
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// Permissions each role grants; a person gets the union of their roles', and never
+    /// more than the linked account holds.
+    #[serde(default)]
+    pub role_permissions: std::collections::BTreeMap<String, Vec<String>>,
+    /// Seconds the provider's keys are kept before they are fetched again (default
+    /// 600); an unknown `kid` fetches them at once (at most every 10 s).
+    #[serde(default = "default_jwks_ttl")]
+    pub jwks_cache_seconds: u64,
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+
+fn default_jwks_ttl() -> u64 {
+    600
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+impl OidcIssuer {
+    /// Parses `OIDC_ISSUERS` (a JSON array); unknown fields and permissions are errors.
+    pub fn from_setting(text: Option<&str>) -> anyhow::Result<Vec<OidcIssuer>> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let issuers: Vec<OidcIssuer> = serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("OIDC_ISSUERS is not a valid list of issuers: {e}"))?;
+        for issuer in &issuers {
+            if issuer.audience.is_empty() {
+                anyhow::bail!("OIDC_ISSUERS: {} needs an audience", issuer.issuer);
+            }
+            for (role, permissions) in &issuer.role_permissions {
+                if let Some(bad) = permissions.iter().find(|p| Permission::parse(p).is_none()) {
+                    anyhow::bail!(
+                        "OIDC_ISSUERS: role {role:?} of {} grants unknown permission {bad:?}",
+                        issuer.issuer
+                    );
+                }
+            }
+        }
+        Ok(issuers)
     }
 }

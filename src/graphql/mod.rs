@@ -14,6 +14,7 @@ pub mod live;
 pub mod loaders;
 pub mod operations;
 pub mod orders;
+pub mod pii;
 pub mod scalars;
 pub mod viewer;
 

@@ -295,7 +295,7 @@ impl Order {
     fn pii(&self, ctx: &Context<'_>, field: &'static str) -> AppResult<bool> {
         let allowed = principal(ctx)?.may_read(DataSet::BuyerPii);
         if allowed {
-            if let Ok(reads) = ctx.data::<std::sync::Arc<crate::http::PiiReads>>() {
+            if let Ok(reads) = ctx.data::<std::sync::Arc<super::pii::PiiReads>>() {
                 reads.record(self.0.id, field);
             }
         }

@@ -9,55 +9,7 @@
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
 
-/// Which origins may read answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AllowedOrigins {
-    /// `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port.
-    Loopback,
-    /// Exactly these origins.
-    List(Vec<String>),
-}
-
-impl AllowedOrigins {
-    /// `CORS_ALLOWED_ORIGINS` if set, else loopback outside production and none in it.
-    pub fn from_setting(value: Option<&str>, production: bool) -> AllowedOrigins {
-        match value.map(str::trim).filter(|v| !v.is_empty()) {
-            Some(list) => AllowedOrigins::List(
-                list.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect(),
-            ),
-            None if production => AllowedOrigins::List(Vec::new()),
-            None => AllowedOrigins::Loopback,
-        }
-    }
-
-    pub fn allows(&self, origin: &str) -> bool {
-        match self {
-            AllowedOrigins::List(list) => list.iter().any(|o| o == origin),
-            AllowedOrigins::Loopback => {
-                let Some(rest) = origin
-                    .strip_prefix("http://")
-                    .or_else(|| origin.strip_prefix("https://"))
-                else {
-                    return false;
-                };
-                let host = match rest.strip_prefix("[::1]") {
-                    Some(port) => return port.is_empty() || is_port(port),
-                    None => rest.split(':').next().unwrap_or(""),
-                };
-                let port = &rest[host.len()..];
-                matches!(host, "localhost" | "127.0.0.1") && (port.is_empty() || is_port(port))
-            }
-        }
-    }
-}
-
-fn is_port(text: &str) -> bool {
-    text.strip_prefix(':')
-        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
-}
+pub use crate::settings::AllowedOrigins;
 
 /// The middleware: preflights answered for every route, credentials by header only.
 pub fn middleware(allowed: AllowedOrigins) -> Cors {

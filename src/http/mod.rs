@@ -19,37 +19,11 @@ use crate::auth::{bearer_token, Principal, TokenSubject, TokenVerifier, Verified
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::graphql::caller::{CallerSlot, PendingCaller};
+use crate::graphql::pii::PiiReads;
 use crate::graphql::OperationKind;
 use crate::graphql::{loaders::Loaders, AppSchema};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-
-/// Orders whose buyer PII one request read unmasked, for the audit log.
-#[derive(Default)]
-pub struct PiiReads {
-    orders:
-        std::sync::Mutex<std::collections::BTreeMap<i64, std::collections::BTreeSet<&'static str>>>,
-}
-
-impl PiiReads {
-    pub fn record(&self, order_id: i64, field: &'static str) {
-        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
-        orders.entry(order_id).or_default().insert(field);
-    }
-
-    /// The audit details, or `None` when nothing was read.
-    pub(crate) fn take_details(&self) -> Option<serde_json::Value> {
-        let orders = std::mem::take(&mut *self.orders.lock().unwrap_or_else(|e| e.into_inner()));
-        if orders.is_empty() {
-            return None;
-        }
-        let entries: Vec<serde_json::Value> = orders
-            .into_iter()
-            .map(|(id, fields)| json!({ "orderId": id, "fields": fields }))
-            .collect();
-        Some(json!({ "orders": entries }))
-    }
-}
 
 /// What every handler shares.
 pub struct AppState {

@@ -25,12 +25,13 @@ use async_graphql::http::{ClientMessage, WebSocket, WebSocketProtocols as Protoc
 use async_graphql::Data;
 use futures_util::StreamExt;
 
-use super::{bearer_token, AppState, PiiReads};
+use super::{bearer_token, AppState};
 use crate::auth::{Principal, TokenSubject, Verified};
 use crate::db;
 use crate::error::AppError;
 use crate::graphql::caller::CallerSlot;
 use crate::graphql::loaders::Loaders;
+use crate::graphql::pii::PiiReads;
 
 pub const MAX_PER_CONNECTION: usize = 20;
 pub const MAX_PER_ACCOUNT: usize = 50;

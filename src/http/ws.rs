@@ -226,6 +226,8 @@ async fn connection(
         ids: HashSet::new(),
     };
     let mut acked = false;
+    // Subscriptions answered with `error`: their `complete` is not sent after it.
+    let mut errored: HashSet<String> = HashSet::new();
     let started = Instant::now();
     let mut last_heard = Instant::now();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -270,8 +272,21 @@ async fn connection(
                             acked = true;
                             held.account_id = account.get().map(|(s, _)| s.account_id);
                         }
+                        // A subscription that never ran (its document did not parse or
+                        // validate, or its arguments were refused) ends with the
+                        // protocol's `error` message, not `next` + `complete`.
+                        let text = match (protocol, request_error(&text)) {
+                            (Protocols::GraphQLWS, Some((id, error))) => {
+                                errored.insert(id);
+                                error
+                            }
+                            _ => text,
+                        };
                         if let Some(id) = completed_id(&text) {
                             held.remove(&id);
+                            if text.contains("\"complete\"") && errored.remove(&id) {
+                                continue;
+                            }
                         }
                         if let Some(details) = pii_reads.take_details() {
                             let Some((_, p)) = account.get() else { break None };
@@ -376,6 +391,40 @@ fn is_subscription(request: &async_graphql::Request) -> bool {
         _ => None,
     };
     operation.is_none_or(|op| op.node.ty == OperationType::Subscription)
+}
+
+/// A `next` message that carries only request errors (no data, no error with a path),
+/// as the protocol's `error` message for the same id.
+fn request_error(text: &str) -> Option<(String, String)> {
+    if !text.contains("\"next\"") || !text.contains("\"errors\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value.get("type")?.as_str()? != "next" {
+        return None;
+    }
+    let payload = value.get("payload")?;
+    if !payload.get("data").is_none_or(|d| d.is_null()) {
+        return None;
+    }
+    let errors = payload.get("errors")?.as_array()?;
+    if errors.is_empty() || errors.iter().any(|e| e.get("path").is_some()) {
+        return None;
+    }
+    let id = value.get("id")?.as_str()?.to_string();
+    // async-graphql's own errors carry no code: they are the client's to fix, as over HTTP.
+    let errors: Vec<serde_json::Value> = errors
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if e.pointer("/extensions/code").is_none() {
+                e["extensions"]["code"] = serde_json::json!("BAD_USER_INPUT");
+            }
+            e
+        })
+        .collect();
+    let message = serde_json::json!({ "id": id, "type": "error", "payload": errors });
+    Some((id, message.to_string()))
 }
 
 /// The id of a `complete` (or `error`) message the server sends.

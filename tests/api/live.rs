@@ -443,6 +443,27 @@ async fn queries_over_websocket_and_too_many_subscriptions_are_refused() {
         assert!(line.to_string().contains("only subscriptions"), "{line}");
         break;
     }
+    // A subscription whose document does not validate gets the protocol's `error`
+    // message, with a code, and no `complete` after it.
+    let mut invalid = Subscriber::start(
+        &app,
+        &app.owner(),
+        "subscription { liveKpis { nope } }",
+        json!({}),
+    )
+    .await;
+    loop {
+        let line = invalid.next(Duration::from_secs(6)).await;
+        if line.get("connected").is_some() {
+            continue;
+        }
+        assert_eq!(
+            line["error"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{line}"
+        );
+        break;
+    }
+    invalid.quiet_for(Duration::from_millis(500)).await;
     // One connection subscribing 21 times: the 21st is refused, the others answer.
     let (from, to) = around_today();
     let mut many = Subscriber::start_copies(

@@ -794,8 +794,8 @@ redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 return 1
 "#;
 
-/// Lower-case hex of a digest, for keys.
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of a digest, for keys (and persisted-query hashes).
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -77,6 +77,15 @@ pub struct ChangedOrder {
 }
 
 impl ChangeBatch {
+    /// A batch after which anything may have changed (a reload, or a subscriber that
+    /// fell behind the backlog).
+    pub fn everything() -> Arc<ChangeBatch> {
+        Arc::new(ChangeBatch {
+            everything: true,
+            ..ChangeBatch::default()
+        })
+    }
+
     /// Whether the batch may change answers over these shops.
     pub fn touches(&self, shop_ids: &[i64]) -> bool {
         self.everything
@@ -232,10 +241,7 @@ impl Engine {
                 let first = !self.ready.load(Ordering::Acquire);
                 *self.state.write().expect("store lock") = Some(*loaded);
                 if !first {
-                    let _ = self.changes.send(Arc::new(ChangeBatch {
-                        everything: true,
-                        ..ChangeBatch::default()
-                    }));
+                    let _ = self.changes.send(ChangeBatch::everything());
                 }
                 if !self.ready.swap(true, Ordering::AcqRel) {
                     tracing::info!(

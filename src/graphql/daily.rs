@@ -13,7 +13,7 @@ use super::scalars::Date;
 use crate::analytics::buckets::parse_zone;
 use crate::analytics::{change, GroupRow, Grouping, Measures};
 use crate::domain::{AbnormalKind, Dimension, Metric};
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 
 /// The metrics of the report, in this order.
 const METRICS: [Metric; 6] = [
@@ -163,31 +163,39 @@ impl DailyQuery {
             })
         })
         .await?;
-        let shop_ids = p.shop_ids();
-        let now_us = Utc::now().timestamp_micros();
-        let counts: Vec<(AbnormalKind, i64)> =
-            super::analytics::on_current_store(ctx, move |store, _| {
-                let n = store.abnormal(&shop_ids, now_us);
-                Ok(vec![
-                    (AbnormalKind::UnpaidOver24h, n[0]),
-                    (AbnormalKind::ShipOverdue, n[1]),
-                    (AbnormalKind::RefundPending, n[2]),
-                    (AbnormalKind::DisputeOpen, n[3]),
-                    (AbnormalKind::DeliveryStalled, n[4]),
-                ])
-            })
-            .await?;
+        let abnormal = abnormal_counts(ctx, p.shop_ids()).await?;
         Ok(DailyReport {
             date: Date(day),
             timezone: zone.name().to_string(),
             metrics: figures.metrics,
             top_products: figures.top_products,
-            abnormal: counts
-                .into_iter()
-                .map(|(kind, count)| AbnormalCount { kind, count })
-                .collect(),
+            abnormal,
         })
     }
+}
+
+/// How many orders of `shop_ids` each abnormal-order work list holds now (the daily
+/// report's counts and the `abnormalCounts` subscription's).
+pub(super) async fn abnormal_counts(
+    ctx: &Context<'_>,
+    shop_ids: Vec<i64>,
+) -> AppResult<Vec<AbnormalCount>> {
+    let now_us = Utc::now().timestamp_micros();
+    let counts = super::analytics::on_current_store(ctx, move |store, _| {
+        Ok(store.abnormal(&shop_ids, now_us))
+    })
+    .await?;
+    Ok([
+        AbnormalKind::UnpaidOver24h,
+        AbnormalKind::ShipOverdue,
+        AbnormalKind::RefundPending,
+        AbnormalKind::DisputeOpen,
+        AbnormalKind::DeliveryStalled,
+    ]
+    .into_iter()
+    .zip(counts)
+    .map(|(kind, count)| AbnormalCount { kind, count })
+    .collect())
 }
 
 fn product_values(m: &Measures) -> Vec<super::analytics::MetricValue> {

@@ -15,13 +15,12 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::analytics::{kpi_report, AnalyticsFilter, DateRange, KpiArgs, KpiReport};
-use super::daily::AbnormalCount;
+use super::daily::{abnormal_counts, AbnormalCount};
 use super::orders::{Order, OrderFilter};
 use super::{principal, shared};
 use crate::analytics::live::ChangeBatch;
 use crate::db;
-use crate::domain::{AbnormalKind, Compare, Metric};
-use crate::error::AppResult;
+use crate::domain::{Compare, Metric};
 
 /// Shortest time between two values of one subscription: a burst of writes is sent as
 /// one new value.
@@ -71,12 +70,7 @@ async fn next_touching(
             match changes.recv().await {
                 Ok(batch) if batch.touches(shop_ids) => return Some(vec![batch]),
                 Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => {
-                    return Some(vec![Arc::new(ChangeBatch {
-                        everything: true,
-                        ..ChangeBatch::default()
-                    })])
-                }
+                Err(RecvError::Lagged(_)) => return Some(vec![ChangeBatch::everything()]),
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -98,37 +92,12 @@ async fn next_touching(
                 }
             }
             Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
-                batches.push(Arc::new(ChangeBatch {
-                    everything: true,
-                    ..ChangeBatch::default()
-                }));
+                batches.push(ChangeBatch::everything());
             }
             Err(_) => break,
         }
     }
     Some(batches)
-}
-
-async fn abnormal_counts_now(
-    ctx: &Context<'_>,
-    shop_ids: Vec<i64>,
-) -> AppResult<Vec<AbnormalCount>> {
-    let now_us = Utc::now().timestamp_micros();
-    let counts = super::analytics::on_current_store(ctx, move |store, _| {
-        Ok(store.abnormal(&shop_ids, now_us))
-    })
-    .await?;
-    Ok([
-        AbnormalKind::UnpaidOver24h,
-        AbnormalKind::ShipOverdue,
-        AbnormalKind::RefundPending,
-        AbnormalKind::DisputeOpen,
-        AbnormalKind::DeliveryStalled,
-    ]
-    .into_iter()
-    .zip(counts)
-    .map(|(kind, count)| AbnormalCount { kind, count })
-    .collect())
 }
 
 #[derive(Default)]
@@ -301,7 +270,7 @@ impl SubscriptionRoot {
         let p = principal(ctx)?;
         p.require_read(crate::domain::DataSet::OrderRows)?;
         let shop_ids = super::filters::scoped_shops(p, &shop_ids, &platforms)?;
-        let first = abnormal_counts_now(ctx, shop_ids.clone()).await?;
+        let first = abnormal_counts(ctx, shop_ids.clone()).await?;
         let changes = shared(ctx).engine.subscribe();
         let state = (Some(first), changes, None::<Vec<i64>>);
         Ok(futures_util::stream::unfold(
@@ -315,7 +284,7 @@ impl SubscriptionRoot {
                             None => {
                                 next_touching(&mut changes, &shop_ids, Some(ABNORMAL_RECHECK))
                                     .await?;
-                                match abnormal_counts_now(ctx, shop_ids.clone()).await {
+                                match abnormal_counts(ctx, shop_ids.clone()).await {
                                     Ok(counts) => counts,
                                     Err(e) => return Some((Err(e.into()), (None, changes, last))),
                                 }

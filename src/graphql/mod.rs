@@ -135,6 +135,30 @@ pub enum OperationKind {
 /// (`dailyReport` is not one: its abnormal-order counts move with the clock.)
 const CACHEABLE_FIELDS: &[&str] = &["kpis", "trend", "breakdown", "__typename"];
 
+/// The operation of `document` a request runs, with its name: the one named
+/// `operation_name`, or the document's only operation; `None` when there is no such one.
+pub fn selected_operation<'d>(
+    document: &'d async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<(
+    Option<&'d str>,
+    &'d async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>,
+)> {
+    use async_graphql::parser::types::DocumentOperations;
+    match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some((None, op)),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .get_key_value(name)
+            .map(|(name, op)| (Some(name.as_str()), op)),
+        // One named operation runs without being named.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
+            .iter()
+            .next()
+            .map(|(name, op)| (Some(name.as_str()), op)),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
 /// Classifies the operation a request will run.
 pub fn classify(request: &async_graphql::Request) -> OperationKind {
     classify_named(request).0
@@ -143,24 +167,16 @@ pub fn classify(request: &async_graphql::Request) -> OperationKind {
 /// Classifies the operation a request will run, with its name: the request's
 /// `operationName`, or the name of the document's one operation.
 pub fn classify_named(request: &async_graphql::Request) -> (OperationKind, Option<String>) {
-    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    use async_graphql::parser::types::{OperationType, Selection};
     let named = request.operation_name.clone();
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         return (OperationKind::Other, named);
     };
-    let (name, operation) = match (&document.operations, &request.operation_name) {
-        (DocumentOperations::Single(op), _) => (None, op),
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name.as_str()) {
-            Some(op) => (Some(name.to_string()), op),
-            None => return (OperationKind::Other, named),
-        },
-        // One named operation runs without being named.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.iter().next() {
-            Some((name, op)) => (Some(name.to_string()), op),
-            None => return (OperationKind::Other, named),
-        },
-        (DocumentOperations::Multiple(_), None) => return (OperationKind::Other, named),
+    let Some((name, operation)) = selected_operation(&document, request.operation_name.as_deref())
+    else {
+        return (OperationKind::Other, named);
     };
+    let name = name.map(str::to_string);
     let kind = match operation.node.ty {
         OperationType::Mutation => OperationKind::Mutation,
         OperationType::Subscription => OperationKind::Other,

@@ -57,14 +57,10 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /dashboard/{file}`: the page's scripts, styles and vendored libraries.
 pub async fn asset(state: web::Data<AppState>, file: web::Path<String>) -> HttpResponse {
-    let found = FILES.iter().find(|(name, _, _)| *name == file.as_str());
-    match found {
-        Some((_, media, bytes)) if enabled(&state) => HttpResponse::Ok()
-            .content_type(*media)
-            .insert_header((CACHE_CONTROL, "no-cache"))
-            .body(*bytes),
-        _ => HttpResponse::NotFound().finish(),
+    if !enabled(&state) {
+        return HttpResponse::NotFound().finish();
     }
+    super::embedded(FILES, &file, "no-cache")
 }
 
 /// `GET /dev/demo-accounts` (never in production): every enabled account (at most 24)

@@ -832,14 +832,15 @@ fn report_csv(
 
 async fn report(state: web::Data<AppState>, req: HttpRequest, breakdown: bool) -> HttpResponse {
     // Bad parameters are reported before credentials are checked.
-    if let Err(e) = report_params(req.query_string(), breakdown) {
-        return error_response(&state.metrics, e);
-    }
+    let planned = match report_params(req.query_string(), breakdown) {
+        Ok(planned) => planned,
+        Err(e) => return error_response(&state.metrics, e),
+    };
     let principal = match authenticate(&state, &req).await {
         Ok(p) => p,
         Err(e) => return error_response(&state.metrics, e),
     };
-    report_as(&state, &req, principal, req.query_string(), breakdown).await
+    report_as(&state, &req, principal, planned, breakdown).await
 }
 
 /// A report's parameters and the GraphQL variables they make.
@@ -858,18 +859,14 @@ fn report_params(query_string: &str, breakdown: bool) -> AppResult<(Params, serd
     Ok((params, vars))
 }
 
-/// The trend or breakdown report of `query_string`, run as `principal`.
+/// The trend or breakdown report of `report_params`' answer, run as `principal`.
 async fn report_as(
     state: &AppState,
     req: &HttpRequest,
     principal: Principal,
-    query_string: &str,
+    (params, vars): (Params, serde_json::Value),
     breakdown: bool,
 ) -> HttpResponse {
-    let (params, vars) = match report_params(query_string, breakdown) {
-        Ok(p) => p,
-        Err(e) => return error_response(&state.metrics, e),
-    };
     let (query, name) = if breakdown {
         (BREAKDOWN_QUERY, "breakdown.csv")
     } else {
@@ -980,8 +977,13 @@ pub async fn link(
     }
     match link.path.as_str() {
         "/export/orders.csv" => orders_csv_as(&state, &slots, principal, &link.query).await,
-        "/export/trend.csv" => report_as(&state, &req, principal, &link.query, false).await,
-        _ => report_as(&state, &req, principal, &link.query, true).await,
+        path => {
+            let breakdown = path == "/export/breakdown.csv";
+            match report_params(&link.query, breakdown) {
+                Ok(planned) => report_as(&state, &req, principal, planned, breakdown).await,
+                Err(e) => error_response(&state.metrics, e),
+            }
+        }
     }
 }
 

@@ -110,7 +110,16 @@ async fn token_subject(state: &AppState, req: &HttpRequest) -> Result<TokenSubje
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.verifier.verify(bearer_token(header)?).await? {
+    subject_of_token(state, bearer_token(header)?).await
+}
+
+/// The account a token names: its own for orderscope tokens, the linked one for an
+/// OIDC provider's (HTTP requests and WebSocket `connection_init` alike).
+pub(crate) async fn subject_of_token(
+    state: &AppState,
+    token: &str,
+) -> Result<TokenSubject, AppError> {
+    match state.verifier.verify(token).await? {
         Verified::Account(subject) => Ok(subject),
         Verified::External(identity) => {
             db::run(&state.pool, move |c| {
@@ -359,9 +368,7 @@ async fn persisted(
             }
         }
     }
-    let actual = Sha256::digest(request.query.as_bytes());
-    let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
-    if actual != hash {
+    if crate::cache::hex(&Sha256::digest(request.query.as_bytes())) != hash {
         return refuse("persistedQuery.sha256Hash is not the SHA-256 of the query");
     }
     state
@@ -681,18 +688,21 @@ const GRAPHIQL_ASSETS: &[(&str, &str, &[u8])] = &[
 /// `GET /graphiql/{file}`: one of GraphiQL's embedded files (outside production, like
 /// the page itself).
 pub async fn graphiql_asset(state: web::Data<AppState>, file: web::Path<String>) -> HttpResponse {
-    let found = GRAPHIQL_ASSETS
-        .iter()
-        .find(|(name, _, _)| *name == file.as_str());
-    match found {
-        Some((_, media, bytes)) if !state.settings.is_production() => HttpResponse::Ok()
+    if state.settings.is_production() {
+        return HttpResponse::NotFound().finish();
+    }
+    embedded(GRAPHIQL_ASSETS, &file, "public, max-age=3600")
+}
+
+/// A file embedded in the binary, by name, from a table of (name, media type, bytes);
+/// 404 for any other name.
+pub fn embedded(files: &[(&str, &str, &'static [u8])], name: &str, cache: &str) -> HttpResponse {
+    match files.iter().find(|(n, _, _)| *n == name) {
+        Some((_, media, bytes)) => HttpResponse::Ok()
             .content_type(*media)
-            .insert_header((
-                actix_web::http::header::CACHE_CONTROL,
-                "public, max-age=3600",
-            ))
+            .insert_header((actix_web::http::header::CACHE_CONTROL, cache))
             .body(*bytes),
-        _ => HttpResponse::NotFound().finish(),
+        None => HttpResponse::NotFound().finish(),
     }
 }
 

@@ -26,7 +26,7 @@ use async_graphql::Data;
 use futures_util::StreamExt;
 
 use super::{bearer_token, AppState};
-use crate::auth::{Principal, TokenSubject, Verified};
+use crate::auth::{Principal, TokenSubject};
 use crate::db;
 use crate::error::AppError;
 use crate::graphql::caller::CallerSlot;
@@ -115,18 +115,6 @@ fn init_token(payload: &serde_json::Value) -> Option<String> {
     }
 }
 
-async fn subject_of(state: &AppState, token: &str) -> Result<TokenSubject, AppError> {
-    match state.verifier.verify(token).await? {
-        Verified::Account(subject) => Ok(subject),
-        Verified::External(identity) => {
-            db::run(&state.pool, move |c| {
-                db::accounts::external_subject(c, &identity)
-            })
-            .await
-        }
-    }
-}
-
 /// What must stay the same for a connection's subscriptions to stay valid.
 fn scope_of(p: &Principal) -> (Vec<i64>, Vec<crate::domain::Permission>, i32) {
     (
@@ -205,7 +193,7 @@ async fn connection(
         let token = init_token(&payload)
             .or(header_token)
             .ok_or_else(|| async_graphql::Error::new("missing or invalid credentials"))?;
-        let subject = subject_of(&init_state, &token)
+        let subject = super::subject_of_token(&init_state, &token)
             .await
             .map_err(|e| async_graphql::Error::new(e.public_message()))?;
         let principal = db::accounts::load(&init_state.pool, subject)
@@ -379,18 +367,14 @@ fn refuse_start(
 }
 
 fn is_subscription(request: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    use async_graphql::parser::types::OperationType;
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         // Let the engine report the syntax error.
         return true;
     };
-    let operation = match (&document.operations, &request.operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        _ => None,
-    };
-    operation.is_none_or(|op| op.node.ty == OperationType::Subscription)
+    // No operation to run: the engine reports that too.
+    crate::graphql::selected_operation(&document, request.operation_name.as_deref())
+        .is_none_or(|(_, op)| op.node.ty == OperationType::Subscription)
 }
 
 /// A `next` message that carries only request errors (no data, no error with a path),

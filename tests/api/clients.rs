@@ -9,19 +9,11 @@ use std::process::Output;
 
 use serde_json::{json, Value};
 
-use crate::helpers::TestApp;
-
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
+use crate::helpers::{client_scripts, TestApp};
 
 /// Runs a Node script of tests/clients with arguments, off the async workers.
 async fn node(script: &str, args: Vec<String>) -> Output {
-    let dir = clients_dir();
-    assert!(
-        dir.join("node_modules").exists(),
-        "tests/clients/node_modules is missing: run `npm ci` in tests/clients (scripts/test does)"
-    );
+    let dir = client_scripts();
     let script = script.to_string();
     tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::helpers::TestApp;
+use crate::helpers::{client_scripts, TestApp};
 
 const FROM: &str = "2026-10-22";
 
@@ -28,11 +28,7 @@ struct Page {
 
 impl Page {
     async fn open(app: &TestApp, token: &str, shot: &str) -> (Page, Value) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-        assert!(
-            dir.join("node_modules").exists(),
-            "tests/clients/node_modules is missing: run `npm ci` in tests/clients (scripts/test does)"
-        );
+        let dir = client_scripts();
         let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(shot);
         let mut child = tokio::process::Command::new("node")
             .arg("dashboard.mjs")

@@ -415,10 +415,7 @@ async fn automatic_persisted_queries_register_on_retry_and_serve_every_node() {
     let app = TestApp::spawn(0).await;
     let token = app.owner();
     let query = "query Shops { shops { id name } }";
-    let hash: String = Sha256::digest(query.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = orderscope::cache::hex(&Sha256::digest(query.as_bytes()));
     let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
     let post = |body: serde_json::Value| {
         app.client
@@ -487,10 +484,7 @@ async fn automatic_persisted_queries_register_on_retry_and_serve_every_node() {
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     // A persisted mutation still needs POST.
     let mutation = "mutation { revokeTokens(accountId: \"2\") { id } }";
-    let mhash: String = Sha256::digest(mutation.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let mhash = orderscope::cache::hex(&Sha256::digest(mutation.as_bytes()));
     let mext = json!({ "persistedQuery": { "version": 1, "sha256Hash": mhash } });
     let body: serde_json::Value = app
         .client
@@ -672,48 +666,28 @@ async fn otlp_collector() -> (
 #[tokio::test]
 async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (endpoint, mut received) = otlp_collector().await;
-    let database_url = crate::helpers::fresh_database();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_orderscope"))
-        .arg("serve")
-        .env("DATABASE_URL", &database_url)
-        .env("BIND", format!("127.0.0.1:{port}"))
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_SERVICE_NAME", "orderscope-under-test")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+    let database_url = tokio::task::spawn_blocking(crate::helpers::fresh_database)
+        .await
         .unwrap();
+    let server = crate::helpers::ServerProcess::start(
+        &database_url,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "orderscope-under-test"),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            up = r.status() == 200;
-            if up {
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server did not start");
     let _ = client
-        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .post(format!("{}/graphql", server.address))
         .json(&json!({ "query": "{ shops { id } }" }))
         .send()
         .await
         .unwrap();
     // The batch exporter sends within its schedule (5 s by default).
     let got = tokio::time::timeout(std::time::Duration::from_secs(20), received.recv()).await;
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let (path, content_type, body) = got.expect("no OTLP export within 20 s").unwrap();
     assert_eq!(path, "/v1/traces");
     assert_eq!(content_type, "application/x-protobuf");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::TestApp;
+use crate::helpers::{client_scripts, ServerProcess, TestApp};
 
 /// One `node subscribe.mjs` process and the JSON lines it prints.
 struct Subscriber {
@@ -40,11 +40,7 @@ impl Subscriber {
         variables: Value,
         copies: usize,
     ) -> Subscriber {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-        assert!(
-            dir.join("node_modules").exists(),
-            "tests/clients/node_modules is missing: run `npm ci` in tests/clients (scripts/test does)"
-        );
+        let dir = client_scripts();
         let url = format!("{}/graphql", address.replace("http://", "ws://"));
         let mut child = tokio::process::Command::new("node")
             .arg("subscribe.mjs")
@@ -106,58 +102,6 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-    }
-}
-
-/// `orderscope serve` as its own OS process, on a test app's database and Redis keys.
-struct ServerProcess {
-    child: std::process::Child,
-    address: String,
-}
-
-impl ServerProcess {
-    async fn start(app: &TestApp) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_orderscope"))
-            .arg("serve")
-            .env("DATABASE_URL", &app.database_url)
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("REDIS_URL", &app.settings.cache.redis_url)
-            .env("CACHE_PREFIX", &app.settings.cache.prefix)
-            .env("JWT_SECRET", &app.settings.jwt.secret)
-            .env("ANALYTICS_SYNC_MS", "60000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let address = format!("http://127.0.0.1:{port}");
-        let server = ServerProcess { child, address };
-        for _ in 0..300 {
-            if let Ok(r) = app
-                .client
-                .get(format!("{}/readyz", server.address))
-                .send()
-                .await
-            {
-                if r.status() == 200 {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the second server process did not become ready");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -240,7 +184,16 @@ async fn live_kpis_follow_writes_through_another_node_and_equal_sql() {
     let a = TestApp::spawn(0).await;
     // Node B is a second server process (the release binary's `serve`) on the same
     // database and Redis key space.
-    let b = ServerProcess::start(&a).await;
+    let b = ServerProcess::start(
+        &a.database_url,
+        &[
+            ("REDIS_URL", a.settings.cache.redis_url.as_str()),
+            ("CACHE_PREFIX", a.settings.cache.prefix.as_str()),
+            ("JWT_SECRET", a.settings.jwt.secret.as_str()),
+            ("ANALYTICS_SYNC_MS", "60000"),
+        ],
+    )
+    .await;
     let (from, to) = around_today();
     let owner = a.owner();
     a.data(

@@ -217,6 +217,16 @@ text_enum!(
         AvgDeliveryHours => "AVG_DELIVERY_HOURS",
         Commission => "COMMISSION",
         Buyers => "BUYERS",
+        /// Delivered orders whose ship-to-delivery time was within the delivery promise
+        /// (`DELIVERY_PROMISE_HOURS`, 72 by default), over delivered orders.
+        OnTimeRate => "ON_TIME_RATE",
+        /// Buyers with two or more paid orders in the range (复购人数).
+        RepeatBuyers => "REPEAT_BUYERS",
+        /// REPEAT_BUYERS over BUYERS (复购率).
+        RepeatRate => "REPEAT_RATE",
+        /// Buyers whose first paid order in a shop's whole history is in the range
+        /// (新客).
+        NewBuyers => "NEW_BUYERS",
     }
 );
 
@@ -233,6 +243,8 @@ text_enum!(
         Creator => "CREATOR",
         PaymentMethod => "PAYMENT_METHOD",
         Status => "STATUS",
+        /// The shipment's carrier (物流公司); orders not shipped have the empty key.
+        Carrier => "CARRIER",
     }
 );
 

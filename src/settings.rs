@@ -45,6 +45,9 @@ pub struct Settings {
     /// Tail rows from which a node merges its written orders into its sorted store
     /// (`ANALYTICS_COMPACT_AT`).
     pub analytics_compact_at: usize,
+    /// The delivery promise ON_TIME_RATE measures against, in hours from shipment to
+    /// delivery (`DELIVERY_PROMISE_HOURS`, 1 to 720).
+    pub delivery_promise_hours: i64,
     /// Longest an orders export may run (its query's `statement_timeout`).
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
@@ -177,6 +180,10 @@ impl Settings {
             analytics_sync_interval: Duration::from_millis(env_num("ANALYTICS_SYNC_MS", 1_000)?),
             analytics_parallel_from: env_num("ANALYTICS_PARALLEL_FROM", 200_000)?,
             analytics_compact_at: env_num("ANALYTICS_COMPACT_AT", 1_000_000)?,
+            delivery_promise_hours: match env_num("DELIVERY_PROMISE_HOURS", 72i64)? {
+                h @ 1..=720 => h,
+                h => anyhow::bail!("DELIVERY_PROMISE_HOURS must be 1 to 720, got {h}"),
+            },
             jwt: JwtSettings {
                 secret,
                 issuer: env_or("JWT_ISSUER", "orderscope"),

@@ -36,6 +36,7 @@ impl Application {
         let cache = Arc::new(crate::cache::Cache::new(settings.cache.clone()));
         crate::analytics::scan::set_parallel_from(settings.analytics_parallel_from);
         crate::analytics::live::set_compact_at(settings.analytics_compact_at);
+        crate::analytics::store::set_delivery_promise_hours(settings.delivery_promise_hours);
         let engine = crate::analytics::live::Engine::new(pool.clone());
         engine.start(settings.analytics_sync_interval);
         // Writes announced by other nodes: catch up at once for live subscriptions.

@@ -25,16 +25,22 @@ pub struct Measures {
     pub refund_amount: f64,
     pub dispute_orders: i64,
     pub delivered_orders: i64,
+    /// Delivered orders within the delivery promise.
+    pub on_time_orders: i64,
     pub delivery_hours: f64,
     pub commission: f64,
     /// Distinct paying buyers of the group (not additive across groups).
     pub buyers: i64,
+    /// Buyers with two or more paid orders in the group.
+    pub repeat_buyers: i64,
+    /// Buyers whose first paid order in a shop is in the group.
+    pub new_buyers: i64,
 }
 
 impl Measures {
     /// Adds another group's measures. Money is added in whole cents, which is exact
     /// when both sides are whole cents (see the breakdown's "other" row). BUYERS is not
-    /// additive and is left as it is.
+    /// additive (nor are the repeat and new buyers) and is left as it is.
     pub fn add(&mut self, o: &Measures) {
         let cents = |a: f64, b: f64| ((a * 100.0).round() + (b * 100.0).round()) / 100.0;
         self.orders += o.orders;
@@ -45,6 +51,7 @@ impl Measures {
         self.refund_amount = cents(self.refund_amount, o.refund_amount);
         self.dispute_orders += o.dispute_orders;
         self.delivered_orders += o.delivered_orders;
+        self.on_time_orders += o.on_time_orders;
         self.delivery_hours += o.delivery_hours;
         self.commission = cents(self.commission, o.commission);
     }
@@ -85,6 +92,12 @@ impl Measures {
             }
             Metric::Commission => self.commission,
             Metric::Buyers => self.buyers as f64,
+            Metric::RepeatBuyers => self.repeat_buyers as f64,
+            Metric::RepeatRate => return ratio(self.repeat_buyers as f64, self.buyers as f64),
+            Metric::NewBuyers => self.new_buyers as f64,
+            Metric::OnTimeRate => {
+                return ratio(self.on_time_orders as f64, self.delivered_orders as f64)
+            }
         })
     }
 }
@@ -112,6 +125,8 @@ pub struct Filters {
     pub channels: Option<Vec<String>>,
     pub creator_ids: Option<Vec<i64>>,
     pub payment_methods: Option<Vec<String>>,
+    /// Shipment carriers (an order without a shipment matches none).
+    pub carriers: Option<Vec<String>>,
 }
 
 impl Filters {
@@ -183,8 +198,12 @@ pub struct Aggregate {
     pub timezone: String,
     pub currency: String,
     pub grouping: Grouping,
-    /// BUYERS is asked for (distinct buyers are counted only then).
+    /// BUYERS, REPEAT_BUYERS, REPEAT_RATE or NEW_BUYERS is asked for (buyers are
+    /// collected only then).
     pub needs_buyers: bool,
+    /// REPEAT_BUYERS or REPEAT_RATE is asked for (a product or category group then
+    /// tells a buyer's orders apart).
+    pub needs_repeat: bool,
     /// The columns the asked metrics read beyond the order counts (a scan reads no
     /// other: it is bound by memory bandwidth).
     pub columns: Columns,

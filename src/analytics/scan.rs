@@ -12,7 +12,9 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::money::{round_scaled, Rates};
-use super::store::{Segment, Store, DELIVERED, DISPUTED, LIVE, PAID, REFUNDED, SLOT};
+use super::store::{
+    Segment, Store, DELIVERED, DISPUTED, FIRST, LIVE, ON_TIME, PAID, REFUNDED, SLOT,
+};
 use super::{buckets::local_midnight, Aggregate, GroupRow, Grouping, Measures, OTHER_KEY};
 use crate::domain::Dimension;
 use crate::error::{AppError, AppResult};
@@ -26,6 +28,7 @@ struct Acc {
     refund_orders: i64,
     dispute_orders: i64,
     delivered_orders: i64,
+    on_time_orders: i64,
     delivery_us: i128,
     gmv: i128,
     refund: i128,
@@ -40,13 +43,14 @@ impl Acc {
         self.refund_orders += o.refund_orders;
         self.dispute_orders += o.dispute_orders;
         self.delivered_orders += o.delivered_orders;
+        self.on_time_orders += o.on_time_orders;
         self.delivery_us += o.delivery_us;
         self.gmv += o.gmv;
         self.refund += o.refund;
         self.commission += o.commission;
     }
 
-    fn measures(&self, scale: u32, buyers: i64) -> Measures {
+    fn measures(&self, scale: u32, buyers: BuyerCounts) -> Measures {
         let money = |v: i128| round_scaled(v, scale) as f64 / 100.0;
         Measures {
             orders: self.orders,
@@ -57,9 +61,12 @@ impl Acc {
             refund_amount: money(self.refund),
             dispute_orders: self.dispute_orders,
             delivered_orders: self.delivered_orders,
+            on_time_orders: self.on_time_orders,
             delivery_hours: self.delivery_us as f64 / 3.6e9,
             commission: money(self.commission),
-            buyers,
+            buyers: buyers.distinct,
+            repeat_buyers: buyers.repeat,
+            new_buyers: buyers.new,
         }
     }
 }
@@ -84,6 +91,7 @@ enum Key {
     Creator,
     PaymentMethod,
     Status,
+    Carrier,
     Product,
     Category,
 }
@@ -138,6 +146,7 @@ struct Scan<'a> {
     province_ok: Option<Vec<bool>>,
     channel_ok: Option<Vec<bool>>,
     payment_ok: Option<Vec<bool>>,
+    carrier_ok: Option<Vec<bool>>,
     creator_ok: Option<Vec<bool>>,
     product_ok: Option<Vec<bool>>,
     on_items: bool,
@@ -155,59 +164,185 @@ struct Scan<'a> {
     columns: super::Columns,
 }
 
-/// How distinct buyers are counted: per bucket with a bitset over buyers (buckets are
-/// met in time order, so one set is enough, cleared between buckets), per dimension
-/// key from (group, buyer) pairs.
+/// The buyer of an entry: the low 31 bits; the top bit marks an order that is its
+/// buyer's first paid order in the shop.
+const BUYER: u32 = 0x7FFF_FFFF;
+const NEW_BIT: u32 = 1 << 31;
+
+/// Distinct, repeat (two or more paid orders) and new buyers of a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BuyerCounts {
+    pub distinct: i64,
+    pub repeat: i64,
+    pub new: i64,
+}
+
+/// How buyers are counted: per bucket with bitsets over buyers (buckets are met in
+/// time order, so one set of bitsets is enough, cleared between buckets), per
+/// dimension key from (group, buyer) entries.
 #[derive(Clone)]
 enum Distinct {
     None,
     Bits(BucketBits),
-    Pairs(Vec<(u32, u32)>),
+    Pairs(Entries),
 }
 
-/// Distinct buyers per bucket of one worker: the set of the bucket being read, the
-/// buyers in it (to clear it), and the set of the worker's first bucket, which may
-/// continue the previous worker's last one.
+/// (group, buyer) entries of paying orders and, when a group may hold one order
+/// several times (product and category keys) and repeat buyers are asked for, the
+/// order of each entry.
+#[derive(Clone, Default)]
+struct Entries {
+    pairs: Vec<(u32, u32)>,
+    orders: Vec<u32>,
+    with_orders: bool,
+}
+
+impl Entries {
+    #[inline]
+    fn push(&mut self, g: u32, entry: u32, order: u32) {
+        self.pairs.push((g, entry));
+        if self.with_orders {
+            self.orders.push(order);
+        }
+    }
+
+    fn extend(&mut self, later: Entries) {
+        self.pairs.extend(later.pairs);
+        self.orders.extend(later.orders);
+    }
+}
+
+/// Bitsets over buyers: seen, seen twice (or in two orders), seen new; and, with
+/// orders, the last order a buyer was seen in.
+struct Tally {
+    seen: Vec<u64>,
+    twice: Vec<u64>,
+    fresh: Vec<u64>,
+    last: Vec<u32>,
+}
+
+impl Tally {
+    fn new(buyers: usize, with_orders: bool) -> Tally {
+        let words = buyers.div_ceil(64);
+        Tally {
+            seen: vec![0; words],
+            twice: vec![0; words],
+            fresh: vec![0; words],
+            last: if with_orders {
+                vec![0; buyers]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Counts entries into the sets (without clearing them first). Without orders,
+    /// every entry is another order; with them, a buyer repeats when seen in a second
+    /// order.
+    fn count(&mut self, entries: &[u32], orders: Option<&[u32]>) -> BuyerCounts {
+        let mut c = BuyerCounts::default();
+        for (i, e) in entries.iter().enumerate() {
+            let b = e & BUYER;
+            let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+            if self.seen[w] & bit == 0 {
+                self.seen[w] |= bit;
+                c.distinct += 1;
+                if let Some(o) = orders {
+                    self.last[b as usize] = o[i];
+                }
+            } else {
+                let another = match orders {
+                    Some(o) => std::mem::replace(&mut self.last[b as usize], o[i]) != o[i],
+                    None => true,
+                };
+                if another && self.twice[w] & bit == 0 {
+                    self.twice[w] |= bit;
+                    c.repeat += 1;
+                }
+            }
+            if e & NEW_BIT != 0 && self.fresh[w] & bit == 0 {
+                self.fresh[w] |= bit;
+                c.new += 1;
+            }
+        }
+        c
+    }
+
+    /// Clears what these entries set.
+    fn clear(&mut self, entries: &[u32]) {
+        for e in entries {
+            let w = ((e & BUYER) >> 6) as usize;
+            self.seen[w] = 0;
+            self.twice[w] = 0;
+            self.fresh[w] = 0;
+        }
+    }
+}
+
+/// Buyers per bucket of one worker: the sets of the bucket being read, the buyers in
+/// it (to clear them), and the sets of the worker's first bucket, which may continue
+/// the previous worker's last one.
 #[derive(Clone)]
 struct BucketBits {
-    words: Vec<u64>,
+    seen: Vec<u64>,
+    twice: Vec<u64>,
+    fresh: Vec<u64>,
     set: Vec<u32>,
     current: u32,
-    counts: Vec<i64>,
-    first: Option<(u32, Vec<u64>)>,
+    counts: Vec<BuyerCounts>,
+    first: Option<(u32, [Vec<u64>; 3])>,
 }
 
 impl BucketBits {
     fn new(buyers: usize, groups: usize) -> BucketBits {
+        let words = buyers.div_ceil(64);
         BucketBits {
-            words: vec![0; buyers.div_ceil(64)],
+            seen: vec![0; words],
+            twice: vec![0; words],
+            fresh: vec![0; words],
             set: Vec::new(),
             current: u32::MAX,
-            counts: vec![0; groups],
+            counts: vec![BuyerCounts::default(); groups],
             first: None,
         }
     }
 
+    /// One paying order of bucket `g` (each order is met once).
     #[inline]
-    fn add(&mut self, g: u32, buyer: u32) {
+    fn add(&mut self, g: u32, entry: u32) {
         if g != self.current {
             self.next_bucket(g);
         }
-        let (w, bit) = ((buyer >> 6) as usize, 1u64 << (buyer & 63));
-        if self.words[w] & bit == 0 {
-            self.words[w] |= bit;
-            self.set.push(buyer);
-            self.counts[g as usize] += 1;
+        let b = entry & BUYER;
+        let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+        let c = &mut self.counts[g as usize];
+        if self.seen[w] & bit == 0 {
+            self.seen[w] |= bit;
+            self.set.push(b);
+            c.distinct += 1;
+        } else if self.twice[w] & bit == 0 {
+            self.twice[w] |= bit;
+            c.repeat += 1;
+        }
+        if entry & NEW_BIT != 0 && self.fresh[w] & bit == 0 {
+            self.fresh[w] |= bit;
+            c.new += 1;
         }
     }
 
     fn next_bucket(&mut self, g: u32) {
         if self.current != u32::MAX {
             if self.first.is_none() {
-                self.first = Some((self.current, self.words.clone()));
+                self.first = Some((
+                    self.current,
+                    [self.seen.clone(), self.twice.clone(), self.fresh.clone()],
+                ));
             }
             for b in self.set.drain(..) {
-                self.words[(b >> 6) as usize] = 0;
+                let w = (b >> 6) as usize;
+                self.seen[w] = 0;
+                self.twice[w] = 0;
+                self.fresh[w] = 0;
             }
         }
         self.current = g;
@@ -216,28 +351,51 @@ impl BucketBits {
     /// Adds the counts of the worker that read the rows after this one's.
     fn merge(&mut self, later: BucketBits) {
         for (a, b) in self.counts.iter_mut().zip(&later.counts) {
-            *a += b;
+            a.distinct += b.distinct;
+            a.repeat += b.repeat;
+            a.new += b.new;
         }
-        let (their_first, their_bits) = match &later.first {
-            Some((g, bits)) => (*g, bits),
-            None => (later.current, &later.words),
+        let (their_first, [seen, twice, fresh]) = match &later.first {
+            Some((g, bits)) => (*g, [&bits[0], &bits[1], &bits[2]]),
+            None => (later.current, [&later.seen, &later.twice, &later.fresh]),
         };
         if self.current != u32::MAX && self.current == their_first {
-            // One bucket read by both: its buyers seen by both count once.
-            let both: u32 = self
-                .words
-                .iter()
-                .zip(their_bits)
-                .map(|(a, b)| (a & b).count_ones())
-                .sum();
-            self.counts[self.current as usize] -= i64::from(both);
+            // One bucket read by both: a buyer seen by both is one buyer, and a
+            // repeat buyer when not counted as one on either side; a new buyer seen
+            // new by both counts once.
+            let (mut both, mut repeat, mut counted, mut new_both) = (0i64, 0i64, 0i64, 0i64);
+            for w in 0..self.seen.len() {
+                let shared = self.seen[w] & seen[w];
+                both += i64::from(shared.count_ones());
+                repeat += i64::from((self.twice[w] | twice[w] | shared).count_ones());
+                counted += i64::from(self.twice[w].count_ones() + twice[w].count_ones());
+                new_both += i64::from((self.fresh[w] & fresh[w]).count_ones());
+            }
+            let c = &mut self.counts[self.current as usize];
+            c.distinct -= both;
+            c.repeat += repeat - counted;
+            c.new -= new_both;
         }
         if later.current != u32::MAX {
-            self.words = later.words;
+            self.seen = later.seen;
+            self.twice = later.twice;
+            self.fresh = later.fresh;
             self.set = later.set;
             self.current = later.current;
         }
     }
+}
+
+/// A paying row's buyer entry: its buyer, with [`NEW_BIT`] when the order is its
+/// buyer's first paid order in the shop.
+#[inline]
+fn entry(seg: &Segment, r: usize) -> u32 {
+    seg.buyer[r]
+        | if seg.flags[r] & FIRST != 0 {
+            NEW_BIT
+        } else {
+            0
+        }
 }
 
 fn mask(len: usize, indexes: impl Iterator<Item = Option<u32>>) -> Vec<bool> {
@@ -264,19 +422,34 @@ pub fn aggregate(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Vec<G
 
 /// A breakdown's groups with the exact sums behind them, so that the rows left out of
 /// the top ones fold into "other" without a second scan: counts and money add up
-/// exactly before rounding, and distinct buyers are counted again over the pairs of
-/// the folded groups.
+/// exactly before rounding, and buyers are counted again over the entries of the
+/// folded groups.
 pub struct Grouped {
     keys: Vec<String>,
     accs: Vec<Acc>,
-    buyers: Vec<i64>,
-    /// Each group's buyers: `offsets[g]..offsets[g + 1]` of `by_group`.
-    offsets: Vec<u32>,
-    by_group: Vec<u32>,
+    buyers: Vec<BuyerCounts>,
+    lists: Lists,
     needs_buyers: bool,
     nbuyers: usize,
     scale: u32,
     total: Measures,
+}
+
+/// Each group's buyer entries: `offsets[g]..offsets[g + 1]` of `entries` (and of
+/// `orders`, when orders are told apart).
+#[derive(Default)]
+struct Lists {
+    offsets: Vec<u32>,
+    entries: Vec<u32>,
+    orders: Vec<u32>,
+}
+
+impl Lists {
+    fn group(&self, g: usize) -> (&[u32], Option<&[u32]>) {
+        let range = self.offsets[g] as usize..self.offsets[g + 1] as usize;
+        let orders = (!self.orders.is_empty()).then(|| &self.orders[range.clone()]);
+        (&self.entries[range], orders)
+    }
 }
 
 impl Grouped {
@@ -308,15 +481,15 @@ impl Grouped {
                 sum.add(a);
             }
         }
-        let mut buyers = 0i64;
+        let mut buyers = BuyerCounts::default();
         if self.needs_buyers {
-            let mut seen = vec![0u64; self.nbuyers.div_ceil(64)];
+            let mut tally = Tally::new(self.nbuyers, !self.lists.orders.is_empty());
             for g in (0..self.keys.len()).filter(|g| folded[*g]) {
-                for b in &self.by_group[self.offsets[g] as usize..self.offsets[g + 1] as usize] {
-                    let (w, bit) = ((*b >> 6) as usize, 1u64 << (*b & 63));
-                    buyers += i64::from(seen[w] & bit == 0);
-                    seen[w] |= bit;
-                }
+                let (entries, orders) = self.lists.group(g);
+                let c = tally.count(entries, orders);
+                buyers.distinct += c.distinct;
+                buyers.repeat += c.repeat;
+                buyers.new += c.new;
             }
         }
         sum.measures(self.scale, buyers)
@@ -331,8 +504,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
             keys: Vec::new(),
             accs: Vec::new(),
             buyers: Vec::new(),
-            offsets: Vec::new(),
-            by_group: Vec::new(),
+            lists: Lists::default(),
             needs_buyers: false,
             nbuyers: 0,
             scale: 0,
@@ -342,8 +514,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
     let mut scan = Scan::new(store, rates, q)?;
     let slices = slices(q, tz, scan.scale > 0 || scan.currencies > 1);
     scan.run(&slices);
-    let (buyers, total_buyers, lists) = scan.distinct_buyers_by_group();
-    let (offsets, by_group) = lists.unwrap_or_default();
+    let (buyers, total_buyers, lists) = scan.buyers_by_group();
     let mut total = Acc::default();
     for a in &scan.accs {
         total.add(a);
@@ -356,8 +527,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
         total: total.measures(scan.scale, total_buyers),
         accs: scan.accs,
         buyers,
-        offsets,
-        by_group,
+        lists: lists.unwrap_or_default(),
         needs_buyers: q.needs_buyers,
         nbuyers: store.buyers.len(),
         scale: scan.scale,
@@ -477,6 +647,10 @@ impl<'a> Scan<'a> {
         if let Some(p) = payment_ok.as_mut() {
             p[0] = false;
         }
+        let mut carrier_ok = texts(&store.carriers, &f.carriers);
+        if let Some(c) = carrier_ok.as_mut() {
+            c[0] = false;
+        }
         let creator_ok = f.creator_ids.as_ref().map(|ids| {
             let mut m = mask(
                 store.creators.len(),
@@ -523,6 +697,7 @@ impl<'a> Scan<'a> {
                     Dimension::Creator => Key::Creator,
                     Dimension::PaymentMethod => Key::PaymentMethod,
                     Dimension::Status => Key::Status,
+                    Dimension::Carrier => Key::Carrier,
                     Dimension::Product => Key::Product,
                     Dimension::Category => Key::Category,
                 },
@@ -542,6 +717,7 @@ impl<'a> Scan<'a> {
             Key::Creator => store.creators.len(),
             Key::PaymentMethod => store.payments.len(),
             Key::Status => store.statuses.len(),
+            Key::Carrier => store.carriers.len(),
             Key::Product => store.products.len(),
             Key::Category => store.categories.len(),
         };
@@ -568,6 +744,7 @@ impl<'a> Scan<'a> {
             province_ok,
             channel_ok: texts(&store.channels, &f.channels),
             payment_ok,
+            carrier_ok,
             creator_ok,
             on_items: f.on_items() || matches!(key, Key::Product | Key::Category),
             product_ok,
@@ -583,7 +760,10 @@ impl<'a> Scan<'a> {
             buyers: match (q.needs_buyers, key) {
                 (false, _) => Distinct::None,
                 (true, Key::Bucket) => Distinct::Bits(BucketBits::new(store.buyers.len(), groups)),
-                (true, _) => Distinct::Pairs(Vec::new()),
+                (true, _) => Distinct::Pairs(Entries {
+                    with_orders: q.needs_repeat && matches!(key, Key::Product | Key::Category),
+                    ..Entries::default()
+                }),
             },
         })
     }
@@ -613,6 +793,11 @@ impl<'a> Scan<'a> {
                 return false;
             }
         }
+        if let Some(m) = &self.carrier_ok {
+            if !m[seg.carrier[r] as usize] {
+                return false;
+            }
+        }
         true
     }
 
@@ -630,6 +815,7 @@ impl<'a> Scan<'a> {
             Key::Creator => seg.creator[r],
             Key::PaymentMethod => u32::from(seg.payment[r]),
             Key::Status => u32::from(seg.status[r]),
+            Key::Carrier => u32::from(seg.carrier[r]),
             Key::Product => product,
             Key::Category => s.product_category[product as usize],
         }
@@ -655,14 +841,27 @@ impl<'a> Scan<'a> {
         a.dispute_orders += i64::from(flags & DISPUTED != 0);
         if flags & DELIVERED != 0 {
             a.delivered_orders += 1;
+            a.on_time_orders += i64::from(flags & ON_TIME != 0);
             a.delivery_us += i128::from(seg.delivery_us[r]);
         }
         if paid != 0 {
+            let order = self.ordinal(seg, r);
             match &mut self.buyers {
                 Distinct::None => {}
-                Distinct::Bits(bits) => bits.add(g as u32, seg.buyer[r]),
-                Distinct::Pairs(pairs) => pairs.push((g as u32, seg.buyer[r])),
+                Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
+                Distinct::Pairs(pairs) => pairs.push(g as u32, entry(seg, r), order),
             }
+        }
+    }
+
+    /// A row's number across the body and the tail (which buyer entries of one
+    /// order share).
+    #[inline]
+    fn ordinal(&self, seg: &Segment, r: usize) -> u32 {
+        if std::ptr::eq(seg, &self.store.tail) {
+            (self.store.body.len() + r) as u32
+        } else {
+            r as u32
         }
     }
 
@@ -683,8 +882,8 @@ impl<'a> Scan<'a> {
     }
 
     /// Adds a group's counts (orders, paid, refund orders, disputes, delivered, units,
-    /// delivery time) summed outside `accs`.
-    fn add_counts(&mut self, g: usize, c: &[i64; 7]) {
+    /// delivery time, on time) summed outside `accs`.
+    fn add_counts(&mut self, g: usize, c: &[i64; 8]) {
         let a = &mut self.accs[g];
         a.orders += c[0];
         a.paid_orders += c[1];
@@ -693,6 +892,7 @@ impl<'a> Scan<'a> {
         a.delivered_orders += c[4];
         a.units += c[5];
         a.delivery_us += i128::from(c[6]);
+        a.on_time_orders += c[7];
     }
 
     /// A filter on an order-level column other than the shop.
@@ -701,6 +901,7 @@ impl<'a> Scan<'a> {
             || self.channel_ok.is_some()
             || self.payment_ok.is_some()
             || self.creator_ok.is_some()
+            || self.carrier_ok.is_some()
     }
 
     /// Converts the money of the day that ended with its factors.
@@ -867,6 +1068,7 @@ impl<'a> Scan<'a> {
             acc.refund_orders += paid & i64::from(flags & REFUNDED != 0);
             acc.dispute_orders += i64::from(flags & DISPUTED != 0);
             acc.delivered_orders += i64::from(flags & DELIVERED != 0);
+            acc.on_time_orders += i64::from(flags & ON_TIME != 0);
             if cols.delivery {
                 delivery += seg.delivery_us[r];
             }
@@ -885,7 +1087,7 @@ impl<'a> Scan<'a> {
             }
             if paid != 0 {
                 if let Distinct::Bits(bits) = &mut self.buyers {
-                    bits.add(g as u32, seg.buyer[r]);
+                    bits.add(g as u32, entry(seg, r));
                 }
             }
         }
@@ -916,6 +1118,7 @@ impl<'a> Scan<'a> {
                 self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.payment[r]))
             }
             Key::Status => self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.status[r])),
+            Key::Carrier => self.sum_keyed_by(seg, lo, hi, |seg, r| u32::from(seg.carrier[r])),
             Key::Bucket | Key::Product | Key::Category => {
                 for r in lo..hi {
                     self.row(seg, r, 0);
@@ -940,7 +1143,7 @@ impl<'a> Scan<'a> {
         let (groups, ncur, cols) = (self.groups, self.currencies, self.columns);
         // Per lane and group: orders, paid, refund orders, disputes, delivered, units,
         // delivery time; per lane, group and currency: GMV, refund, commission.
-        let mut counts = vec![[0i64; 7]; groups * LANES];
+        let mut counts = vec![[0i64; 8]; groups * LANES];
         let mut money = vec![[0i64; 3]; groups * ncur * LANES];
         let mut picked = [0u32; CHUNK];
         let mut keys = [0u32; CHUNK];
@@ -967,6 +1170,7 @@ impl<'a> Scan<'a> {
                 c[2] += paid & i64::from(flags & REFUNDED != 0);
                 c[3] += i64::from(flags & DISPUTED != 0);
                 c[4] += i64::from(flags & DELIVERED != 0);
+                c[7] += i64::from(flags & ON_TIME != 0);
                 if cols.units {
                     c[5] += seg.units[r];
                 }
@@ -987,11 +1191,14 @@ impl<'a> Scan<'a> {
                     }
                 }
             }
-            if let Distinct::Pairs(pairs) = &mut self.buyers {
+            if matches!(self.buyers, Distinct::Pairs(_)) {
                 for i in 0..n {
                     let r = picked[i] as usize;
                     if seg.flags[r] & PAID != 0 {
-                        pairs.push((keys[i], seg.buyer[r]));
+                        let order = self.ordinal(seg, r);
+                        if let Distinct::Pairs(pairs) = &mut self.buyers {
+                            pairs.push(keys[i], entry(seg, r), order);
+                        }
                     }
                 }
             }
@@ -1020,7 +1227,7 @@ impl<'a> Scan<'a> {
         let (groups, ncur) = (self.groups, self.currencies);
         let by_line = matches!(self.key, Key::Product | Key::Category);
         let store = self.store;
-        let mut counts = vec![[0i64; 7]; groups];
+        let mut counts = vec![[0i64; 8]; groups];
         let mut money = vec![[0i64; 3]; groups * ncur];
         let mut seen: Vec<u32> = Vec::with_capacity(8);
         for r in lo..hi {
@@ -1061,11 +1268,13 @@ impl<'a> Scan<'a> {
                     c[3] += i64::from(flags & DISPUTED != 0);
                     c[4] += i64::from(flags & DELIVERED != 0);
                     c[6] += seg.delivery_us[r];
+                    c[7] += i64::from(flags & ON_TIME != 0);
                     if paid != 0 {
+                        let order = self.ordinal(seg, r);
                         match &mut self.buyers {
                             Distinct::None => {}
-                            Distinct::Bits(bits) => bits.add(g as u32, seg.buyer[r]),
-                            Distinct::Pairs(pairs) => pairs.push((g as u32, seg.buyer[r])),
+                            Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
+                            Distinct::Pairs(pairs) => pairs.push(g as u32, entry(seg, r), order),
                         }
                     }
                 }
@@ -1125,6 +1334,7 @@ impl<'a> Scan<'a> {
                     acc.refund_orders += c.refund_orders;
                     acc.dispute_orders += c.dispute_orders;
                     acc.delivered_orders += c.delivered_orders;
+                    acc.on_time_orders += c.on_time_orders;
                     acc.units += c.units;
                     delivery += c.delivery_us;
                     m.gmv += c.gmv;
@@ -1210,68 +1420,70 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn distinct_buyers(&mut self) -> (Vec<i64>, i64) {
-        let (counts, total, _) = self.distinct_buyers_by_group();
+    fn buyers(&mut self) -> (Vec<BuyerCounts>, BuyerCounts) {
+        let (counts, total, _) = self.buyers_by_group();
         (counts, total)
     }
 
-    /// Distinct buyers per group and in all, and (from pairs) each group's buyers:
-    /// `offsets[g]..offsets[g + 1]` of the list.
-    #[allow(clippy::type_complexity)]
-    fn distinct_buyers_by_group(&mut self) -> (Vec<i64>, i64, Option<(Vec<u32>, Vec<u32>)>) {
-        let pairs = match std::mem::replace(&mut self.buyers, Distinct::None) {
-            Distinct::None => return (vec![0; self.groups], 0, None),
+    /// Buyer counts per group and in all, and (from entries) each group's entries.
+    fn buyers_by_group(&mut self) -> (Vec<BuyerCounts>, BuyerCounts, Option<Lists>) {
+        let entries = match std::mem::replace(&mut self.buyers, Distinct::None) {
+            Distinct::None => {
+                return (
+                    vec![BuyerCounts::default(); self.groups],
+                    BuyerCounts::default(),
+                    None,
+                )
+            }
             // Totals and trends: the total is the one group's (a trend has no total).
             Distinct::Bits(bits) => {
-                let total = bits.counts.first().copied().unwrap_or(0);
+                let total = bits.counts.first().copied().unwrap_or_default();
                 return (bits.counts, total, None);
             }
-            Distinct::Pairs(pairs) => pairs,
+            Distinct::Pairs(entries) => entries,
         };
         let nbuyers = self.store.buyers.len();
-        let mut counts = vec![0u32; self.groups + 1];
-        for (g, _) in &pairs {
-            counts[*g as usize + 1] += 1;
+        let mut offsets = vec![0u32; self.groups + 1];
+        for (g, _) in &entries.pairs {
+            offsets[*g as usize + 1] += 1;
         }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
         }
-        let mut next = counts.clone();
-        let mut by_group = vec![0u32; pairs.len()];
-        for (g, b) in &pairs {
+        let mut next = offsets.clone();
+        let mut by_group = vec![0u32; entries.pairs.len()];
+        let mut orders = vec![0u32; entries.orders.len()];
+        for (i, (g, b)) in entries.pairs.iter().enumerate() {
             let slot = &mut next[*g as usize];
             by_group[*slot as usize] = *b;
+            if let Some(o) = entries.orders.get(i) {
+                orders[*slot as usize] = *o;
+            }
             *slot += 1;
         }
-        drop(pairs);
-        // A bitset over buyers stays in cache where a stamp per buyer would not; each
-        // group's bits are cleared by its own list.
-        let mut seen = vec![0u64; nbuyers.div_ceil(64)];
-        let mut out = vec![0i64; self.groups];
-        for g in 0..self.groups {
-            let group = &by_group[counts[g] as usize..counts[g + 1] as usize];
-            let mut n = 0i64;
-            for b in group {
-                let (w, bit) = ((*b >> 6) as usize, 1u64 << (*b & 63));
-                n += i64::from(seen[w] & bit == 0);
-                seen[w] |= bit;
-            }
-            for b in group {
-                seen[(*b >> 6) as usize] = 0;
-            }
-            out[g] = n;
+        let with_orders = entries.with_orders;
+        drop(entries);
+        let lists = Lists {
+            offsets,
+            entries: by_group,
+            orders,
+        };
+        // Bitsets over buyers stay in cache where a stamp per buyer would not; each
+        // group's bits are cleared by its own entries.
+        let mut tally = Tally::new(nbuyers, with_orders);
+        let mut out = vec![BuyerCounts::default(); self.groups];
+        for (g, counts) in out.iter_mut().enumerate() {
+            let (group, group_orders) = lists.group(g);
+            *counts = tally.count(group, group_orders);
+            tally.clear(group);
         }
-        let mut total = 0i64;
-        for b in &by_group {
-            let (w, bit) = ((*b >> 6) as usize, 1u64 << (*b & 63));
-            total += i64::from(seen[w] & bit == 0);
-            seen[w] |= bit;
-        }
-        (out, total, Some((counts, by_group)))
+        let all_orders = with_orders.then_some(lists.orders.as_slice());
+        let total = tally.count(&lists.entries, all_orders);
+        (out, total, Some(lists))
     }
 
     fn rows(mut self, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
-        let (buyers, total_buyers) = self.distinct_buyers();
+        let (buyers, total_buyers) = self.buyers();
         let scale = self.scale;
         let mut total = Acc::default();
         for a in &self.accs {
@@ -1378,6 +1590,7 @@ fn key_index(store: &Store, key: Key, name: &str) -> Option<u32> {
         Key::Creator => store.creators.get(id()?),
         Key::PaymentMethod => store.payments.get(name),
         Key::Status => store.statuses.get(name),
+        Key::Carrier => store.carriers.get(name),
         Key::Product if name.is_empty() => Some(0),
         Key::Product => store.products.get(id()?),
         Key::Category => store.categories.get(name),
@@ -1396,6 +1609,7 @@ fn key_name(store: &Store, key: Key, i: u32) -> String {
         Key::Creator => store.creators.key(i),
         Key::PaymentMethod => text(&store.payments),
         Key::Status => text(&store.statuses),
+        Key::Carrier => text(&store.carriers),
         Key::Product => store.products.key(i),
         Key::Category => text(&store.categories),
     }

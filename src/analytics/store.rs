@@ -21,6 +21,8 @@ pub struct OrderFacts {
     pub paid: bool,
     pub status: String,
     pub channel: String,
+    /// The shipment's carrier, when the order has one.
+    pub carrier: Option<String>,
     pub payment_method: Option<String>,
     pub province: Option<String>,
     pub creator_id: Option<i64>,
@@ -61,17 +63,41 @@ pub struct ShopFacts {
     pub currency: String,
 }
 
-pub const PAID: u8 = 1;
-pub const REFUNDED: u8 = 2;
-pub const DISPUTED: u8 = 4;
-pub const DELIVERED: u8 = 8;
-pub const LIVE: u8 = 16;
-pub const REFUND_PENDING: u8 = 32;
-pub const DISPUTE_OPEN: u8 = 64;
+pub const PAID: u16 = 1;
+pub const REFUNDED: u16 = 2;
+pub const DISPUTED: u16 = 4;
+pub const DELIVERED: u16 = 8;
+pub const LIVE: u16 = 16;
+pub const REFUND_PENDING: u16 = 32;
+pub const DISPUTE_OPEN: u16 = 64;
+/// Delivered within the delivery promise.
+pub const ON_TIME: u16 = 128;
+/// Paid and placed at the first instant of its buyer's paid orders in the shop.
+pub const FIRST: u16 = 256;
 
-fn flags_of(order: &OrderFacts) -> u8 {
+/// The delivery promise in microseconds (`DELIVERY_PROMISE_HOURS`): a delivered order
+/// is on time when its ship-to-delivery time is at most this.
+static PROMISE_US: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(DEFAULT_PROMISE_HOURS * 3_600_000_000);
+
+/// The delivery promise unless `DELIVERY_PROMISE_HOURS` says otherwise.
+pub const DEFAULT_PROMISE_HOURS: i64 = 72;
+
+/// Sets the delivery promise ON_TIME_RATE is measured against (before the store loads).
+pub fn set_delivery_promise_hours(hours: i64) {
+    PROMISE_US.store(hours * 3_600_000_000, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The delivery promise in hours.
+pub fn delivery_promise_hours() -> i64 {
+    PROMISE_US.load(std::sync::atomic::Ordering::Relaxed) / 3_600_000_000
+}
+
+fn flags_of(order: &OrderFacts) -> u16 {
     let mut flags = LIVE;
+    let promise = PROMISE_US.load(std::sync::atomic::Ordering::Relaxed);
     for (on, flag) in [
+        (order.delivery_us.is_some_and(|d| d <= promise), ON_TIME),
         (order.paid, PAID),
         (order.refunded, REFUNDED),
         (order.disputed, DISPUTED),
@@ -178,9 +204,10 @@ impl IdDict {
 pub struct Segment {
     pub placed_at: Vec<i64>,
     pub shop: Vec<u32>,
-    pub flags: Vec<u8>,
+    pub flags: Vec<u16>,
     pub status: Vec<u8>,
     pub channel: Vec<u8>,
+    pub carrier: Vec<u16>,
     pub payment: Vec<u8>,
     pub province: Vec<u16>,
     pub creator: Vec<u32>,
@@ -220,7 +247,7 @@ impl Segment {
     }
 
     fn bytes(&self) -> usize {
-        self.len() * (8 + 4 + 1 + 1 + 1 + 1 + 2 + 4 + 4 + 8 * 6 + 4)
+        self.len() * (8 + 4 + 2 + 1 + 1 + 2 + 1 + 2 + 4 + 4 + 8 * 6 + 4)
             + self.item_product.len() * (4 + 4 + 8)
     }
 }
@@ -336,6 +363,7 @@ pub struct Store {
     pub currencies: Dict,
     pub statuses: Dict,
     pub channels: Dict,
+    pub carriers: Dict,
     pub payments: Dict,
     pub provinces: Dict,
     /// Per province index: its region index (0 for a code without a region).
@@ -352,6 +380,60 @@ pub struct Store {
     pub dead_rows: usize,
     /// The body's order-level sums per shop and 15-minute UTC slot.
     pub cells: Cells,
+    /// Each buyer's rows, to keep the first-order marks ([`FIRST`]) current.
+    buyer_rows: BuyerRows,
+}
+
+/// Each buyer's rows as ordinals (body rows, then tail row `r` at `body.len() + r`):
+/// the body's in row order, built when the body is, and the rows written since in
+/// `written`. A row whose buyer changed stays listed under the old buyer as well;
+/// readers check the row's buyer.
+#[derive(Debug, Default)]
+struct BuyerRows {
+    offsets: Vec<u32>,
+    rows: Vec<u32>,
+    written: HashMap<u32, Vec<u32>>,
+}
+
+impl BuyerRows {
+    fn build(body: &Segment, buyers: usize) -> BuyerRows {
+        let mut offsets = vec![0u32; buyers + 1];
+        for b in &body.buyer {
+            offsets[*b as usize + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut next = offsets.clone();
+        let mut rows = vec![0u32; body.len()];
+        for (r, b) in body.buyer.iter().enumerate() {
+            let slot = &mut next[*b as usize];
+            rows[*slot as usize] = r as u32;
+            *slot += 1;
+        }
+        BuyerRows {
+            offsets,
+            rows,
+            written: HashMap::new(),
+        }
+    }
+
+    fn of(&self, buyer: u32) -> Vec<u32> {
+        let b = buyer as usize;
+        let mut out: Vec<u32> = if b + 1 < self.offsets.len() {
+            self.rows[self.offsets[b] as usize..self.offsets[b + 1] as usize].to_vec()
+        } else {
+            Vec::new()
+        };
+        if let Some(more) = self.written.get(&buyer) {
+            out.extend_from_slice(more);
+        }
+        out
+    }
+
+    fn bytes(&self) -> usize {
+        (self.offsets.len() + self.rows.len()) * 4 + self.written.len() * 48
+    }
 }
 
 /// Seconds of one cell slot: every zone's midnights and hours fall on one (all
@@ -366,6 +448,7 @@ pub struct Cell {
     pub refund_orders: i64,
     pub dispute_orders: i64,
     pub delivered_orders: i64,
+    pub on_time_orders: i64,
     pub units: i64,
     pub delivery_us: i64,
     pub gmv: i64,
@@ -394,6 +477,7 @@ impl Store {
             currencies: Dict::new(),
             statuses: Dict::new(),
             channels: Dict::new(),
+            carriers: Dict::new(),
             payments: Dict::new(),
             provinces: Dict::new(),
             province_region: vec![0],
@@ -406,6 +490,7 @@ impl Store {
             buyers: Dict::new(),
             dead_rows: 0,
             cells: Cells::default(),
+            buyer_rows: BuyerRows::default(),
         };
         store.currencies.intern("CNY");
         store
@@ -415,7 +500,7 @@ impl Store {
     pub fn size(&self) -> (usize, usize) {
         (
             self.body.len() + self.tail.len(),
-            self.body.bytes() + self.tail.bytes() + self.places.bytes(),
+            self.body.bytes() + self.tail.bytes() + self.places.bytes() + self.buyer_rows.bytes(),
         )
     }
 
@@ -454,6 +539,12 @@ impl Store {
         u16::try_from(i).unwrap_or(0)
     }
 
+    /// A carrier's index (carriers past the 65,535th share the index of "none"; the
+    /// names are the tenants' own, typically a few dozen).
+    fn carrier(&mut self, name: Option<&str>) -> u16 {
+        u16::try_from(self.carriers.intern(name.unwrap_or(""))).unwrap_or(0)
+    }
+
     fn product(&mut self, id: Option<i64>) -> u32 {
         let i = self.products.intern(id);
         if self.product_category.len() <= i as usize {
@@ -472,6 +563,7 @@ impl Store {
         }
         let status = self.statuses.intern(&order.status) as u8;
         let channel = self.channels.intern(&order.channel) as u8;
+        let carrier = self.carrier(order.carrier.as_deref());
         let payment = self
             .payments
             .intern(order.payment_method.as_deref().unwrap_or("")) as u8;
@@ -495,6 +587,7 @@ impl Store {
         seg.flags.push(flags);
         seg.status.push(status);
         seg.channel.push(channel);
+        seg.carrier.push(carrier);
         seg.payment.push(payment);
         seg.province.push(province);
         seg.creator.push(creator);
@@ -557,6 +650,7 @@ impl Store {
         c.refund_orders += sign * (paid & i64::from(flags & REFUNDED != 0));
         c.dispute_orders += sign * i64::from(flags & DISPUTED != 0);
         c.delivered_orders += sign * i64::from(flags & DELIVERED != 0);
+        c.on_time_orders += sign * i64::from(flags & ON_TIME != 0);
         c.units += sign * b.units[r];
         c.delivery_us += sign * b.delivery_us[r];
         c.gmv += sign * b.gmv[r];
@@ -661,6 +755,7 @@ impl Store {
             flags,
             status,
             channel,
+            carrier,
             payment,
             province,
             creator,
@@ -688,6 +783,89 @@ impl Store {
         self.places.remap(&body_row, &tail_row);
         self.tail = Segment::new();
         self.build_cells();
+        self.buyer_rows = BuyerRows::build(&self.body, self.buyers.len());
+        self.mark_firsts();
+    }
+
+    /// Marks every body row placed at the first instant of its buyer's paid orders in
+    /// its shop, and unmarks the others: a buyer's body rows are listed in row order,
+    /// which is time order.
+    fn mark_firsts(&mut self) {
+        let body = &mut self.body;
+        let mut firsts: Vec<(u32, i64)> = Vec::new();
+        for b in 0..self.buyer_rows.offsets.len().saturating_sub(1) {
+            firsts.clear();
+            let range =
+                self.buyer_rows.offsets[b] as usize..self.buyer_rows.offsets[b + 1] as usize;
+            for &r in &self.buyer_rows.rows[range] {
+                let r = r as usize;
+                body.flags[r] &= !FIRST;
+                if body.flags[r] & (LIVE | PAID) != LIVE | PAID {
+                    continue;
+                }
+                let (shop, at) = (body.shop[r], body.placed_at[r]);
+                let first = match firsts.iter().find(|(s, _)| *s == shop) {
+                    Some((_, t)) => *t,
+                    None => {
+                        firsts.push((shop, at));
+                        at
+                    }
+                };
+                if at == first {
+                    body.flags[r] |= FIRST;
+                }
+            }
+        }
+    }
+
+    /// The segment and row of an ordinal.
+    fn locate(&self, ordinal: u32) -> (bool, usize) {
+        let body = self.body.len();
+        if (ordinal as usize) < body {
+            (false, ordinal as usize)
+        } else {
+            (true, ordinal as usize - body)
+        }
+    }
+
+    /// Marks the rows of one (shop, buyer) placed at the first instant of its paid
+    /// orders, and unmarks its other rows.
+    fn refresh_first(&mut self, shop: u32, buyer: u32) {
+        let rows = self.buyer_rows.of(buyer);
+        let mut first = i64::MAX;
+        let mut mine = Vec::with_capacity(rows.len());
+        for o in rows {
+            let (in_tail, r) = self.locate(o);
+            let seg = if in_tail { &self.tail } else { &self.body };
+            if r < seg.len() && seg.buyer[r] == buyer && seg.shop[r] == shop {
+                if seg.flags[r] & (LIVE | PAID) == LIVE | PAID {
+                    first = first.min(seg.placed_at[r]);
+                }
+                mine.push((in_tail, r));
+            }
+        }
+        for (in_tail, r) in mine {
+            let seg = if in_tail {
+                &mut self.tail
+            } else {
+                &mut self.body
+            };
+            let on = seg.flags[r] & (LIVE | PAID) == LIVE | PAID && seg.placed_at[r] == first;
+            if on {
+                seg.flags[r] |= FIRST;
+            } else {
+                seg.flags[r] &= !FIRST;
+            }
+        }
+    }
+
+    /// The (shop, buyer) of an order's row.
+    fn pair_of(&self, id: i64) -> Option<(u32, u32)> {
+        let (seg, r) = match self.places.get(id)? {
+            Place::Body(r) => (&self.body, r as usize),
+            Place::Tail(r) => (&self.tail, r as usize),
+        };
+        Some((seg.shop[r], seg.buyer[r]))
     }
 
     /// Whether the store holds a live row for the order.
@@ -698,6 +876,18 @@ impl Store {
     /// Replaces an order's row with its current facts (`None`: it no longer exists).
     /// An order whose window position or lines changed moves to the tail.
     pub fn apply(&mut self, id: i64, order: Option<&OrderFacts>) {
+        let before = self.pair_of(id);
+        self.replace(id, order);
+        let after = self.pair_of(id);
+        if let Some((shop, buyer)) = before {
+            self.refresh_first(shop, buyer);
+        }
+        if let Some((shop, buyer)) = after.filter(|a| Some(*a) != before) {
+            self.refresh_first(shop, buyer);
+        }
+    }
+
+    fn replace(&mut self, id: i64, order: Option<&OrderFacts>) {
         let place = self.places.get(id);
         if let (Some(place), Some(order)) = (place, order) {
             if self.update_in_place(place, order) {
@@ -719,6 +909,13 @@ impl Store {
         if let Some(order) = order {
             let row = self.push(order, false);
             self.places.set(id, Some(Place::Tail(row)));
+            let ordinal = (self.body.len() + row as usize) as u32;
+            let buyer = self.tail.buyer[row as usize];
+            self.buyer_rows
+                .written
+                .entry(buyer)
+                .or_default()
+                .push(ordinal);
         }
     }
 
@@ -741,6 +938,7 @@ impl Store {
         }
         let status = self.statuses.intern(&order.status) as u8;
         let channel = self.channels.intern(&order.channel) as u8;
+        let carrier = self.carrier(order.carrier.as_deref());
         let payment = self
             .payments
             .intern(order.payment_method.as_deref().unwrap_or("")) as u8;
@@ -762,9 +960,23 @@ impl Store {
         seg.flags[r] = flags;
         seg.status[r] = status;
         seg.channel[r] = channel;
+        seg.carrier[r] = carrier;
         seg.payment[r] = payment;
         seg.province[r] = province;
         seg.creator[r] = creator;
+        if seg.buyer[r] != buyer {
+            let ordinal = if in_body { r } else { self.body.len() + r } as u32;
+            self.buyer_rows
+                .written
+                .entry(buyer)
+                .or_default()
+                .push(ordinal);
+        }
+        let seg = if in_body {
+            &mut self.body
+        } else {
+            &mut self.tail
+        };
         seg.buyer[r] = buyer;
         seg.gmv[r] = order.paid_amount * paid;
         seg.units[r] = order

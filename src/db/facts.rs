@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Date, Text};
 
-use super::schema::{order_items, orders, products, provinces, shops};
+use super::schema::{order_items, orders, products, provinces, shipments, shops};
 use crate::analytics::store::{ItemFacts, OrderFacts, ShopFacts};
 use crate::error::AppResult;
 
@@ -77,7 +77,11 @@ pub fn orders_in_range(conn: &mut PgConnection, lo: i64, hi: i64) -> AppResult<V
         .bind::<BigInt, _>(lo)
         .bind::<BigInt, _>(hi)
         .load(conn)?;
-    Ok(assemble(rows, items, after))
+    let carriers: Vec<(i64, String)> = shipments::table
+        .filter(shipments::order_id.ge(lo).and(shipments::order_id.lt(hi)))
+        .select((shipments::order_id, shipments::carrier))
+        .load(conn)?;
+    Ok(assemble(rows, items, after, carriers))
 }
 
 /// The orders with these ids (ids that no longer exist are absent).
@@ -99,7 +103,11 @@ pub fn orders_by_ids(conn: &mut PgConnection, ids: &[i64]) -> AppResult<Vec<Orde
     let after: Vec<AfterSaleRow> = diesel::sql_query(include_str!("facts_after_sales_ids.sql"))
         .bind::<Array<BigInt>, _>(ids)
         .load(conn)?;
-    Ok(assemble(rows, items, after))
+    let carriers: Vec<(i64, String)> = shipments::table
+        .filter(shipments::order_id.eq_any(ids))
+        .select((shipments::order_id, shipments::carrier))
+        .load(conn)?;
+    Ok(assemble(rows, items, after, carriers))
 }
 
 #[allow(clippy::type_complexity)]
@@ -143,7 +151,9 @@ fn assemble(
     rows: Vec<OrderRow>,
     items: Vec<(i64, Option<i64>, i32, i64)>,
     after: Vec<AfterSaleRow>,
+    carriers: Vec<(i64, String)>,
 ) -> Vec<OrderFacts> {
+    let mut carriers: HashMap<i64, String> = carriers.into_iter().collect();
     let mut lines: HashMap<i64, Vec<ItemFacts>> = HashMap::with_capacity(rows.len());
     for (order_id, product_id, quantity, paid_amount) in items {
         lines.entry(order_id).or_default().push(ItemFacts {
@@ -173,6 +183,7 @@ fn assemble(
                 paid: r.3,
                 status: r.4,
                 channel: r.5,
+                carrier: carriers.remove(&r.0),
                 payment_method: r.6,
                 province: r.7,
                 creator_id: r.8,

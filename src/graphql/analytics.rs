@@ -49,6 +49,9 @@ pub struct AnalyticsFilter {
     pub channels: Option<Vec<Channel>>,
     pub creator_ids: Option<Vec<ID>>,
     pub payment_methods: Option<Vec<PaymentMethod>>,
+    /// Shipment carriers as the orders name them (for example 顺丰速运); orders not
+    /// shipped match none.
+    pub carriers: Option<Vec<String>>,
 }
 
 #[derive(SimpleObject, Clone, Serialize, Deserialize)]
@@ -121,6 +124,11 @@ impl AnalyticsFilter {
                 .map_err(AppError::bad_input)?;
         }
         province_codes(&self.provinces)?;
+        list_len("carriers", &self.carriers)?;
+        for carrier in self.carriers.iter().flatten() {
+            crate::domain::check_plain_text("carriers", carrier, 64)
+                .map_err(AppError::bad_input)?;
+        }
         Ok(Filters {
             shop_ids,
             product_ids: ids("productIds", &self.product_ids)?,
@@ -130,6 +138,7 @@ impl AnalyticsFilter {
             channels: spell(&self.channels, Channel::as_str),
             creator_ids: ids("creatorIds", &self.creator_ids)?,
             payment_methods: spell(&self.payment_methods, PaymentMethod::as_str),
+            carriers: self.carriers.clone(),
         })
     }
 }
@@ -185,7 +194,15 @@ impl Prepared {
             timezone: range.tz.name().to_string(),
             currency: self.currency.clone(),
             grouping,
-            needs_buyers: self.needs(Metric::Buyers),
+            needs_buyers: [
+                Metric::Buyers,
+                Metric::RepeatBuyers,
+                Metric::RepeatRate,
+                Metric::NewBuyers,
+            ]
+            .iter()
+            .any(|m| self.needs(*m)),
+            needs_repeat: self.needs(Metric::RepeatBuyers) || self.needs(Metric::RepeatRate),
             columns: crate::analytics::Columns::of(
                 &self
                     .metrics
@@ -350,6 +367,8 @@ impl Prepared {
             "channels": sorted(&f.channels),
             "creatorIds": sorted_ids(&f.creator_ids),
             "paymentMethods": sorted(&f.payment_methods),
+            "carriers": sorted(&f.carriers),
+            "deliveryPromiseHours": crate::analytics::store::delivery_promise_hours(),
             "extra": extra,
         })
     }
@@ -684,6 +703,7 @@ pub(super) async fn labels(
 ) -> AppResult<HashMap<String, String>> {
     let none = match dimension {
         Dimension::Creator => "无达人 (no creator)",
+        Dimension::Carrier => "未发货 (not shipped)",
         _ => "未知 (unknown)",
     };
     let mut out: HashMap<String, String> = keys
@@ -717,6 +737,11 @@ pub(super) async fn labels(
         Dimension::Province => {
             for row in provinces(ctx).await? {
                 out.insert(row.code.clone(), row.name_zh.clone());
+            }
+        }
+        Dimension::Carrier => {
+            for key in keys.iter().filter(|k| !k.is_empty()) {
+                out.insert(key.clone(), key.clone());
             }
         }
         Dimension::Region => {

@@ -745,7 +745,9 @@ fn push_number(out: &mut String, value: &serde_json::Value) {
 fn metric_column(metric: &str, currency: &str) -> String {
     match metric {
         "GMV" | "AOV" | "REFUND_AMOUNT" | "COMMISSION" => format!("{metric}_{currency}"),
-        "PAY_CONVERSION" | "REFUND_RATE" | "DISPUTE_RATE" => format!("{metric}_ratio"),
+        "PAY_CONVERSION" | "REFUND_RATE" | "DISPUTE_RATE" | "ON_TIME_RATE" => {
+            format!("{metric}_ratio")
+        }
         _ => metric.to_string(),
     }
 }

@@ -47,9 +47,17 @@ pub(crate) fn sql_metrics(
     let refund_amount = num(format!("SELECT coalesce(round(sum(a.refund_amount * {fx}) / 100, 2), 0) FROM after_sales a JOIN orders o ON o.id = a.order_id JOIN shops s ON s.id = o.shop_id WHERE {cond} AND a.status = 'REFUNDED'")).unwrap();
     let disputes = num(format!("SELECT count(*) {from} AND EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')")).unwrap();
     let delivery = num(format!("SELECT avg(extract(epoch FROM o.delivered_at - o.shipped_at) / 3600) {from} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
+    let on_time = num(format!("SELECT avg((o.delivered_at - o.shipped_at <= interval '72 hours')::int) {from} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
     let commission = num(format!("SELECT coalesce(round(sum(o.commission_amount * {fx}) / 100, 2), 0) {from} AND o.paid_at IS NOT NULL AND o.creator_id IS NOT NULL")).unwrap();
     let buyers = num(format!(
         "SELECT count(DISTINCT o.buyer_id) {from} AND o.paid_at IS NOT NULL"
+    ))
+    .unwrap();
+    // A buyer's first paid order in a shop: placed at the earliest instant of them.
+    let first = "o.placed_at = (SELECT min(f.placed_at) FROM orders f WHERE f.shop_id = o.shop_id AND f.buyer_id = o.buyer_id AND f.paid_at IS NOT NULL)";
+    let repeat = num(format!("SELECT count(*) FROM (SELECT o.buyer_id {from} AND o.paid_at IS NOT NULL GROUP BY o.buyer_id HAVING count(*) >= 2) x")).unwrap();
+    let new = num(format!(
+        "SELECT count(DISTINCT o.buyer_id) {from} AND o.paid_at IS NOT NULL AND {first}"
     ))
     .unwrap();
     let div = |a: f64, b: f64| (b != 0.0).then(|| a / b);
@@ -68,6 +76,10 @@ pub(crate) fn sql_metrics(
         ("AVG_DELIVERY_HOURS", delivery),
         ("COMMISSION", Some(commission)),
         ("BUYERS", Some(buyers)),
+        ("ON_TIME_RATE", on_time),
+        ("REPEAT_BUYERS", Some(repeat)),
+        ("REPEAT_RATE", div(repeat, buyers)),
+        ("NEW_BUYERS", Some(new)),
     ]
 }
 
@@ -104,6 +116,18 @@ pub(crate) fn sql_product_metrics(
     let refund_amount = num(format!("SELECT coalesce(round(sum((SELECT coalesce(sum(a.refund_amount), 0) FROM after_sales a WHERE a.order_id = o.id AND a.status = 'REFUNDED') * {fx}) / 100, 2), 0) {from} AND p.first")).unwrap();
     let disputes = num(format!("SELECT count(*) {from} AND EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')")).unwrap();
     let delivery = num(format!("SELECT avg(extract(epoch FROM o.delivered_at - o.shipped_at) / 3600) {from} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
+    let on_time = num(format!("SELECT avg((o.delivered_at - o.shipped_at <= interval '72 hours')::int) {from} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
+    let buyers = num(format!(
+        "SELECT count(DISTINCT o.buyer_id) {from} AND o.paid_at IS NOT NULL"
+    ))
+    .unwrap();
+    // A buyer's first paid order in a shop: placed at the earliest instant of them.
+    let first_order = "o.placed_at = (SELECT min(f.placed_at) FROM orders f WHERE f.shop_id = o.shop_id AND f.buyer_id = o.buyer_id AND f.paid_at IS NOT NULL)";
+    let repeat = num(format!("SELECT count(*) FROM (SELECT o.buyer_id {from} AND o.paid_at IS NOT NULL GROUP BY o.buyer_id HAVING count(DISTINCT o.id) >= 2) x")).unwrap();
+    let new = num(format!(
+        "SELECT count(DISTINCT o.buyer_id) {from} AND o.paid_at IS NOT NULL AND {first_order}"
+    ))
+    .unwrap();
     let commission = num(format!("SELECT coalesce(round(sum(o.commission_amount * {fx}) / 100, 2), 0) {from} AND p.first AND o.paid_at IS NOT NULL AND o.creator_id IS NOT NULL")).unwrap();
     let div = |a: f64, b: f64| (b != 0.0).then(|| a / b);
     vec![
@@ -119,6 +143,11 @@ pub(crate) fn sql_product_metrics(
         ("DISPUTE_RATE", div(disputes, orders)),
         ("AVG_DELIVERY_HOURS", delivery),
         ("COMMISSION", Some(commission)),
+        ("ON_TIME_RATE", on_time),
+        ("BUYERS", Some(buyers)),
+        ("REPEAT_BUYERS", Some(repeat)),
+        ("REPEAT_RATE", div(repeat, buyers)),
+        ("NEW_BUYERS", Some(new)),
     ]
 }
 

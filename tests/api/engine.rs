@@ -239,7 +239,7 @@ async fn default_zone_trends_match_sql_bucket_by_bucket() {
 }
 
 const BREAKDOWN: &str = "query($d: Dimension!, $tz: String!, $cur: String!) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: $d,
-  metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+  metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION, BUYERS, ON_TIME_RATE, REPEAT_BUYERS, REPEAT_RATE, NEW_BUYERS],
   sortBy: ORDERS, limit: 3, timezone: $tz, currency: $cur) {
   rows { key values { metric value } } other { values { metric value } } total { metric value } } }";
 
@@ -256,6 +256,10 @@ const DIMENSION_KEYS: &[(&str, &str)] = &[
     ("STATUS", "o.status"),
     ("SHOP", "o.shop_id::text"),
     ("PLATFORM", "s.platform"),
+    (
+        "CARRIER",
+        "coalesce((SELECT sh.carrier FROM shipments sh WHERE sh.order_id = o.id), '')",
+    ),
 ];
 
 #[tokio::test]
@@ -297,6 +301,11 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
         "AVG_DELIVERY_HOURS",
         "COMMISSION",
         "PAY_CONVERSION",
+        "BUYERS",
+        "ON_TIME_RATE",
+        "REPEAT_BUYERS",
+        "REPEAT_RATE",
+        "NEW_BUYERS",
     ];
     let only = |all: Vec<(&'static str, Option<f64>)>| -> Vec<(&'static str, Option<f64>)> {
         all.into_iter().filter(|m| asked.contains(&m.0)).collect()
@@ -375,7 +384,18 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
                 );
             }
             for (n, m) in asked.iter().enumerate() {
-                if ["AVG_DELIVERY_HOURS", "PAY_CONVERSION"].contains(m) {
+                // Ratios and buyer counts do not add up across rows.
+                if [
+                    "AVG_DELIVERY_HOURS",
+                    "PAY_CONVERSION",
+                    "BUYERS",
+                    "ON_TIME_RATE",
+                    "REPEAT_BUYERS",
+                    "REPEAT_RATE",
+                    "NEW_BUYERS",
+                ]
+                .contains(m)
+                {
                     continue;
                 }
                 let sum = sums[n] + metric_of(&report["other"]["values"], m);
@@ -395,7 +415,7 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     // PRODUCT attributes item lines; a filter on every channel selects the same orders
     // and must not change a number.
     let product = "query($cur: String!, $f: AnalyticsFilter) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: PRODUCT,
-      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION, BUYERS, ON_TIME_RATE, REPEAT_BUYERS, REPEAT_RATE, NEW_BUYERS],
       sortBy: GMV, limit: 3, currency: $cur, filter: $f) {
       rows { key values { metric value } } other { values { metric value } } total { metric value } } }";
     let every_channel =
@@ -451,7 +471,7 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     // Every granularity in a whole-hour zone without DST, one with DST and a half-hour
     // zone: each bucket equals SQL over its window.
     let trend = "query($g: Granularity!, $from: Date!, $to: Date!, $tz: String!) { trend(range: {from: $from, to: $to}, granularity: $g,
-      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION, BUYERS],
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION, BUYERS, ON_TIME_RATE, REPEAT_BUYERS, REPEAT_RATE, NEW_BUYERS],
       timezone: $tz, currency: \"CNY\") { points { start values { metric value } } } }";
     for tz in ["Asia/Shanghai", "America/Los_Angeles", "Asia/Kolkata"] {
         for (granularity, from, to) in [
@@ -510,7 +530,7 @@ async fn random_writes_keep_every_breakdown_equal_to_sql_in_every_zone() {
     // One shop in the report currency: the other row is summed from the groups left
     // out, for the period and for the previous one.
     let one_shop = "query($d: Dimension!) { breakdown(range: {from: \"2026-11-01\", to: \"2026-11-20\"}, dimension: $d,
-      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION],
+      metrics: [ORDERS, PAID_ORDERS, GMV, UNITS, REFUND_ORDERS, REFUND_AMOUNT, DISPUTE_ORDERS, AVG_DELIVERY_HOURS, COMMISSION, PAY_CONVERSION, BUYERS, ON_TIME_RATE, REPEAT_BUYERS, REPEAT_RATE, NEW_BUYERS],
       sortBy: GMV, limit: 2, filter: {shopIds: [\"1\"]}, compare: PREVIOUS_PERIOD) {
       rows { key } other { values { metric value previous } } } }";
     for (dimension, key_sql) in DIMENSION_KEYS {

@@ -113,6 +113,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         analytics_parallel_from: 16,
         // Written orders are merged into the sorted store after a few dozen.
         analytics_compact_at: 40,
+        delivery_promise_hours: 72,
         jwt: JwtSettings {
             secret: "test-secret-test-secret-test-secret-0123".into(),
             issuer: "orderscope".into(),

@@ -71,11 +71,16 @@ fn sql_line_metrics(
     let refund_amount = n(format!("SELECT coalesce(round(sum(a.refund_amount * {fx}) / 100, 2), 0) FROM after_sales a JOIN orders o ON o.id = a.order_id JOIN shops s ON s.id = o.shop_id WHERE {cond} AND {first} AND a.status = 'REFUNDED'")).unwrap();
     let disputes = n(format!("SELECT count(*) {from} AND {matched} AND EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id AND a.dispute <> 'NONE')")).unwrap();
     let delivery = n(format!("SELECT avg(extract(epoch FROM o.delivered_at - o.shipped_at) / 3600) {from} AND {matched} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
+    let on_time = n(format!("SELECT avg((o.delivered_at - o.shipped_at <= interval '72 hours')::int) {from} AND {matched} AND o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL"));
     let commission = n(format!("SELECT coalesce(round(sum(o.commission_amount * {fx}) / 100, 2), 0) {from} AND {first} AND o.paid_at IS NOT NULL AND o.creator_id IS NOT NULL")).unwrap();
     let buyers = n(format!(
         "SELECT count(DISTINCT o.buyer_id) {from} AND {matched} AND o.paid_at IS NOT NULL"
     ))
     .unwrap();
+    // A buyer's first paid order in a shop: placed at the earliest instant of them.
+    let first_order = "o.placed_at = (SELECT min(f.placed_at) FROM orders f WHERE f.shop_id = o.shop_id AND f.buyer_id = o.buyer_id AND f.paid_at IS NOT NULL)";
+    let repeat = n(format!("SELECT count(*) FROM (SELECT o.buyer_id {from} AND {matched} AND o.paid_at IS NOT NULL GROUP BY o.buyer_id HAVING count(*) >= 2) x")).unwrap();
+    let new = n(format!("SELECT count(DISTINCT o.buyer_id) {from} AND {matched} AND o.paid_at IS NOT NULL AND {first_order}")).unwrap();
     let div = |a: f64, b: f64| (b != 0.0).then(|| a / b);
     vec![
         ("ORDERS", Some(orders)),
@@ -92,6 +97,10 @@ fn sql_line_metrics(
         ("AVG_DELIVERY_HOURS", delivery),
         ("COMMISSION", Some(commission)),
         ("BUYERS", Some(buyers)),
+        ("ON_TIME_RATE", on_time),
+        ("REPEAT_BUYERS", Some(repeat)),
+        ("REPEAT_RATE", div(repeat, buyers)),
+        ("NEW_BUYERS", Some(new)),
     ]
 }
 
@@ -121,6 +130,7 @@ fn quoted(v: &[&String]) -> String {
 }
 
 struct Universe {
+    carriers: Vec<String>,
     products: Vec<String>,
     categories: Vec<String>,
     creators: Vec<String>,
@@ -131,10 +141,10 @@ fn random_filter(rng: &mut Lcg, u: &Universe) -> RandomFilter {
     let mut graphql = json!({});
     let mut orders = String::from("true");
     let mut lines: Vec<String> = Vec::new();
-    // Zero to three filters of seven kinds, each kind once.
-    let mut used = [false; 7];
+    // Zero to three filters of eight kinds, each kind once.
+    let mut used = [false; 8];
     for _ in 0..rng.next(4) {
-        let kind = rng.next(7) as usize;
+        let kind = rng.next(8) as usize;
         if std::mem::replace(&mut used[kind], true) {
             continue;
         }
@@ -186,6 +196,14 @@ fn random_filter(rng: &mut Lcg, u: &Universe) -> RandomFilter {
                     quoted(&r)
                 );
             }
+            6 => {
+                let c = pick(rng, &u.carriers, 2);
+                graphql["carriers"] = json!(c);
+                orders += &format!(
+                    " AND (SELECT sh.carrier FROM shipments sh WHERE sh.order_id = o.id) IN ({})",
+                    quoted(&c)
+                );
+            }
             _ => {
                 let all: Vec<String> = ["ALIPAY", "WECHAT_PAY", "DOUYIN_PAY", "CARD"]
                     .iter()
@@ -216,11 +234,15 @@ const ORDER_DIMENSIONS: &[(&str, &str)] = &[
     ("STATUS", "o.status"),
     ("SHOP", "o.shop_id::text"),
     ("PLATFORM", "s.platform"),
+    (
+        "CARRIER",
+        "coalesce((SELECT sh.carrier FROM shipments sh WHERE sh.order_id = o.id), '')",
+    ),
 ];
 
-const ALL: &str = "[ORDERS, PAID_ORDERS, GMV, UNITS, AOV, PAY_CONVERSION, REFUND_ORDERS, REFUND_AMOUNT, REFUND_RATE, DISPUTE_ORDERS, DISPUTE_RATE, AVG_DELIVERY_HOURS, COMMISSION, BUYERS]";
+const ALL: &str = "[ORDERS, PAID_ORDERS, GMV, UNITS, AOV, PAY_CONVERSION, REFUND_ORDERS, REFUND_AMOUNT, REFUND_RATE, DISPUTE_ORDERS, DISPUTE_RATE, AVG_DELIVERY_HOURS, COMMISSION, BUYERS, ON_TIME_RATE, REPEAT_BUYERS, REPEAT_RATE, NEW_BUYERS]";
 /// Without BUYERS, totals and trends without row filters are answered from slot cells.
-const NO_BUYERS: &str = "[ORDERS, PAID_ORDERS, GMV, UNITS, AOV, PAY_CONVERSION, REFUND_ORDERS, REFUND_AMOUNT, REFUND_RATE, DISPUTE_ORDERS, DISPUTE_RATE, AVG_DELIVERY_HOURS, COMMISSION]";
+const NO_BUYERS: &str = "[ORDERS, PAID_ORDERS, GMV, UNITS, AOV, PAY_CONVERSION, REFUND_ORDERS, REFUND_AMOUNT, REFUND_RATE, DISPUTE_ORDERS, DISPUTE_RATE, AVG_DELIVERY_HOURS, COMMISSION, ON_TIME_RATE]";
 
 fn add_days(day: &str, n: i64) -> String {
     (chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap() + chrono::Duration::days(n))
@@ -232,6 +254,7 @@ async fn random_questions_equal_sql_in_any_zone_currency_and_filter() {
     let app = TestApp::spawn(1_500).await;
     let token = app.owner();
     let universe = Universe {
+        carriers: texts(&app, "SELECT DISTINCT carrier AS t FROM shipments ORDER BY 1"),
         products: texts(&app, "SELECT p.id::text AS t FROM products p JOIN shops s ON s.id = p.shop_id WHERE s.tenant_id = 1 ORDER BY p.id"),
         categories: texts(&app, "SELECT DISTINCT p.category AS t FROM products p JOIN shops s ON s.id = p.shop_id WHERE s.tenant_id = 1 ORDER BY 1"),
         creators: texts(&app, "SELECT DISTINCT o.creator_id::text AS t FROM orders o WHERE o.creator_id IS NOT NULL AND o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) ORDER BY 1"),
@@ -263,7 +286,10 @@ async fn random_questions_equal_sql_in_any_zone_currency_and_filter() {
         let metrics = if round % 2 == 0 { NO_BUYERS } else { ALL };
         let asked = |v: Vec<(&'static str, Option<f64>)>| -> Vec<(&'static str, Option<f64>)> {
             v.into_iter()
-                .filter(|(m, _)| metrics == ALL || *m != "BUYERS")
+                .filter(|(m, _)| {
+                    metrics == ALL
+                        || !["BUYERS", "REPEAT_BUYERS", "REPEAT_RATE", "NEW_BUYERS"].contains(m)
+                })
                 .collect()
         };
         match round % 3 {

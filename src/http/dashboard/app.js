@@ -16,7 +16,7 @@
       orderNo: '订单号', exportCsv: '导出 CSV', prev: '上一页', next: '下一页',
       viewQuery: '查看查询', live: '实时', offline: '未连接', mom: '环比', yoy: '同比',
       GMV: 'GMV', ORDERS: '订单数', AOV: '客单价', PAY_CONVERSION: '支付转化率',
-      REFUND_RATE: '退货率', DISPUTE_RATE: '纠纷率', AVG_DELIVERY_HOURS: '平均物流时效',
+      REFUND_RATE: '退货率', DISPUTE_RATE: '纠纷率', AVG_DELIVERY_HOURS: '平均物流时效', ON_TIME_RATE: '准时送达率',
       COMMISSION: '佣金', UNITS: '件数',
       UNPAID_OVER_24H: '超24小时未付款', SHIP_OVERDUE: '超时未发货', REFUND_PENDING: '待处理退款',
       DISPUTE_OPEN: '纠纷中', DELIVERY_STALLED: '物流停滞',
@@ -39,7 +39,7 @@
       next: 'Next', viewQuery: 'View query', live: 'Live', offline: 'Offline', mom: 'vs prev.',
       yoy: 'YoY', GMV: 'GMV', ORDERS: 'Orders', AOV: 'Avg. order value',
       PAY_CONVERSION: 'Payment conversion', REFUND_RATE: 'Refund rate', DISPUTE_RATE: 'Dispute rate',
-      AVG_DELIVERY_HOURS: 'Avg. delivery time', COMMISSION: 'Commission', UNITS: 'Units',
+      AVG_DELIVERY_HOURS: 'Avg. delivery time', ON_TIME_RATE: 'On-time delivery', COMMISSION: 'Commission', UNITS: 'Units',
       UNPAID_OVER_24H: 'Unpaid > 24 h', SHIP_OVERDUE: 'Shipping overdue', REFUND_PENDING: 'Refunds pending',
       DISPUTE_OPEN: 'Open disputes', DELIVERY_STALLED: 'Delivery stalled',
       PENDING_PAYMENT: 'Pending payment', AWAITING_SHIPMENT: 'Awaiting shipment', SHIPPED: 'Shipped',
@@ -105,7 +105,7 @@
     if (v === null || v === undefined) return '—';
     switch (metric) {
       case 'GMV': case 'AOV': case 'REFUND_AMOUNT': case 'COMMISSION': return money(v);
-      case 'PAY_CONVERSION': case 'REFUND_RATE': case 'DISPUTE_RATE': return percent(v);
+      case 'PAY_CONVERSION': case 'REFUND_RATE': case 'DISPUTE_RATE': case 'ON_TIME_RATE': return percent(v);
       case 'AVG_DELIVERY_HOURS': return Number(v).toFixed(1) + ' ' + t('hours');
       default: return Number(v).toLocaleString('zh-CN');
     }

@@ -1,5 +1,5 @@
 //! The `orderscope` command: `serve`, `migrate`, `seed`, `invalidate-cache`,
-//! `export-schema`, `healthcheck`, `token`.
+//! `export-schema`, `healthcheck`, `token`, `import`.
 
 use clap::{Parser, Subcommand};
 use diesel::Connection;
@@ -36,6 +36,19 @@ enum Command {
     /// container image's HEALTHCHECK; it needs no curl).
     Healthcheck,
     /// Print a signed JWT for an account (by id, or the owner of a tenant).
+    /// Import a platform's order export (CSV in UTF-8 or GBK, or .xlsx) into a shop,
+    /// as its tenant's owner, through the same validation and upsert as ingestOrders.
+    /// Prints one line per order (row, order number, outcome, reason) as CSV, then a
+    /// summary on stderr.
+    Import {
+        /// DOUYIN, TAOBAO, TMALL, TIKTOK or KUAISHOU.
+        #[arg(long)]
+        platform: String,
+        /// The shop's id.
+        #[arg(long)]
+        shop: i64,
+        file: std::path::PathBuf,
+    },
     Token {
         #[arg(long, conflicts_with = "tenant")]
         account: Option<i64>,
@@ -97,6 +110,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(),
+        Command::Import {
+            platform,
+            shop,
+            file,
+        } => import(&settings, &platform, shop, &file),
         Command::Token {
             account,
             tenant,
@@ -155,5 +173,48 @@ fn healthcheck() -> anyhow::Result<()> {
         anyhow::bail!("/healthz answered {}", String::from_utf8_lossy(&head));
     }
     println!("healthy");
+    Ok(())
+}
+
+fn import(
+    settings: &Settings,
+    platform: &str,
+    shop: i64,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let platform = orderscope::domain::Platform::parse(&platform.to_ascii_uppercase())
+        .ok_or_else(|| anyhow::anyhow!("unknown platform {platform:?}"))?;
+    let mut conn = diesel::PgConnection::establish(&settings.database_url)?;
+    let fail = |e: orderscope::error::AppError| anyhow::anyhow!("{}", e.public_message());
+    let principal =
+        orderscope::db::accounts::owner_principal_of_shop(&mut conn, shop).map_err(fail)?;
+    let actor = principal.actor();
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    writeln!(out, "row,orderNo,outcome,orderId,reason")?;
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let summary = orderscope::import::run(&mut conn, &principal, platform, shop, file, |o| {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{}",
+            o.row,
+            quote(&o.order_no),
+            o.outcome,
+            o.order_id.as_deref().unwrap_or(""),
+            quote(o.reason.as_deref().unwrap_or(""))
+        );
+    })
+    .map_err(fail)?;
+    out.flush()?;
+    orderscope::db::audit::record(
+        &mut conn,
+        actor,
+        "importOrders",
+        &format!("shop:{shop}"),
+        serde_json::json!({ "summary": summary, "filename": file.display().to_string(), "via": "cli" }),
+    )
+    .map_err(fail)?;
+    eprintln!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -93,6 +93,8 @@ pub struct Limits {
     pub max_nesting: usize,
     pub max_page_size: i32,
     pub max_ingest_batch: usize,
+    /// Largest order export `POST /import/orders` takes (`IMPORT_MAX_BYTES`).
+    pub max_import_bytes: usize,
 }
 
 impl Default for Limits {
@@ -104,6 +106,7 @@ impl Default for Limits {
             max_nesting: 48,
             max_page_size: 200,
             max_ingest_batch: 1000,
+            max_import_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -200,7 +203,10 @@ impl Settings {
                 public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
                 oidc: OidcIssuer::from_setting(std::env::var("OIDC_ISSUERS").ok().as_deref())?,
             },
-            limits: Limits::default(),
+            limits: Limits {
+                max_import_bytes: env_num("IMPORT_MAX_BYTES", Limits::default().max_import_bytes)?,
+                ..Limits::default()
+            },
             public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.is_empty()),
             dashboard: match std::env::var("DASHBOARD").ok().as_deref() {
                 Some("on") | Some("1") | Some("true") => true,

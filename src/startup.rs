@@ -146,6 +146,7 @@ impl Application {
                     web::get().to(http::export::orders_csv),
                 )
                 .route("/export/trend.csv", web::get().to(http::export::trend_csv))
+                .route("/import/orders", web::post().to(http::import::orders))
                 .route("/export/link/{token}", web::get().to(http::export::link))
                 .route(
                     "/export/breakdown.csv",

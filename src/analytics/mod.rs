@@ -204,6 +204,8 @@ pub struct Aggregate {
     /// REPEAT_BUYERS or REPEAT_RATE is asked for (a product or category group then
     /// tells a buyer's orders apart).
     pub needs_repeat: bool,
+    /// NEW_BUYERS is asked for.
+    pub needs_new: bool,
     /// The columns the asked metrics read beyond the order counts (a scan reads no
     /// other: it is bound by memory bandwidth).
     pub columns: Columns,

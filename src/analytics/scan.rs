@@ -161,6 +161,7 @@ struct Scan<'a> {
     factors: Vec<i128>,
     scale: u32,
     buyers: Distinct,
+    wants: Wants,
     columns: super::Columns,
 }
 
@@ -212,23 +213,123 @@ impl Entries {
     }
 }
 
-/// Bitsets over buyers: seen, seen twice (or in two orders), seen new; and, with
-/// orders, the last order a buyer was seen in.
+/// Which buyer counts a question needs beyond distinct buyers.
+#[derive(Clone, Copy, Default)]
+struct Wants {
+    repeat: bool,
+    new: bool,
+}
+
+/// Marks per buyer in one array: one bit (seen) when only distinct buyers are
+/// counted, so that the set stays small enough for the cache; otherwise four
+/// interleaved bits (seen, seen in another order, seen new), so that one access reads
+/// all of a buyer's marks.
+#[derive(Clone)]
+struct Marks {
+    words: Vec<u64>,
+    wide: bool,
+}
+
+/// The seen bits of a wide word.
+const SEEN_BITS: u64 = 0x1111_1111_1111_1111;
+
+impl Marks {
+    fn new(buyers: usize, wants: Wants) -> Marks {
+        let wide = wants.repeat || wants.new;
+        let per_word = if wide { 16 } else { 64 };
+        Marks {
+            words: vec![0; buyers.div_ceil(per_word)],
+            wide,
+        }
+    }
+
+    /// The word and the position of the buyer's seen bit (`+1` again, `+2` new).
+    #[inline]
+    fn locate(&self, b: u32) -> (usize, u32) {
+        if self.wide {
+            ((b >> 4) as usize, (b & 15) * 4)
+        } else {
+            ((b >> 6) as usize, b & 63)
+        }
+    }
+
+    /// Marks one entry; `another`: the buyer was seen before in a different order
+    /// (with unknown orders, any second entry is another order). Returns what it adds.
+    #[inline]
+    fn mark(&mut self, entry: u32, wants: Wants, another: impl FnOnce() -> bool) -> BuyerCounts {
+        let (w, p) = self.locate(entry & BUYER);
+        let mut word = self.words[w];
+        let mut c = BuyerCounts::default();
+        if word & (1 << p) == 0 {
+            word |= 1 << p;
+            c.distinct = 1;
+        } else if wants.repeat && word & (2 << p) == 0 && another() {
+            word |= 2 << p;
+            c.repeat = 1;
+        }
+        if wants.new && entry & NEW_BIT != 0 && word & (4 << p) == 0 {
+            word |= 4 << p;
+            c.new = 1;
+        }
+        self.words[w] = word;
+        c
+    }
+
+    /// Clears the word of a buyer (and of the buyers sharing it).
+    #[inline]
+    fn clear(&mut self, b: u32) {
+        let (w, _) = self.locate(b & BUYER);
+        self.words[w] = 0;
+    }
+
+    /// What two sets of one bucket share: buyers in both (counted twice), the repeat
+    /// buyers of the union (one side's repeat buyers plus buyers seen on both sides),
+    /// the repeat buyers counted by either side, and buyers new on both sides.
+    fn overlap(&self, other: &Marks) -> (i64, i64, i64, i64) {
+        let (mut both, mut repeat, mut counted, mut new_both) = (0u32, 0u32, 0u32, 0u32);
+        for (a, b) in self.words.iter().zip(&other.words) {
+            if self.wide {
+                let shared = a & b & SEEN_BITS;
+                let (ta, tb) = ((a >> 1) & SEEN_BITS, (b >> 1) & SEEN_BITS);
+                both += shared.count_ones();
+                repeat += (ta | tb | shared).count_ones();
+                counted += ta.count_ones() + tb.count_ones();
+                new_both += ((a >> 2) & (b >> 2) & SEEN_BITS).count_ones();
+            } else {
+                both += (a & b).count_ones();
+            }
+        }
+        (
+            i64::from(both),
+            i64::from(repeat),
+            i64::from(counted),
+            i64::from(new_both),
+        )
+    }
+}
+
+impl BuyerCounts {
+    fn add(&mut self, o: BuyerCounts) {
+        self.distinct += o.distinct;
+        self.repeat += o.repeat;
+        self.new += o.new;
+    }
+}
+
+/// Counts entries of groups: the marks and, with orders, the last order each buyer
+/// was seen in.
 struct Tally {
-    seen: Vec<u64>,
-    twice: Vec<u64>,
-    fresh: Vec<u64>,
+    marks: Marks,
+    wants: Wants,
     last: Vec<u32>,
 }
 
 impl Tally {
-    fn new(buyers: usize, with_orders: bool) -> Tally {
-        let words = buyers.div_ceil(64);
+    fn new(buyers: usize, wants: Wants, with_orders: bool) -> Tally {
         Tally {
-            seen: vec![0; words],
-            twice: vec![0; words],
-            fresh: vec![0; words],
-            last: if with_orders {
+            marks: Marks::new(buyers, wants),
+            wants,
+            last: if with_orders && wants.repeat {
                 vec![0; buyers]
             } else {
                 Vec::new()
@@ -236,33 +337,25 @@ impl Tally {
         }
     }
 
-    /// Counts entries into the sets (without clearing them first). Without orders,
+    /// Counts entries into the marks (without clearing them first). Without orders,
     /// every entry is another order; with them, a buyer repeats when seen in a second
     /// order.
     fn count(&mut self, entries: &[u32], orders: Option<&[u32]>) -> BuyerCounts {
         let mut c = BuyerCounts::default();
-        for (i, e) in entries.iter().enumerate() {
-            let b = e & BUYER;
-            let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
-            if self.seen[w] & bit == 0 {
-                self.seen[w] |= bit;
-                c.distinct += 1;
-                if let Some(o) = orders {
-                    self.last[b as usize] = o[i];
-                }
-            } else {
-                let another = match orders {
-                    Some(o) => std::mem::replace(&mut self.last[b as usize], o[i]) != o[i],
-                    None => true,
-                };
-                if another && self.twice[w] & bit == 0 {
-                    self.twice[w] |= bit;
-                    c.repeat += 1;
+        let wants = self.wants;
+        match orders.filter(|_| !self.last.is_empty()) {
+            None => {
+                for e in entries {
+                    c.add(self.marks.mark(*e, wants, || true));
                 }
             }
-            if e & NEW_BIT != 0 && self.fresh[w] & bit == 0 {
-                self.fresh[w] |= bit;
-                c.new += 1;
+            Some(orders) => {
+                for (e, o) in entries.iter().zip(orders) {
+                    let last = &mut self.last[(e & BUYER) as usize];
+                    let before = std::mem::replace(last, *o);
+                    let added = self.marks.mark(*e, wants, || before != *o);
+                    c.add(added);
+                }
             }
         }
         c
@@ -271,35 +364,29 @@ impl Tally {
     /// Clears what these entries set.
     fn clear(&mut self, entries: &[u32]) {
         for e in entries {
-            let w = ((e & BUYER) >> 6) as usize;
-            self.seen[w] = 0;
-            self.twice[w] = 0;
-            self.fresh[w] = 0;
+            self.marks.clear(*e);
         }
     }
 }
 
-/// Buyers per bucket of one worker: the sets of the bucket being read, the buyers in
-/// it (to clear them), and the sets of the worker's first bucket, which may continue
+/// Buyers per bucket of one worker: the marks of the bucket being read, the buyers in
+/// it (to clear them), and the marks of the worker's first bucket, which may continue
 /// the previous worker's last one.
 #[derive(Clone)]
 struct BucketBits {
-    seen: Vec<u64>,
-    twice: Vec<u64>,
-    fresh: Vec<u64>,
+    marks: Marks,
+    wants: Wants,
     set: Vec<u32>,
     current: u32,
     counts: Vec<BuyerCounts>,
-    first: Option<(u32, [Vec<u64>; 3])>,
+    first: Option<(u32, Marks)>,
 }
 
 impl BucketBits {
-    fn new(buyers: usize, groups: usize) -> BucketBits {
-        let words = buyers.div_ceil(64);
+    fn new(buyers: usize, groups: usize, wants: Wants) -> BucketBits {
         BucketBits {
-            seen: vec![0; words],
-            twice: vec![0; words],
-            fresh: vec![0; words],
+            marks: Marks::new(buyers, wants),
+            wants,
             set: Vec::new(),
             current: u32::MAX,
             counts: vec![BuyerCounts::default(); groups],
@@ -313,36 +400,20 @@ impl BucketBits {
         if g != self.current {
             self.next_bucket(g);
         }
-        let b = entry & BUYER;
-        let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
-        let c = &mut self.counts[g as usize];
-        if self.seen[w] & bit == 0 {
-            self.seen[w] |= bit;
-            self.set.push(b);
-            c.distinct += 1;
-        } else if self.twice[w] & bit == 0 {
-            self.twice[w] |= bit;
-            c.repeat += 1;
+        let added = self.marks.mark(entry, self.wants, || true);
+        if added.distinct != 0 {
+            self.set.push(entry & BUYER);
         }
-        if entry & NEW_BIT != 0 && self.fresh[w] & bit == 0 {
-            self.fresh[w] |= bit;
-            c.new += 1;
-        }
+        self.counts[g as usize].add(added);
     }
 
     fn next_bucket(&mut self, g: u32) {
         if self.current != u32::MAX {
             if self.first.is_none() {
-                self.first = Some((
-                    self.current,
-                    [self.seen.clone(), self.twice.clone(), self.fresh.clone()],
-                ));
+                self.first = Some((self.current, self.marks.clone()));
             }
-            for b in self.set.drain(..) {
-                let w = (b >> 6) as usize;
-                self.seen[w] = 0;
-                self.twice[w] = 0;
-                self.fresh[w] = 0;
+            for b in std::mem::take(&mut self.set) {
+                self.marks.clear(b);
             }
         }
         self.current = g;
@@ -351,35 +422,26 @@ impl BucketBits {
     /// Adds the counts of the worker that read the rows after this one's.
     fn merge(&mut self, later: BucketBits) {
         for (a, b) in self.counts.iter_mut().zip(&later.counts) {
-            a.distinct += b.distinct;
-            a.repeat += b.repeat;
-            a.new += b.new;
+            a.add(*b);
         }
-        let (their_first, [seen, twice, fresh]) = match &later.first {
-            Some((g, bits)) => (*g, [&bits[0], &bits[1], &bits[2]]),
-            None => (later.current, [&later.seen, &later.twice, &later.fresh]),
+        let (their_first, their_marks) = match &later.first {
+            Some((g, marks)) => (*g, marks),
+            None => (later.current, &later.marks),
         };
         if self.current != u32::MAX && self.current == their_first {
             // One bucket read by both: a buyer seen by both is one buyer, and a
             // repeat buyer when not counted as one on either side; a new buyer seen
             // new by both counts once.
-            let (mut both, mut repeat, mut counted, mut new_both) = (0i64, 0i64, 0i64, 0i64);
-            for w in 0..self.seen.len() {
-                let shared = self.seen[w] & seen[w];
-                both += i64::from(shared.count_ones());
-                repeat += i64::from((self.twice[w] | twice[w] | shared).count_ones());
-                counted += i64::from(self.twice[w].count_ones() + twice[w].count_ones());
-                new_both += i64::from((self.fresh[w] & fresh[w]).count_ones());
-            }
+            let (both, repeat, counted, new_both) = self.marks.overlap(their_marks);
             let c = &mut self.counts[self.current as usize];
             c.distinct -= both;
-            c.repeat += repeat - counted;
+            if self.wants.repeat {
+                c.repeat += repeat - counted;
+            }
             c.new -= new_both;
         }
         if later.current != u32::MAX {
-            self.seen = later.seen;
-            self.twice = later.twice;
-            self.fresh = later.fresh;
+            self.marks = later.marks;
             self.set = later.set;
             self.current = later.current;
         }
@@ -396,6 +458,13 @@ fn entry(seg: &Segment, r: usize) -> u32 {
         } else {
             0
         }
+}
+
+fn wants_of(q: &Aggregate) -> Wants {
+    Wants {
+        repeat: q.needs_repeat,
+        new: q.needs_new,
+    }
 }
 
 fn mask(len: usize, indexes: impl Iterator<Item = Option<u32>>) -> Vec<bool> {
@@ -430,6 +499,7 @@ pub struct Grouped {
     buyers: Vec<BuyerCounts>,
     lists: Lists,
     needs_buyers: bool,
+    wants: Wants,
     nbuyers: usize,
     scale: u32,
     total: Measures,
@@ -483,13 +553,10 @@ impl Grouped {
         }
         let mut buyers = BuyerCounts::default();
         if self.needs_buyers {
-            let mut tally = Tally::new(self.nbuyers, !self.lists.orders.is_empty());
+            let mut tally = Tally::new(self.nbuyers, self.wants, !self.lists.orders.is_empty());
             for g in (0..self.keys.len()).filter(|g| folded[*g]) {
                 let (entries, orders) = self.lists.group(g);
-                let c = tally.count(entries, orders);
-                buyers.distinct += c.distinct;
-                buyers.repeat += c.repeat;
-                buyers.new += c.new;
+                buyers.add(tally.count(entries, orders));
             }
         }
         sum.measures(self.scale, buyers)
@@ -506,6 +573,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
             buyers: Vec::new(),
             lists: Lists::default(),
             needs_buyers: false,
+            wants: Wants::default(),
             nbuyers: 0,
             scale: 0,
             total: Measures::default(),
@@ -529,6 +597,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
         buyers,
         lists: lists.unwrap_or_default(),
         needs_buyers: q.needs_buyers,
+        wants: wants_of(q),
         nbuyers: store.buyers.len(),
         scale: scan.scale,
     })
@@ -757,9 +826,12 @@ impl<'a> Scan<'a> {
             factors,
             scale,
             columns: q.columns,
+            wants: wants_of(q),
             buyers: match (q.needs_buyers, key) {
                 (false, _) => Distinct::None,
-                (true, Key::Bucket) => Distinct::Bits(BucketBits::new(store.buyers.len(), groups)),
+                (true, Key::Bucket) => {
+                    Distinct::Bits(BucketBits::new(store.buyers.len(), groups, wants_of(q)))
+                }
                 (true, _) => Distinct::Pairs(Entries {
                     with_orders: q.needs_repeat && matches!(key, Key::Product | Key::Category),
                     ..Entries::default()
@@ -1470,7 +1542,7 @@ impl<'a> Scan<'a> {
         };
         // Bitsets over buyers stay in cache where a stamp per buyer would not; each
         // group's bits are cleared by its own entries.
-        let mut tally = Tally::new(nbuyers, with_orders);
+        let mut tally = Tally::new(nbuyers, self.wants, with_orders);
         let mut out = vec![BuyerCounts::default(); self.groups];
         for (g, counts) in out.iter_mut().enumerate() {
             let (group, group_orders) = lists.group(g);

@@ -352,3 +352,19 @@ pub fn enabled_with_tenants(
         .limit(limit)
         .load(conn)?)
 }
+
+/// The principal of the owner of the tenant a shop belongs to (the `import` command
+/// acts as it).
+pub fn owner_principal_of_shop(conn: &mut PgConnection, shop_id: i64) -> AppResult<Principal> {
+    let tenant: i64 = shops::table
+        .filter(shops::id.eq(shop_id))
+        .select(shops::tenant_id)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("shop {shop_id}")))?;
+    let owner = owner_of(conn, tenant)?;
+    load_principal(
+        conn,
+        TokenSubject::account(owner.id, owner.tenant_id, owner.token_generation),
+    )
+}

@@ -203,6 +203,7 @@ impl Prepared {
             .iter()
             .any(|m| self.needs(*m)),
             needs_repeat: self.needs(Metric::RepeatBuyers) || self.needs(Metric::RepeatRate),
+            needs_new: self.needs(Metric::NewBuyers),
             columns: crate::analytics::Columns::of(
                 &self
                     .metrics

@@ -5,6 +5,7 @@ pub mod access;
 pub mod cors;
 pub mod dashboard;
 pub mod export;
+pub mod import;
 pub mod nesting;
 pub mod ws;
 
@@ -81,7 +82,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
 }
 
 /// 413 with a GraphQL-shaped body: the client must send less.
-fn too_large(metrics: &Metrics, limit: usize) -> HttpResponse {
+pub(crate) fn too_large(metrics: &Metrics, limit: usize) -> HttpResponse {
     let err = AppError::BadUserInput(format!("the request body is larger than {limit} bytes"));
     let mut response = error_response(metrics, err);
     *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;

@@ -12,6 +12,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod hygiene;
+mod import;
 mod ingest;
 mod live;
 mod operations;

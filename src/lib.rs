@@ -15,6 +15,7 @@ pub mod import;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod schedules;
 pub mod seed;
 pub mod settings;
 pub mod startup;

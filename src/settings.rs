@@ -48,6 +48,11 @@ pub struct Settings {
     /// The delivery promise ON_TIME_RATE measures against, in hours from shipment to
     /// delivery (`DELIVERY_PROMISE_HOURS`, 1 to 720).
     pub delivery_promise_hours: i64,
+    /// How often a node looks for due scheduled reports (`SCHEDULER_TICK_MS`).
+    pub scheduler_tick: Duration,
+    /// The first wait before a failed scheduled delivery is retried, doubling on each
+    /// later failure (`SCHEDULE_RETRY_BASE_MS`).
+    pub schedule_retry_base: Duration,
     /// Longest an orders export may run (its query's `statement_timeout`).
     pub export_timeout: Duration,
     pub jwt: JwtSettings,
@@ -183,6 +188,8 @@ impl Settings {
             analytics_sync_interval: Duration::from_millis(env_num("ANALYTICS_SYNC_MS", 1_000)?),
             analytics_parallel_from: env_num("ANALYTICS_PARALLEL_FROM", 200_000)?,
             analytics_compact_at: env_num("ANALYTICS_COMPACT_AT", 1_000_000)?,
+            scheduler_tick: Duration::from_millis(env_num("SCHEDULER_TICK_MS", 5_000)?.max(50)),
+            schedule_retry_base: Duration::from_millis(env_num("SCHEDULE_RETRY_BASE_MS", 30_000)?),
             delivery_promise_hours: match env_num("DELIVERY_PROMISE_HOURS", 72i64)? {
                 h @ 1..=720 => h,
                 h => anyhow::bail!("DELIVERY_PROMISE_HOURS must be 1 to 720, got {h}"),

@@ -26,7 +26,8 @@ impl Application {
     pub fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
         let pool = db::build_pool(
             &settings.database_url,
             settings.db_pool_size,
@@ -51,6 +52,19 @@ impl Application {
             request_timeout: settings.request_timeout,
         };
         let verifier = Arc::new(TokenVerifier::new(&settings.jwt)?);
+        // Scheduled reports render through this node's own API.
+        let own = if local.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port)
+        } else {
+            local
+        };
+        crate::schedules::start(
+            pool.clone(),
+            verifier.clone(),
+            format!("http://{own}"),
+            settings.scheduler_tick,
+            settings.schedule_retry_base,
+        );
         let schema = schema_builder(&settings.limits, settings.is_production())
             .data(shared)
             .data(verifier.clone())

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod operations;
 pub mod orders;
 pub mod reference;
+pub mod schedules;
 pub mod schema;
 pub mod versions;
 

@@ -16,6 +16,7 @@ pub mod operations;
 pub mod orders;
 pub mod pii;
 pub mod scalars;
+pub mod schedules;
 pub mod viewer;
 
 use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     analytics::AnalyticsQuery,
     operations::OperationsQuery,
     daily::DailyQuery,
+    schedules::SchedulesQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,6 +43,7 @@ pub struct MutationRoot(
     accounts::AccountsMutation,
     operations::OperationsMutation,
     exports::ExportsMutation,
+    schedules::SchedulesMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, live::SubscriptionRoot>;

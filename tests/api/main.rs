@@ -20,3 +20,4 @@ mod orders;
 mod permissions;
 mod questions;
 mod reliability;
+mod schedules;

@@ -1,0 +1,2 @@
+DROP TABLE report_deliveries;
+DROP TABLE report_schedules;

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod forecast;
 pub mod graphql;
 pub mod http;
 pub mod import;

@@ -155,6 +155,17 @@ impl Columns {
         delivery: true,
     };
 
+    /// No column beyond the order counts.
+    pub fn default_none() -> Columns {
+        Columns {
+            gmv: false,
+            units: false,
+            refund: false,
+            commission: false,
+            delivery: false,
+        }
+    }
+
     /// The columns these metrics read.
     pub fn of(metrics: &[Metric]) -> Columns {
         let any = |m: &[Metric]| metrics.iter().any(|x| m.contains(x));

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod export_links;
 pub mod facts;
 pub mod ingest;
+pub mod inventory;
 pub mod operations;
 pub mod orders;
 pub mod reference;

@@ -120,6 +120,8 @@ diesel::table! {
         title -> Text,
         category -> Text,
         list_price -> Int8,
+        stock -> Nullable<Int4>,
+        stock_updated_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod depth;
 pub mod exports;
 pub mod filters;
 pub mod ingest;
+pub mod inventory;
 pub mod live;
 pub mod loaders;
 pub mod operations;
@@ -35,6 +36,7 @@ pub struct QueryRoot(
     operations::OperationsQuery,
     daily::DailyQuery,
     schedules::SchedulesQuery,
+    inventory::InventoryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     operations::OperationsMutation,
     exports::ExportsMutation,
     schedules::SchedulesMutation,
+    inventory::InventoryMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, live::SubscriptionRoot>;

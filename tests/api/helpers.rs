@@ -173,13 +173,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(orders: u64, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_days(orders, 60, tweak).await
+    }
+
+    /// Like `spawn_with`, with `days` of history ending 2026-11-20.
+    pub async fn spawn_days(orders: u64, days: u32, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let database_url = tokio::task::spawn_blocking(move || {
             let url = fresh_database();
             if orders > 0 {
                 let args = orderscope::seed::SeedArgs {
                     orders,
                     shops: 8,
-                    days: 60,
+                    days,
                     seed: 7,
                     end_date: Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
                     products: Some(80),

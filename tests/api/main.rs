@@ -14,6 +14,7 @@ mod helpers;
 mod hygiene;
 mod import;
 mod ingest;
+mod inventory;
 mod live;
 mod operations;
 mod orders;

@@ -1,0 +1,1 @@
+ALTER TABLE products DROP COLUMN stock, DROP COLUMN stock_updated_at;

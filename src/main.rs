@@ -42,8 +42,11 @@ enum Command {
     /// summary on stderr.
     Import {
         /// DOUYIN, TAOBAO, TMALL, TIKTOK or KUAISHOU.
-        #[arg(long)]
-        platform: String,
+        #[arg(long, required_unless_present = "stock")]
+        platform: Option<String>,
+        /// The file sets stock levels (商品ID / Product ID and 库存 / Stock) instead.
+        #[arg(long, conflicts_with = "platform")]
+        stock: bool,
         /// The shop's id.
         #[arg(long)]
         shop: i64,
@@ -112,9 +115,15 @@ fn main() -> anyhow::Result<()> {
         Command::Healthcheck => healthcheck(),
         Command::Import {
             platform,
+            stock,
             shop,
             file,
-        } => import(&settings, &platform, shop, &file),
+        } => import(
+            &settings,
+            platform.as_deref().filter(|_| !stock),
+            shop,
+            &file,
+        ),
         Command::Token {
             account,
             tenant,
@@ -178,13 +187,17 @@ fn healthcheck() -> anyhow::Result<()> {
 
 fn import(
     settings: &Settings,
-    platform: &str,
+    platform: Option<&str>,
     shop: i64,
     file: &std::path::Path,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    let platform = orderscope::domain::Platform::parse(&platform.to_ascii_uppercase())
-        .ok_or_else(|| anyhow::anyhow!("unknown platform {platform:?}"))?;
+    let platform = platform
+        .map(|p| {
+            orderscope::domain::Platform::parse(&p.to_ascii_uppercase())
+                .ok_or_else(|| anyhow::anyhow!("unknown platform {p:?}"))
+        })
+        .transpose()?;
     let mut conn = diesel::PgConnection::establish(&settings.database_url)?;
     let fail = |e: orderscope::error::AppError| anyhow::anyhow!("{}", e.public_message());
     let principal =
@@ -194,7 +207,7 @@ fn import(
     let mut out = std::io::BufWriter::new(out.lock());
     writeln!(out, "row,orderNo,outcome,orderId,reason")?;
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let summary = orderscope::import::run(&mut conn, &principal, platform, shop, file, |o| {
+    let each = |o: &orderscope::import::RowOutcome| {
         let _ = writeln!(
             out,
             "{},{},{},{},{}",
@@ -204,13 +217,19 @@ fn import(
             o.order_id.as_deref().unwrap_or(""),
             quote(o.reason.as_deref().unwrap_or(""))
         );
-    })
+    };
+    let summary = match platform {
+        Some(platform) => {
+            orderscope::import::run(&mut conn, &principal, platform, shop, file, each)
+        }
+        None => orderscope::import::run_stock(&mut conn, &principal, shop, file, each),
+    }
     .map_err(fail)?;
     out.flush()?;
     orderscope::db::audit::record(
         &mut conn,
         actor,
-        "importOrders",
+        if platform.is_some() { "importOrders" } else { "importStock" },
         &format!("shop:{shop}"),
         serde_json::json!({ "summary": summary, "filename": file.display().to_string(), "via": "cli" }),
     )

@@ -161,6 +161,7 @@ impl Application {
                 )
                 .route("/export/trend.csv", web::get().to(http::export::trend_csv))
                 .route("/import/orders", web::post().to(http::import::orders))
+                .route("/import/stock", web::post().to(http::import::stock))
                 .route("/export/link/{token}", web::get().to(http::export::link))
                 .route(
                     "/export/breakdown.csv",

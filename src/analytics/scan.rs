@@ -342,6 +342,17 @@ impl Tally {
     /// order.
     fn count(&mut self, entries: &[u32], orders: Option<&[u32]>) -> BuyerCounts {
         let mut c = BuyerCounts::default();
+        if !self.marks.wide {
+            // Distinct buyers only: one bit each, as tight as it gets.
+            let words = &mut self.marks.words;
+            for e in entries {
+                let b = e & BUYER;
+                let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+                c.distinct += i64::from(words[w] & bit == 0);
+                words[w] |= bit;
+            }
+            return c;
+        }
         let wants = self.wants;
         match orders.filter(|_| !self.last.is_empty()) {
             None => {
@@ -399,6 +410,17 @@ impl BucketBits {
     fn add(&mut self, g: u32, entry: u32) {
         if g != self.current {
             self.next_bucket(g);
+        }
+        if !self.marks.wide {
+            let b = entry & BUYER;
+            let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+            let word = &mut self.marks.words[w];
+            if *word & bit == 0 {
+                *word |= bit;
+                self.set.push(b);
+                self.counts[g as usize].distinct += 1;
+            }
+            return;
         }
         let added = self.marks.mark(entry, self.wants, || true);
         if added.distinct != 0 {
@@ -1263,13 +1285,20 @@ impl<'a> Scan<'a> {
                     }
                 }
             }
-            if matches!(self.buyers, Distinct::Pairs(_)) {
-                for i in 0..n {
-                    let r = picked[i] as usize;
-                    if seg.flags[r] & PAID != 0 {
-                        let order = self.ordinal(seg, r);
-                        if let Distinct::Pairs(pairs) = &mut self.buyers {
-                            pairs.push(keys[i], entry(seg, r), order);
+            let base = self.ordinal(seg, 0);
+            if let Distinct::Pairs(pairs) = &mut self.buyers {
+                if pairs.with_orders {
+                    for i in 0..n {
+                        let r = picked[i] as usize;
+                        if seg.flags[r] & PAID != 0 {
+                            pairs.push(keys[i], entry(seg, r), base + r as u32);
+                        }
+                    }
+                } else {
+                    for i in 0..n {
+                        let r = picked[i] as usize;
+                        if seg.flags[r] & PAID != 0 {
+                            pairs.pairs.push((keys[i], entry(seg, r)));
                         }
                     }
                 }
@@ -1299,6 +1328,7 @@ impl<'a> Scan<'a> {
         let (groups, ncur) = (self.groups, self.currencies);
         let by_line = matches!(self.key, Key::Product | Key::Category);
         let store = self.store;
+        let base = self.ordinal(seg, 0);
         let mut counts = vec![[0i64; 8]; groups];
         let mut money = vec![[0i64; 3]; groups * ncur];
         let mut seen: Vec<u32> = Vec::with_capacity(8);
@@ -1342,11 +1372,12 @@ impl<'a> Scan<'a> {
                     c[6] += seg.delivery_us[r];
                     c[7] += i64::from(flags & ON_TIME != 0);
                     if paid != 0 {
-                        let order = self.ordinal(seg, r);
                         match &mut self.buyers {
                             Distinct::None => {}
                             Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
-                            Distinct::Pairs(pairs) => pairs.push(g as u32, entry(seg, r), order),
+                            Distinct::Pairs(pairs) => {
+                                pairs.push(g as u32, entry(seg, r), base + r as u32)
+                            }
                         }
                     }
                 }
@@ -1525,13 +1556,19 @@ impl<'a> Scan<'a> {
         let mut next = offsets.clone();
         let mut by_group = vec![0u32; entries.pairs.len()];
         let mut orders = vec![0u32; entries.orders.len()];
-        for (i, (g, b)) in entries.pairs.iter().enumerate() {
-            let slot = &mut next[*g as usize];
-            by_group[*slot as usize] = *b;
-            if let Some(o) = entries.orders.get(i) {
-                orders[*slot as usize] = *o;
+        if entries.orders.is_empty() {
+            for (g, b) in &entries.pairs {
+                let slot = &mut next[*g as usize];
+                by_group[*slot as usize] = *b;
+                *slot += 1;
             }
-            *slot += 1;
+        } else {
+            for ((g, b), o) in entries.pairs.iter().zip(&entries.orders) {
+                let slot = &mut next[*g as usize];
+                by_group[*slot as usize] = *b;
+                orders[*slot as usize] = *o;
+                *slot += 1;
+            }
         }
         let with_orders = entries.with_orders;
         drop(entries);

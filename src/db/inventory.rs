@@ -76,3 +76,23 @@ pub fn shop_of_product(conn: &mut PgConnection, product_id: i64) -> AppResult<Op
         .first(conn)
         .optional()?)
 }
+
+/// Sets the stock of a shop's product named by its platform id.
+pub fn set_stock_by_external(
+    conn: &mut PgConnection,
+    shop_id: i64,
+    external_id: &str,
+    stock: i32,
+) -> AppResult<StockWrite> {
+    use super::schema::products;
+    let id: Option<i64> = products::table
+        .filter(products::shop_id.eq(shop_id))
+        .filter(products::external_id.eq(external_id))
+        .select(products::id)
+        .first(conn)
+        .optional()?;
+    match id {
+        Some(id) => set_stock(conn, &[shop_id], id, stock),
+        None => Ok(StockWrite::NotFound),
+    }
+}

@@ -49,7 +49,7 @@ pub struct StockReport {
     pub items: Vec<StockItemResult>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone, PartialEq)]
 pub struct StockWarning {
     pub product_id: ID,
     pub shop_id: ID,
@@ -219,11 +219,11 @@ async fn units_by_product(
     Ok(out)
 }
 
-fn zone(timezone: Option<String>) -> AppResult<Tz> {
+pub(super) fn zone(timezone: Option<String>) -> AppResult<Tz> {
     crate::analytics::buckets::parse_zone(timezone.as_deref().unwrap_or("Asia/Shanghai"))
 }
 
-fn day_of(date: Option<Date>, tz: Tz) -> NaiveDate {
+pub(super) fn day_of(date: Option<Date>, tz: Tz) -> NaiveDate {
     date.map(|d| d.0)
         .unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive())
 }
@@ -247,49 +247,9 @@ impl InventoryQuery {
     ) -> async_graphql::Result<Vec<StockWarning>> {
         let p = principal(ctx)?;
         p.require_read(DataSet::Reports)?;
-        if !(1..=365).contains(&within_days) {
-            return Err(AppError::bad_input("withinDays must be 1 to 365").into());
-        }
         let shops = super::filters::scoped_shops(p, &shop_ids, &None)?;
         let tz = zone(timezone)?;
-        let day = day_of(as_of, tz);
-        let yesterday = day - Duration::days(1);
-        let list = shops.clone();
-        let stocked = db::run(&shared(ctx).pool, move |c| db::inventory::stocked(c, &list)).await?;
-        if stocked.is_empty() {
-            return Ok(Vec::new());
-        }
-        let week = units_by_product(ctx, p, &shops, tz, day - Duration::days(7), yesterday).await?;
-        let month =
-            units_by_product(ctx, p, &shops, tz, day - Duration::days(28), yesterday).await?;
-        let mut out: Vec<StockWarning> = stocked
-            .into_iter()
-            .filter_map(|s| {
-                let v7 = *week.get(&s.id).unwrap_or(&0) as f64 / 7.0;
-                let v28 = *month.get(&s.id).unwrap_or(&0) as f64 / 28.0;
-                let velocity = if v7 > 0.0 { v7 } else { v28 };
-                if velocity <= 0.0 {
-                    return None;
-                }
-                let cover = f64::from(s.stock) / velocity;
-                (cover <= f64::from(within_days)).then(|| StockWarning {
-                    product_id: ID(s.id.to_string()),
-                    shop_id: ID(s.shop_id.to_string()),
-                    title: s.title,
-                    stock: s.stock,
-                    units_per_day_7: v7,
-                    units_per_day_28: v28,
-                    days_of_cover: cover,
-                    runs_out_on: Date(day + Duration::days(cover.floor() as i64)),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            a.days_of_cover
-                .total_cmp(&b.days_of_cover)
-                .then_with(|| a.product_id.cmp(&b.product_id))
-        });
-        Ok(out)
+        Ok(stock_warnings(ctx, p, within_days, shops, day_of(as_of, tz), tz).await?)
     }
 
     /// A product's sales forecast for the next `days` (1 to 60, default 14) from
@@ -331,6 +291,57 @@ impl InventoryQuery {
         }
         forecast_of(ctx, p, id, None, days, as_of).await
     }
+}
+
+/// Products of `shops` with stock set that run out within `within_days` of `day` at
+/// their recent velocity, soonest first (`stockWarnings` and its subscription).
+pub(super) async fn stock_warnings(
+    ctx: &Context<'_>,
+    p: &Principal,
+    within_days: i32,
+    shops: Vec<i64>,
+    day: NaiveDate,
+    tz: Tz,
+) -> AppResult<Vec<StockWarning>> {
+    if !(1..=365).contains(&within_days) {
+        return Err(AppError::bad_input("withinDays must be 1 to 365"));
+    }
+    let yesterday = day - Duration::days(1);
+    let list = shops.clone();
+    let stocked = db::run(&shared(ctx).pool, move |c| db::inventory::stocked(c, &list)).await?;
+    if stocked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let week = units_by_product(ctx, p, &shops, tz, day - Duration::days(7), yesterday).await?;
+    let month = units_by_product(ctx, p, &shops, tz, day - Duration::days(28), yesterday).await?;
+    let mut out: Vec<StockWarning> = stocked
+        .into_iter()
+        .filter_map(|s| {
+            let v7 = *week.get(&s.id).unwrap_or(&0) as f64 / 7.0;
+            let v28 = *month.get(&s.id).unwrap_or(&0) as f64 / 28.0;
+            let velocity = if v7 > 0.0 { v7 } else { v28 };
+            if velocity <= 0.0 {
+                return None;
+            }
+            let cover = f64::from(s.stock) / velocity;
+            (cover <= f64::from(within_days)).then(|| StockWarning {
+                product_id: ID(s.id.to_string()),
+                shop_id: ID(s.shop_id.to_string()),
+                title: s.title,
+                stock: s.stock,
+                units_per_day_7: v7,
+                units_per_day_28: v28,
+                days_of_cover: cover,
+                runs_out_on: Date(day + Duration::days(cover.floor() as i64)),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.days_of_cover
+            .total_cmp(&b.days_of_cover)
+            .then_with(|| a.product_id.cmp(&b.product_id))
+    });
+    Ok(out)
 }
 
 async fn forecast_of(

@@ -60,6 +60,9 @@ pub struct OrderEvent {
 /// The changes that may move an answer over `shop_ids`: waits for the next batch that
 /// touches them, then gathers what else arrives within [`COALESCE`]. A subscriber that
 /// fell behind the backlog counts as touched (it recomputes everything).
+/// How often the stock warnings are recomputed when nothing touched their shops.
+const STOCK_RECHECK: Duration = Duration::from_secs(60);
+
 async fn next_touching(
     changes: &mut tokio::sync::broadcast::Receiver<Arc<ChangeBatch>>,
     shop_ids: &[i64],
@@ -296,6 +299,71 @@ impl SubscriptionRoot {
                         }
                         last = Some(seen);
                         return Some((Ok(counts), (None, changes, last)));
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Products running out within `withinDays` (default 7), like `stockWarnings` (as
+    /// of `asOf`, or of each day as it comes), then again whenever the list changes:
+    /// after sales or stock changes of the shops, and at least every minute (days roll
+    /// over). Needs `ANALYTICS_READ`.
+    async fn stock_warnings<'a>(
+        &self,
+        ctx: &'a Context<'_>,
+        #[graphql(default = 7)] within_days: i32,
+        shop_ids: Option<Vec<async_graphql::ID>>,
+        timezone: Option<String>,
+        as_of: Option<super::scalars::Date>,
+    ) -> async_graphql::Result<
+        impl Stream<Item = async_graphql::Result<Vec<super::inventory::StockWarning>>> + 'a,
+    > {
+        let p = principal(ctx)?;
+        p.require_read(crate::domain::DataSet::Reports)?;
+        let shop_ids = super::filters::scoped_shops(p, &shop_ids, &None)?;
+        let tz = super::inventory::zone(timezone)?;
+        let now = move |tz| super::inventory::day_of(as_of, tz);
+        let first =
+            super::inventory::stock_warnings(ctx, p, within_days, shop_ids.clone(), now(tz), tz)
+                .await?;
+        let changes = shared(ctx).engine.subscribe();
+        let state = (
+            Some(first),
+            changes,
+            None::<Vec<super::inventory::StockWarning>>,
+        );
+        Ok(futures_util::stream::unfold(
+            state,
+            move |(mut pending, mut changes, mut last)| {
+                let shop_ids = shop_ids.clone();
+                async move {
+                    loop {
+                        let list = match pending.take() {
+                            Some(list) => list,
+                            None => {
+                                next_touching(&mut changes, &shop_ids, Some(STOCK_RECHECK)).await?;
+                                let Ok(p) = principal(ctx) else { return None };
+                                match super::inventory::stock_warnings(
+                                    ctx,
+                                    p,
+                                    within_days,
+                                    shop_ids.clone(),
+                                    now(tz),
+                                    tz,
+                                )
+                                .await
+                                {
+                                    Ok(list) => list,
+                                    Err(e) => return Some((Err(e.into()), (None, changes, last))),
+                                }
+                            }
+                        };
+                        if last.as_ref() == Some(&list) {
+                            continue;
+                        }
+                        last = Some(list.clone());
+                        return Some((Ok(list), (None, changes, last)));
                     }
                 }
             },

@@ -23,15 +23,36 @@ const LISTED: usize = 10_000;
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Params {
-    platform: String,
+    /// Absent for stock files.
+    platform: Option<String>,
     shop_id: String,
     filename: Option<String>,
+}
+
+/// `POST /import/stock?shopId=3`: a stock file (the platform's product export, or two
+/// columns: 商品ID / Product ID and 库存 / Stock) sets the stock of the shop's products
+/// by their platform ids. Needs `ORDERS_WRITE`; audited.
+pub async fn stock(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    upload(state, req, body, None).await
 }
 
 pub async fn orders(
     state: web::Data<AppState>,
     req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    upload(state, req, body, Some(())).await
+}
+
+async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
     mut body: web::Payload,
+    orders: Option<()>,
 ) -> HttpResponse {
     let principal = match authenticate(&state, &req).await {
         Ok(p) => p,
@@ -43,15 +64,23 @@ pub async fn orders(
     let params = match web::Query::<Params>::from_query(req.query_string()) {
         Ok(p) => p.into_inner(),
         Err(e) => {
-            let err = AppError::bad_input(format!(
-                "platform and shopId are required query parameters: {e}"
-            ));
+            let err = AppError::bad_input(format!("shopId is a required query parameter: {e}"));
             return error_response(&state.metrics, err);
         }
     };
-    let Some(platform) = Platform::parse(&params.platform.to_ascii_uppercase()) else {
-        let err = AppError::bad_input(format!("unknown platform {:?}", params.platform));
-        return error_response(&state.metrics, err);
+    let platform = match (orders, &params.platform) {
+        (None, _) => None,
+        (Some(()), Some(name)) => match Platform::parse(&name.to_ascii_uppercase()) {
+            Some(p) => Some(p),
+            None => {
+                let err = AppError::bad_input(format!("unknown platform {name:?}"));
+                return error_response(&state.metrics, err);
+            }
+        },
+        (Some(()), None) => {
+            let err = AppError::bad_input("platform is a required query parameter");
+            return error_response(&state.metrics, err);
+        }
     };
     let Ok(shop_id) = params.shop_id.parse::<i64>() else {
         return error_response(
@@ -94,7 +123,7 @@ pub async fn orders(
         let mut listed: Vec<RowOutcome> = Vec::new();
         let mut problems: Vec<RowOutcome> = Vec::new();
         let mut all_listed = true;
-        let summary = crate::import::run(c, &principal, platform, shop_id, file.path(), |o| {
+        let each = |o: &RowOutcome| {
             if listed.len() < LISTED {
                 listed.push(o.clone());
             } else {
@@ -103,11 +132,21 @@ pub async fn orders(
             if matches!(o.outcome, "REJECTED" | "STALE") && problems.len() < LISTED {
                 problems.push(o.clone());
             }
-        })?;
+        };
+        let summary = match platform {
+            Some(platform) => {
+                crate::import::run(c, &principal, platform, shop_id, file.path(), each)?
+            }
+            None => crate::import::run_stock(c, &principal, shop_id, file.path(), each)?,
+        };
         db::audit::record(
             c,
             actor,
-            "importOrders",
+            if platform.is_some() {
+                "importOrders"
+            } else {
+                "importStock"
+            },
             &format!("shop:{shop_id}"),
             json!({ "summary": summary, "filename": filename, "bytes": size }),
         )?;

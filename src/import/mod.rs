@@ -184,3 +184,106 @@ fn write_batch(
     }
     Ok(outcomes)
 }
+
+/// Header names of a stock file's product id and stock columns (the platforms'
+/// product exports, 商品导出, and plain two-column sheets).
+const STOCK_PRODUCT: &[&str] = &[
+    "商品ID",
+    "商品编号",
+    "商品id",
+    "宝贝ID",
+    "Product ID",
+    "product_id",
+    "productId",
+];
+const STOCK_UNITS: &[&str] = &[
+    "库存",
+    "可售库存",
+    "商品库存",
+    "现货库存",
+    "库存数量",
+    "总库存",
+    "Stock",
+    "Available Stock",
+    "Quantity",
+    "stock",
+];
+
+/// Imports stock levels (`product id, stock` by the platform's product id) into one
+/// shop's products, calling `each` with every row's outcome: `UPDATED`, `UNCHANGED`
+/// or `REJECTED` (unknown product, bad number).
+pub fn run_stock(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    shop_id: i64,
+    file: &Path,
+    mut each: impl FnMut(&RowOutcome),
+) -> AppResult<ImportSummary> {
+    principal.require(crate::domain::Permission::OrdersWrite)?;
+    if principal.shop(shop_id).is_none() {
+        return Err(AppError::NotFound(format!("shop {shop_id}")));
+    }
+    let mut rows = Rows::open(file)?;
+    let find = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            rows.headers()
+                .iter()
+                .position(|h| h == n || h.eq_ignore_ascii_case(n))
+        })
+    };
+    let (Some(product_col), Some(stock_col)) = (find(STOCK_PRODUCT), find(STOCK_UNITS)) else {
+        return Err(AppError::bad_input(format!(
+            "a stock file needs a product id column ({}) and a stock column ({}); found: {}",
+            STOCK_PRODUCT.join(" / "),
+            STOCK_UNITS.join(" / "),
+            rows.headers().join(", ")
+        )));
+    };
+    let mut summary = ImportSummary {
+        platform: String::new(),
+        shop_id,
+        format: rows.format().to_string(),
+        ..ImportSummary::default()
+    };
+    while let Some(record) = rows.next_record()? {
+        summary.rows += 1;
+        let cell = |i: usize| {
+            record
+                .cells
+                .get(i)
+                .map(|c| c.trim().trim_start_matches(['\'', '`']).trim().to_string())
+                .unwrap_or_default()
+        };
+        let (external, stock) = (cell(product_col), cell(stock_col));
+        let mut outcome = RowOutcome {
+            row: record.row,
+            order_no: external.clone(),
+            outcome: "REJECTED",
+            order_id: None,
+            reason: None,
+        };
+        match stock.parse::<i32>().ok().filter(|s| *s >= 0) {
+            None => {
+                outcome.reason = Some(format!(
+                    "row {}: {stock:?} is not a stock level",
+                    record.row
+                ))
+            }
+            Some(units) => {
+                match db::inventory::set_stock_by_external(conn, shop_id, &external, units)? {
+                    db::inventory::StockWrite::Updated => outcome.outcome = "UPDATED",
+                    db::inventory::StockWrite::Unchanged => outcome.outcome = "UNCHANGED",
+                    db::inventory::StockWrite::NotFound => {
+                        outcome.reason = Some(format!(
+                            "row {}: no product {external:?} in shop {shop_id}",
+                            record.row
+                        ));
+                    }
+                }
+            }
+        }
+        summary.count(&outcome);
+        each(&outcome);
+    }
+    Ok(summary)
+}

@@ -148,6 +148,60 @@ async fn stock_is_set_per_item_with_permissions_and_audit() {
     let integration = app.token(4, 1);
     let body = app.gql(&integration, WARNINGS, json!({ "d": 7 })).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    // A stock file (商品ID, 库存) sets stock by the platform's product ids.
+    let shop = app.sql_i64(&format!("SELECT shop_id FROM products WHERE id = {mine}"));
+    let externals: Vec<String> = {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        diesel::sql_query(format!(
+            "SELECT external_id AS t FROM products WHERE shop_id = {shop} ORDER BY id LIMIT 2"
+        ))
+        .load::<T>(&mut app.conn())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.t)
+        .collect()
+    };
+    let file = format!(
+        "商品ID,商品名称,库存\n{},\"杯子, 白\",12\n{},x,abc\nnope,y,3\n",
+        externals[0], externals[1]
+    );
+    let resp = app
+        .client
+        .post(format!("{}/import/stock?shopId={shop}", app.address))
+        .bearer_auth(&owner)
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    let outcomes: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec!["UPDATED", "REJECTED", "REJECTED"],
+        "{answer}"
+    );
+    assert_eq!(
+        app.sql_i64(&format!(
+            "SELECT stock FROM products WHERE shop_id = {shop} AND external_id = '{}'",
+            externals[0]
+        )),
+        12
+    );
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM audit_log WHERE action = 'importStock'"),
+        1
+    );
     // Another tenant's product is not found.
     let body = app
         .gql(

@@ -573,3 +573,46 @@ async fn a_consumer_that_stops_reading_is_dropped() {
     let shops = app.data(&owner, "{ shops { id } }", json!({})).await;
     assert!(shops["shops"].as_array().is_some_and(|s| !s.is_empty()));
 }
+
+#[tokio::test]
+async fn stock_warnings_arrive_again_when_stock_changes() {
+    let app = TestApp::spawn(3000).await;
+    let token = app.owner();
+    // The best-selling product of the seed's last week.
+    let product = app.sql_ids(
+        "SELECT i.product_id AS id FROM order_items i JOIN orders o ON o.id = i.order_id \
+         WHERE o.paid_at IS NOT NULL AND o.shop_id IN (SELECT id FROM shops WHERE tenant_id = 1) \
+           AND o.placed_at >= '2026-11-14' AND i.product_id IS NOT NULL \
+         GROUP BY 1 ORDER BY sum(i.quantity) DESC LIMIT 1",
+    )[0];
+    let set = "mutation($p: ID!, $s: Int!) { setProductStock(items: [{productId: $p, stock: $s}]) { updated } }";
+    app.data(
+        &token,
+        set,
+        json!({ "p": product.to_string(), "s": 100000 }),
+    )
+    .await;
+    let mut sub = Subscriber::start(
+        &app,
+        &token,
+        "subscription { stockWarnings(withinDays: 365, asOf: \"2026-11-21\") { productId stock daysOfCover } }",
+        json!({}),
+    )
+    .await;
+    let first = sub.next_value(Duration::from_secs(10)).await;
+    let listed = |v: &Value| {
+        v["data"]["stockWarnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["productId"] == product.to_string().as_str())
+    };
+    assert!(
+        !listed(&first),
+        "100000 units last longer than a year: {first}"
+    );
+    app.data(&token, set, json!({ "p": product.to_string(), "s": 1 }))
+        .await;
+    let next = sub.next_value(Duration::from_secs(10)).await;
+    assert!(listed(&next), "one unit left is a warning: {next}");
+}

@@ -65,6 +65,36 @@ pub struct StockWarning {
     pub runs_out_on: Date,
 }
 
+/// A product's stock on hand beside its sales velocity.
+#[derive(SimpleObject)]
+pub struct ProductStock {
+    pub product_id: ID,
+    pub shop_id: ID,
+    pub title: String,
+    pub stock: i32,
+    pub units_per_day_7: f64,
+    pub units_per_day_28: f64,
+    /// Null when it sold nothing in 28 days.
+    pub days_of_cover: Option<f64>,
+    pub runs_out_on: Option<Date>,
+}
+
+/// A shop's stock over its products with stock set, beside their sales velocity.
+#[derive(SimpleObject)]
+pub struct ShopStock {
+    pub shop_id: ID,
+    pub stock: i64,
+    pub units_per_day_7: f64,
+    pub units_per_day_28: f64,
+    pub days_of_cover: Option<f64>,
+}
+
+#[derive(SimpleObject)]
+pub struct StockLevels {
+    pub products: Vec<ProductStock>,
+    pub shops: Vec<ShopStock>,
+}
+
 #[derive(SimpleObject)]
 pub struct Interval {
     pub value: f64,
@@ -252,6 +282,23 @@ impl InventoryQuery {
         Ok(stock_warnings(ctx, p, within_days, shops, day_of(as_of, tz), tz).await?)
     }
 
+    /// Every product with stock set and every shop over those products: stock, paid
+    /// units per day over 7 and 28 days before `asOf`, and days of cover (null when
+    /// nothing sold in 28 days). Needs `ANALYTICS_READ`.
+    async fn stock_levels(
+        &self,
+        ctx: &Context<'_>,
+        shop_ids: Option<Vec<ID>>,
+        as_of: Option<Date>,
+        timezone: Option<String>,
+    ) -> async_graphql::Result<StockLevels> {
+        let p = principal(ctx)?;
+        p.require_read(DataSet::Reports)?;
+        let shops = super::filters::scoped_shops(p, &shop_ids, &None)?;
+        let tz = zone(timezone)?;
+        Ok(stock_levels(ctx, p, shops, day_of(as_of, tz), tz).await?)
+    }
+
     /// A product's sales forecast for the next `days` (1 to 60, default 14) from
     /// `asOf` (default today in the shop's zone), fitted on the 182 days before it.
     /// Needs `ANALYTICS_READ` and the product's shop in scope.
@@ -293,6 +340,71 @@ impl InventoryQuery {
     }
 }
 
+/// The stock, velocities and cover of every product of `shops` with stock set, and of
+/// each shop over those products.
+async fn stock_levels(
+    ctx: &Context<'_>,
+    p: &Principal,
+    shops: Vec<i64>,
+    day: NaiveDate,
+    tz: Tz,
+) -> AppResult<StockLevels> {
+    let yesterday = day - Duration::days(1);
+    let list = shops.clone();
+    let stocked = db::run(&shared(ctx).pool, move |c| db::inventory::stocked(c, &list)).await?;
+    if stocked.is_empty() {
+        return Ok(StockLevels {
+            products: Vec::new(),
+            shops: Vec::new(),
+        });
+    }
+    let week = units_by_product(ctx, p, &shops, tz, day - Duration::days(7), yesterday).await?;
+    let month = units_by_product(ctx, p, &shops, tz, day - Duration::days(28), yesterday).await?;
+    let level = |stock: i64, units7: i64, units28: i64| {
+        let (v7, v28) = (units7 as f64 / 7.0, units28 as f64 / 28.0);
+        let velocity = if v7 > 0.0 { v7 } else { v28 };
+        let cover = (velocity > 0.0).then(|| stock as f64 / velocity);
+        (v7, v28, cover)
+    };
+    let mut by_shop: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+    let products = stocked
+        .into_iter()
+        .map(|s| {
+            let (u7, u28) = (
+                *week.get(&s.id).unwrap_or(&0),
+                *month.get(&s.id).unwrap_or(&0),
+            );
+            let t = by_shop.entry(s.shop_id).or_default();
+            *t = (t.0 + i64::from(s.stock), t.1 + u7, t.2 + u28);
+            let (v7, v28, cover) = level(i64::from(s.stock), u7, u28);
+            ProductStock {
+                product_id: ID(s.id.to_string()),
+                shop_id: ID(s.shop_id.to_string()),
+                title: s.title,
+                stock: s.stock,
+                units_per_day_7: v7,
+                units_per_day_28: v28,
+                days_of_cover: cover,
+                runs_out_on: cover.map(|c| Date(day + Duration::days(c.floor() as i64))),
+            }
+        })
+        .collect();
+    let shops = by_shop
+        .into_iter()
+        .map(|(shop, (stock, u7, u28))| {
+            let (v7, v28, cover) = level(stock, u7, u28);
+            ShopStock {
+                shop_id: ID(shop.to_string()),
+                stock,
+                units_per_day_7: v7,
+                units_per_day_28: v28,
+                days_of_cover: cover,
+            }
+        })
+        .collect();
+    Ok(StockLevels { products, shops })
+}
+
 /// Products of `shops` with stock set that run out within `within_days` of `day` at
 /// their recent velocity, soonest first (`stockWarnings` and its subscription).
 pub(super) async fn stock_warnings(
@@ -306,31 +418,19 @@ pub(super) async fn stock_warnings(
     if !(1..=365).contains(&within_days) {
         return Err(AppError::bad_input("withinDays must be 1 to 365"));
     }
-    let yesterday = day - Duration::days(1);
-    let list = shops.clone();
-    let stocked = db::run(&shared(ctx).pool, move |c| db::inventory::stocked(c, &list)).await?;
-    if stocked.is_empty() {
-        return Ok(Vec::new());
-    }
-    let week = units_by_product(ctx, p, &shops, tz, day - Duration::days(7), yesterday).await?;
-    let month = units_by_product(ctx, p, &shops, tz, day - Duration::days(28), yesterday).await?;
-    let mut out: Vec<StockWarning> = stocked
+    let levels = stock_levels(ctx, p, shops, day, tz).await?;
+    let mut out: Vec<StockWarning> = levels
+        .products
         .into_iter()
         .filter_map(|s| {
-            let v7 = *week.get(&s.id).unwrap_or(&0) as f64 / 7.0;
-            let v28 = *month.get(&s.id).unwrap_or(&0) as f64 / 28.0;
-            let velocity = if v7 > 0.0 { v7 } else { v28 };
-            if velocity <= 0.0 {
-                return None;
-            }
-            let cover = f64::from(s.stock) / velocity;
-            (cover <= f64::from(within_days)).then(|| StockWarning {
-                product_id: ID(s.id.to_string()),
-                shop_id: ID(s.shop_id.to_string()),
+            let cover = s.days_of_cover.filter(|c| *c <= f64::from(within_days))?;
+            Some(StockWarning {
+                product_id: s.product_id,
+                shop_id: s.shop_id,
                 title: s.title,
                 stock: s.stock,
-                units_per_day_7: v7,
-                units_per_day_28: v28,
+                units_per_day_7: s.units_per_day_7,
+                units_per_day_28: s.units_per_day_28,
                 days_of_cover: cover,
                 runs_out_on: Date(day + Duration::days(cover.floor() as i64)),
             })

@@ -82,6 +82,35 @@ async fn stock_warnings_equal_a_hand_computation() {
         assert_eq!(gid, eid);
         assert!((gc - ec).abs() < 1e-9, "{gid}: {gc} vs {ec}");
     }
+    // The levels of every stocked product and of each shop over them.
+    let levels = app
+        .data(&owner, "{ stockLevels(asOf: \"2026-11-21\") { products { productId stock daysOfCover } shops { shopId stock unitsPerDay7 daysOfCover } } }", json!({}))
+        .await;
+    assert_eq!(
+        levels["stockLevels"]["products"].as_array().unwrap().len(),
+        12
+    );
+    let shop_totals: i64 = levels["stockLevels"]["shops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stock"].as_i64().unwrap())
+        .sum();
+    assert_eq!(shop_totals, (0..12).map(|k| k * 3).sum::<i64>());
+    for s in levels["stockLevels"]["shops"].as_array().unwrap() {
+        let shop: i64 = s["shopId"].as_str().unwrap().parse().unwrap();
+        let units7: f64 = products
+            .iter()
+            .filter(|id| {
+                app.sql_i64(&format!("SELECT shop_id FROM products WHERE id = {id}")) == shop
+            })
+            .map(|id| week.get(id).copied().unwrap_or(0.0))
+            .sum();
+        assert!(
+            (s["unitsPerDay7"].as_f64().unwrap() - units7 / 7.0).abs() < 1e-9,
+            "{s}"
+        );
+    }
     // Zero stock runs out today.
     let first = &data["stockWarnings"][0];
     if first["stock"] == 0 {

@@ -521,3 +521,10 @@ pub fn check_plain_text(field: &str, value: &str, max: usize) -> Result<(), Stri
     }
     Ok(())
 }
+
+/// The CSV exports a download link or a scheduled report may name.
+pub const EXPORT_PATHS: &[&str] = &[
+    "/export/orders.csv",
+    "/export/trend.csv",
+    "/export/breakdown.csv",
+];

@@ -308,10 +308,10 @@ pub fn check_report(report: &str) -> AppResult<()> {
         return Ok(());
     }
     let (path, query) = report.split_once('?').unwrap_or((report, ""));
-    if !crate::graphql::exports::LINKABLE.contains(&path) {
+    if !crate::domain::EXPORT_PATHS.contains(&path) {
         return Err(AppError::bad_input(format!(
             "report must be DAILY_REPORT or one of {} with its query string",
-            crate::graphql::exports::LINKABLE.join(", ")
+            crate::domain::EXPORT_PATHS.join(", ")
         )));
     }
     fill_dates(query, Utc::now().date_naive()).map_err(AppError::bad_input)?;

@@ -14,11 +14,7 @@ use crate::domain::{DataSet, Permission};
 use crate::error::AppError;
 
 /// The exports a link may name.
-pub const LINKABLE: &[&str] = &[
-    "/export/orders.csv",
-    "/export/trend.csv",
-    "/export/breakdown.csv",
-];
+pub const LINKABLE: &[&str] = crate::domain::EXPORT_PATHS;
 /// Where links are served; the token follows.
 pub const LINK_PATH: &str = "/export/link/";
 const DEFAULT_TTL_MINUTES: i32 = 15;

@@ -58,8 +58,15 @@ impl Application {
         } else {
             local
         };
+        // The scheduler's own connection: its ticks never take one from requests.
+        let scheduler_pool = db::build_pool(
+            &settings.database_url,
+            1,
+            settings.db_checkout_timeout,
+            settings.request_timeout,
+        );
         crate::schedules::start(
-            pool.clone(),
+            scheduler_pool,
             verifier.clone(),
             format!("http://{own}"),
             settings.scheduler_tick,

@@ -275,6 +275,18 @@ fn caller_error(response: &async_graphql::Response) -> Option<AppError> {
     }
 }
 
+/// No data, and every error a TIMEOUT.
+fn timed_out(response: &async_graphql::Response) -> bool {
+    matches!(response.data, async_graphql::Value::Null)
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| {
+            matches!(
+                e.extensions.as_ref().and_then(|x| x.get("code")),
+                Some(async_graphql::Value::String(code)) if code == "TIMEOUT"
+            )
+        })
+}
+
 pub async fn graphql(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -553,6 +565,11 @@ async fn run_graphql(
         }
         return finish_stored(state, req, &mut response, None, digest).await;
     };
+    if timed_out(&response) {
+        // Every field stopped at the deadline (their statements' timeouts can end them
+        // a moment before the request's own timer): the request timed out.
+        return error_response(&state.metrics, AppError::Timeout);
+    }
     let tenant_id = principal.tenant_id;
     let storable = (kind == OperationKind::Cacheable && !bypass).then_some((
         tenant_id,

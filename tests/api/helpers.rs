@@ -114,7 +114,9 @@ pub fn test_settings(database_url: &str) -> Settings {
         // Written orders are merged into the sorted store after a few dozen.
         analytics_compact_at: 40,
         delivery_promise_hours: 72,
-        scheduler_tick: Duration::from_millis(200),
+        // Every test server looks for due reports; once a second keeps dozens of them
+        // from loading the shared PostgreSQL.
+        scheduler_tick: Duration::from_millis(1000),
         schedule_retry_base: Duration::from_millis(500),
         jwt: JwtSettings {
             secret: "test-secret-test-secret-test-secret-0123".into(),

@@ -1,4 +1,4 @@
-//! Bearer JWT verification and the per-request principal (DESIGN section 5).
+//! Bearer JWT verification and the per-request principal (docs/AUTH.md).
 //!
 //! The token only says who is calling; permissions and shop scope are loaded from the
 //! database on every request, so disabling an account or changing what it may do takes

@@ -1,4 +1,4 @@
-//! The aggregate cache (DESIGN section 6): answers of `kpis`, `trend`, `breakdown` and
+//! The aggregate cache: answers of `kpis`, `trend`, `breakdown` and
 //! `dailyReport` kept in Redis.
 //!
 //! - Never stale: the key holds the data version of every shop the answer read. Each

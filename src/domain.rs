@@ -1,4 +1,4 @@
-//! The unified order model's enums and the platform status mappings (DESIGN section 1).
+//! The unified order model's enums and the platform status mappings.
 //!
 //! GraphQL and the database spell every enum value the same way, so one macro gives
 //! each enum its GraphQL type, its database text and its parser.
@@ -90,7 +90,7 @@ text_enum!(
 );
 
 text_enum!(
-    /// Macro regions of mainland China and the SARs (the scheme fixed in DESIGN section 1).
+    /// Macro regions of mainland China and the SARs (the `regions` query lists their provinces).
     Region {
         East => "EAST",
         South => "SOUTH",
@@ -133,7 +133,7 @@ text_enum!(
 );
 
 text_enum!(
-    /// What an account may do (DESIGN section 5).
+    /// What an account may do (the README's sub-accounts and docs/AUTH.md).
     Permission {
         AnalyticsRead => "ANALYTICS_READ",
         OrdersRead => "ORDERS_READ",
@@ -201,7 +201,7 @@ text_enum!(
 );
 
 text_enum!(
-    /// Dashboard metrics (exact definitions in DESIGN section 2).
+    /// Dashboard metrics (exact definitions in docs/ANALYTICS.md).
     Metric {
         Orders => "ORDERS",
         PaidOrders => "PAID_ORDERS",

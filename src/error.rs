@@ -21,7 +21,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The `extensions.code` clients switch on (DESIGN section 4).
+    /// The `extensions.code` clients switch on.
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Unauthenticated(_) => "UNAUTHENTICATED",

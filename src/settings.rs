@@ -67,7 +67,7 @@ pub struct Settings {
     pub cors: AllowedOrigins,
 }
 
-/// Token verification settings (DESIGN section 5).
+/// Token verification settings (docs/AUTH.md).
 #[derive(Clone, Debug)]
 pub struct JwtSettings {
     pub secret: String,

@@ -1,7 +1,7 @@
 //! The in-memory columnar store every analytics answer is computed from.
 //!
 //! Each order is one row of plain columns (its shop, placing instant, dimension values
-//! as small dictionary indexes, and the additive facts of DESIGN section 2 already
+//! as small dictionary indexes, and the additive facts of the metrics (docs/ANALYTICS.md) already
 //! reduced to what the metrics read), with its item lines beside it. Rows loaded at
 //! start-up are sorted by `placed_at`, so a window is a binary search and trend buckets
 //! and local days are contiguous row ranges; rows written later are appended to a small

@@ -199,7 +199,7 @@ fn filtered(q: &OrderQuery) -> BoxedOrders<'static> {
     query
 }
 
-/// The work-list conditions (DESIGN section 4). Status and case predicates are SQL
+/// The work-list conditions (the `abnormalOrders` kinds). Status and case predicates are SQL
 /// literals that match the partial indexes of migration 6, so the planner uses them.
 fn abnormal(
     query: BoxedOrders<'static>,

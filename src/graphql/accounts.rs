@@ -1,4 +1,4 @@
-//! Sub-accounts, tokens and the audit log (DESIGN section 5). Everything here needs
+//! Sub-accounts, tokens and the audit log. Everything here needs
 //! `ACCOUNTS_MANAGE`; a manager that is not the owner can grant only what it holds
 //! itself, inside its own shop scope, and cannot act on the owner.
 

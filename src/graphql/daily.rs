@@ -40,7 +40,7 @@ pub struct DailyMetric {
     pub week_over_week: Option<f64>,
 }
 
-#[derive(SimpleObject, Clone, Copy)]
+#[derive(SimpleObject, Clone, Copy, PartialEq)]
 pub struct AbnormalCount {
     pub kind: AbnormalKind,
     pub count: i64,

@@ -432,7 +432,7 @@ pub(super) async fn stock_warnings(
                 units_per_day_7: s.units_per_day_7,
                 units_per_day_28: s.units_per_day_28,
                 days_of_cover: cover,
-                runs_out_on: Date(day + Duration::days(cover.floor() as i64)),
+                runs_out_on: s.runs_out_on?,
             })
         })
         .collect();

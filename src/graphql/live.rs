@@ -63,6 +63,48 @@ pub struct OrderEvent {
 /// How often the stock warnings are recomputed when nothing touched their shops.
 const STOCK_RECHECK: Duration = Duration::from_secs(60);
 
+/// `first`, then `compute(shop_ids)` again after each change batch touching the shops
+/// (or `recheck` without one), sent only when it differs from the value sent last.
+fn on_change<'a, T, F, Fut>(
+    ctx: &'a Context<'_>,
+    shop_ids: Vec<i64>,
+    recheck: Duration,
+    first: T,
+    compute: F,
+) -> impl Stream<Item = async_graphql::Result<T>> + 'a
+where
+    T: PartialEq + Clone + Send + 'a,
+    F: Fn(Vec<i64>) -> Fut + Clone + Send + 'a,
+    Fut: std::future::Future<Output = crate::error::AppResult<T>> + Send + 'a,
+{
+    let changes = shared(ctx).engine.subscribe();
+    futures_util::stream::unfold(
+        (Some(first), changes, None::<T>),
+        move |(mut pending, mut changes, mut last)| {
+            let (shop_ids, compute) = (shop_ids.clone(), compute.clone());
+            async move {
+                loop {
+                    let value = match pending.take() {
+                        Some(value) => value,
+                        None => {
+                            next_touching(&mut changes, &shop_ids, Some(recheck)).await?;
+                            match compute(shop_ids.clone()).await {
+                                Ok(value) => value,
+                                Err(e) => return Some((Err(e.into()), (None, changes, last))),
+                            }
+                        }
+                    };
+                    if last.as_ref() == Some(&value) {
+                        continue;
+                    }
+                    last = Some(value.clone());
+                    return Some((Ok(value), (None, changes, last)));
+                }
+            }
+        },
+    )
+}
+
 async fn next_touching(
     changes: &mut tokio::sync::broadcast::Receiver<Arc<ChangeBatch>>,
     shop_ids: &[i64],
@@ -274,34 +316,12 @@ impl SubscriptionRoot {
         p.require_read(crate::domain::DataSet::OrderRows)?;
         let shop_ids = super::filters::scoped_shops(p, &shop_ids, &platforms)?;
         let first = abnormal_counts(ctx, shop_ids.clone()).await?;
-        let changes = shared(ctx).engine.subscribe();
-        let state = (Some(first), changes, None::<Vec<i64>>);
-        Ok(futures_util::stream::unfold(
-            state,
-            move |(mut pending, mut changes, mut last)| {
-                let shop_ids = shop_ids.clone();
-                async move {
-                    loop {
-                        let counts = match pending.take() {
-                            Some(counts) => counts,
-                            None => {
-                                next_touching(&mut changes, &shop_ids, Some(ABNORMAL_RECHECK))
-                                    .await?;
-                                match abnormal_counts(ctx, shop_ids.clone()).await {
-                                    Ok(counts) => counts,
-                                    Err(e) => return Some((Err(e.into()), (None, changes, last))),
-                                }
-                            }
-                        };
-                        let seen: Vec<i64> = counts.iter().map(|c| c.count).collect();
-                        if last.as_ref() == Some(&seen) {
-                            continue;
-                        }
-                        last = Some(seen);
-                        return Some((Ok(counts), (None, changes, last)));
-                    }
-                }
-            },
+        Ok(on_change(
+            ctx,
+            shop_ids,
+            ABNORMAL_RECHECK,
+            first,
+            move |shops| abnormal_counts(ctx, shops),
         ))
     }
 
@@ -327,45 +347,14 @@ impl SubscriptionRoot {
         let first =
             super::inventory::stock_warnings(ctx, p, within_days, shop_ids.clone(), now(tz), tz)
                 .await?;
-        let changes = shared(ctx).engine.subscribe();
-        let state = (
-            Some(first),
-            changes,
-            None::<Vec<super::inventory::StockWarning>>,
-        );
-        Ok(futures_util::stream::unfold(
-            state,
-            move |(mut pending, mut changes, mut last)| {
-                let shop_ids = shop_ids.clone();
-                async move {
-                    loop {
-                        let list = match pending.take() {
-                            Some(list) => list,
-                            None => {
-                                next_touching(&mut changes, &shop_ids, Some(STOCK_RECHECK)).await?;
-                                let Ok(p) = principal(ctx) else { return None };
-                                match super::inventory::stock_warnings(
-                                    ctx,
-                                    p,
-                                    within_days,
-                                    shop_ids.clone(),
-                                    now(tz),
-                                    tz,
-                                )
-                                .await
-                                {
-                                    Ok(list) => list,
-                                    Err(e) => return Some((Err(e.into()), (None, changes, last))),
-                                }
-                            }
-                        };
-                        if last.as_ref() == Some(&list) {
-                            continue;
-                        }
-                        last = Some(list.clone());
-                        return Some((Ok(list), (None, changes, last)));
-                    }
-                }
+        Ok(on_change(
+            ctx,
+            shop_ids,
+            STOCK_RECHECK,
+            first,
+            move |shops| async move {
+                let p = principal(ctx)?;
+                super::inventory::stock_warnings(ctx, p, within_days, shops, now(tz), tz).await
             },
         ))
     }

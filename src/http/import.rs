@@ -37,7 +37,7 @@ pub async fn stock(
     req: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
-    upload(state, req, body, None).await
+    upload(state, req, body, false).await
 }
 
 pub async fn orders(
@@ -45,14 +45,14 @@ pub async fn orders(
     req: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
-    upload(state, req, body, Some(())).await
+    upload(state, req, body, true).await
 }
 
 async fn upload(
     state: web::Data<AppState>,
     req: HttpRequest,
     mut body: web::Payload,
-    orders: Option<()>,
+    orders: bool,
 ) -> HttpResponse {
     let principal = match authenticate(&state, &req).await {
         Ok(p) => p,
@@ -69,15 +69,15 @@ async fn upload(
         }
     };
     let platform = match (orders, &params.platform) {
-        (None, _) => None,
-        (Some(()), Some(name)) => match Platform::parse(&name.to_ascii_uppercase()) {
+        (false, _) => None,
+        (true, Some(name)) => match Platform::parse(&name.to_ascii_uppercase()) {
             Some(p) => Some(p),
             None => {
                 let err = AppError::bad_input(format!("unknown platform {name:?}"));
                 return error_response(&state.metrics, err);
             }
         },
-        (Some(()), None) => {
+        (true, None) => {
             let err = AppError::bad_input("platform is a required query parameter");
             return error_response(&state.metrics, err);
         }

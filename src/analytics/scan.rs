@@ -96,6 +96,9 @@ enum Key {
     Category,
 }
 
+/// Rows a scan selects at a time.
+const CHUNK: usize = 1024;
+
 /// Rows below which one thread scans alone (`ANALYTICS_PARALLEL_FROM`; the tests set
 /// it low so that their small datasets take the two-thread path too).
 static PARALLEL_FROM: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(200_000);
@@ -185,7 +188,156 @@ pub struct BuyerCounts {
 enum Distinct {
     None,
     Bits(BucketBits),
+    Groups(GroupMarks),
     Pairs(Entries),
+}
+
+/// Bytes of buyer marks per scan worker up to which a breakdown by an order-level key
+/// keeps one set of marks per group ([`GroupMarks`]) instead of (group, buyer)
+/// entries (8 bytes per paying order, then sorted): at most what those entries take
+/// for a few million orders. Measured on 3 million buyers, a year's PROVINCE
+/// breakdown with repeat buyers (53 MB of marks) is faster than with entries.
+const GROUP_MARKS_BYTES: usize = 64 << 20;
+
+/// Buyer marks of every group of a breakdown by an order-level key (each order is in
+/// one group): group-major words, one bit per buyer, or four interleaved bits (seen,
+/// seen again, seen new) when repeat or new buyers are asked for. A paying order sets
+/// its buyer's bits in its group; counts are popcounts, and the union of groups (the
+/// total, "other") combines words, so nothing is sorted and two workers' marks merge
+/// word by word.
+#[derive(Clone)]
+struct GroupMarks {
+    words: Vec<u64>,
+    per_group: usize,
+    wide: bool,
+}
+
+impl GroupMarks {
+    fn words_for(buyers: usize, groups: usize, wants: Wants) -> (usize, bool) {
+        let wide = wants.repeat || wants.new;
+        let per_group = buyers.div_ceil(if wide { 16 } else { 64 });
+        (per_group * groups, wide)
+    }
+
+    /// Marks for these groups when they fit [`GROUP_MARKS_BYTES`] and the window has
+    /// enough rows to pay for clearing and counting them (entries cost about 8 bytes
+    /// written and sorted per paying order; marks are cleared, counted and merged
+    /// whole).
+    fn fitting(buyers: usize, groups: usize, wants: Wants, rows: usize) -> Option<GroupMarks> {
+        let (words, wide) = Self::words_for(buyers, groups, wants);
+        let bytes = words * 8;
+        (bytes <= GROUP_MARKS_BYTES && bytes <= rows.saturating_mul(4)).then(|| GroupMarks {
+            words: vec![0; words],
+            per_group: words / groups.max(1),
+            wide,
+        })
+    }
+
+    /// One paying order of group `g`; any earlier mark of the buyer in `g` was another
+    /// order, so a second mark makes a repeat buyer.
+    #[inline]
+    fn add(&mut self, g: u32, entry: u32) {
+        let b = entry & BUYER;
+        let base = g as usize * self.per_group;
+        if !self.wide {
+            self.words[base + (b >> 6) as usize] |= 1 << (b & 63);
+            return;
+        }
+        let (w, p) = (base + (b >> 4) as usize, (b & 15) * 4);
+        let word = self.words[w];
+        let again = (word >> p) & 1;
+        let new = u64::from(entry & NEW_BIT != 0);
+        self.words[w] = word | (1 << p) | (again << (p + 1)) | (new << (p + 2));
+    }
+
+    /// Paying orders of a chunk: `(group, entry)` each. The words are random accesses
+    /// into megabytes, so each is prefetched a few orders ahead of its update.
+    fn add_all(&mut self, marked: &[(u32, u32)]) {
+        const AHEAD: usize = 12;
+        let shift = if self.wide { 4 } else { 6 };
+        let per_group = self.per_group;
+        let word = |(g, e): (u32, u32)| g as usize * per_group + ((e & BUYER) >> shift) as usize;
+        for i in 0..marked.len() {
+            if let Some(next) = marked.get(i + AHEAD) {
+                prefetch(&self.words, word(*next));
+            }
+            let (g, e) = marked[i];
+            self.add(g, e);
+        }
+    }
+
+    /// The marks of two sets of orders as one: seen in either, repeat in either or
+    /// seen in both, new in either.
+    #[inline]
+    fn combine(wide: bool, a: u64, b: u64) -> u64 {
+        if wide {
+            a | b | ((a & b & SEEN_BITS) << 1)
+        } else {
+            a | b
+        }
+    }
+
+    fn merge(&mut self, later: &GroupMarks) {
+        let wide = self.wide;
+        for (a, b) in self.words.iter_mut().zip(&later.words) {
+            *a = Self::combine(wide, *a, *b);
+        }
+    }
+
+    fn group(&self, g: usize) -> &[u64] {
+        &self.words[g * self.per_group..(g + 1) * self.per_group]
+    }
+
+    fn counts_of(wide: bool, words: &[u64]) -> BuyerCounts {
+        let mut c = BuyerCounts::default();
+        if !wide {
+            c.distinct = words.iter().map(|w| i64::from(w.count_ones())).sum();
+            return c;
+        }
+        for w in words {
+            c.distinct += i64::from((w & SEEN_BITS).count_ones());
+            c.repeat += i64::from(((w >> 1) & SEEN_BITS).count_ones());
+            c.new += i64::from(((w >> 2) & SEEN_BITS).count_ones());
+        }
+        c
+    }
+
+    fn counts(&self, g: usize) -> BuyerCounts {
+        Self::counts_of(self.wide, self.group(g))
+    }
+
+    /// The buyers of these groups together.
+    fn union(&self, groups: impl Iterator<Item = usize>) -> BuyerCounts {
+        let mut acc = vec![0u64; self.per_group];
+        for g in groups {
+            for (a, w) in acc.iter_mut().zip(self.group(g)) {
+                *a = Self::combine(self.wide, *a, *w);
+            }
+        }
+        Self::counts_of(self.wide, &acc)
+    }
+}
+
+/// Asks the processor to bring `words[i]` into its cache.
+#[inline]
+fn prefetch(words: &[u64], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(w) = words.get(i) {
+        // SAFETY: prefetching only hints the cache; the address is a valid element.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (w as *const u64).cast::<i8>(),
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (words, i);
+}
+
+/// What a breakdown keeps to count the buyers of folded groups again.
+enum BuyerSets {
+    Lists(Lists),
+    Marks(GroupMarks),
 }
 
 /// (group, buyer) entries of paying orders and, when a group may hold one order
@@ -429,6 +581,40 @@ impl BucketBits {
         self.counts[g as usize].add(added);
     }
 
+    /// The paying orders of one bucket, their words prefetched a few orders ahead.
+    fn add_all(&mut self, g: u32, entries: &[u32]) {
+        const AHEAD: usize = 12;
+        if g != self.current {
+            self.next_bucket(g);
+        }
+        if self.marks.wide {
+            for i in 0..entries.len() {
+                if let Some(next) = entries.get(i + AHEAD) {
+                    prefetch(&self.marks.words, ((next & BUYER) >> 4) as usize);
+                }
+                self.add(g, entries[i]);
+            }
+            return;
+        }
+        // Distinct buyers only: new buyers are appended to the set without a branch.
+        let words = &mut self.marks.words;
+        let mut len = self.set.len();
+        self.set.resize(len + entries.len(), 0);
+        for i in 0..entries.len() {
+            if let Some(next) = entries.get(i + AHEAD) {
+                prefetch(words, ((next & BUYER) >> 6) as usize);
+            }
+            let b = entries[i] & BUYER;
+            let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+            let word = words[w];
+            words[w] = word | bit;
+            self.set[len] = b;
+            len += usize::from(word & bit == 0);
+        }
+        self.counts[g as usize].distinct += (len - (self.set.len() - entries.len())) as i64;
+        self.set.truncate(len);
+    }
+
     fn next_bucket(&mut self, g: u32) {
         if self.current != u32::MAX {
             if self.first.is_none() {
@@ -519,7 +705,7 @@ pub struct Grouped {
     keys: Vec<String>,
     accs: Vec<Acc>,
     buyers: Vec<BuyerCounts>,
-    lists: Lists,
+    sets: BuyerSets,
     needs_buyers: bool,
     wants: Wants,
     nbuyers: usize,
@@ -575,10 +761,17 @@ impl Grouped {
         }
         let mut buyers = BuyerCounts::default();
         if self.needs_buyers {
-            let mut tally = Tally::new(self.nbuyers, self.wants, !self.lists.orders.is_empty());
-            for g in (0..self.keys.len()).filter(|g| folded[*g]) {
-                let (entries, orders) = self.lists.group(g);
-                buyers.add(tally.count(entries, orders));
+            match &self.sets {
+                BuyerSets::Lists(lists) => {
+                    let mut tally = Tally::new(self.nbuyers, self.wants, !lists.orders.is_empty());
+                    for g in (0..self.keys.len()).filter(|g| folded[*g]) {
+                        let (entries, orders) = lists.group(g);
+                        buyers.add(tally.count(entries, orders));
+                    }
+                }
+                BuyerSets::Marks(marks) => {
+                    buyers = marks.union((0..self.keys.len()).filter(|g| folded[*g]));
+                }
             }
         }
         sum.measures(self.scale, buyers)
@@ -593,7 +786,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
             keys: Vec::new(),
             accs: Vec::new(),
             buyers: Vec::new(),
-            lists: Lists::default(),
+            sets: BuyerSets::Lists(Lists::default()),
             needs_buyers: false,
             wants: Wants::default(),
             nbuyers: 0,
@@ -604,7 +797,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
     let mut scan = Scan::new(store, rates, q)?;
     let slices = slices(q, tz, scan.scale > 0 || scan.currencies > 1);
     scan.run(&slices);
-    let (buyers, total_buyers, lists) = scan.buyers_by_group();
+    let (buyers, total_buyers, sets) = scan.buyers_by_group();
     let mut total = Acc::default();
     for a in &scan.accs {
         total.add(a);
@@ -617,7 +810,7 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
         total: total.measures(scan.scale, total_buyers),
         accs: scan.accs,
         buyers,
-        lists: lists.unwrap_or_default(),
+        sets: sets.unwrap_or(BuyerSets::Lists(Lists::default())),
         needs_buyers: q.needs_buyers,
         wants: wants_of(q),
         nbuyers: store.buyers.len(),
@@ -854,10 +1047,12 @@ impl<'a> Scan<'a> {
                 (true, Key::Bucket) => {
                     Distinct::Bits(BucketBits::new(store.buyers.len(), groups, wants_of(q)))
                 }
-                (true, _) => Distinct::Pairs(Entries {
-                    with_orders: q.needs_repeat && matches!(key, Key::Product | Key::Category),
+                (true, Key::Product | Key::Category) => Distinct::Pairs(Entries {
+                    with_orders: q.needs_repeat,
                     ..Entries::default()
                 }),
+                // Marks per group may replace these once the window's rows are known.
+                (true, _) => Distinct::Pairs(Entries::default()),
             },
         })
     }
@@ -943,6 +1138,7 @@ impl<'a> Scan<'a> {
             match &mut self.buyers {
                 Distinct::None => {}
                 Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
+                Distinct::Groups(marks) => marks.add(g as u32, entry(seg, r)),
                 Distinct::Pairs(pairs) => pairs.push(g as u32, entry(seg, r), order),
             }
         }
@@ -1144,46 +1340,61 @@ impl<'a> Scan<'a> {
     }
 
     fn sum_range(&mut self, seg: &Segment, lo: usize, hi: usize, bucket: u32) {
-        let filtered = self.row_filtered();
         let g = bucket as usize;
         let cols = self.columns;
+        let single = self.currencies == 1;
         let mut acc = Acc::default();
         let (mut units, mut delivery) = (0i64, 0i64);
         let mut money = vec![DayMoney::default(); self.currencies];
-        for r in lo..hi {
-            let flags = seg.flags[r];
-            let shop = seg.shop[r] as usize;
-            if flags & LIVE == 0 || !self.shop_ok[shop] || filtered && !self.passes(seg, r) {
-                continue;
-            }
-            let paid = i64::from(flags & PAID != 0);
-            acc.orders += 1;
-            acc.paid_orders += paid;
-            acc.refund_orders += paid & i64::from(flags & REFUNDED != 0);
-            acc.dispute_orders += i64::from(flags & DISPUTED != 0);
-            acc.delivered_orders += i64::from(flags & DELIVERED != 0);
-            acc.on_time_orders += i64::from(flags & ON_TIME != 0);
-            if cols.delivery {
-                delivery += seg.delivery_us[r];
-            }
-            if cols.units {
-                units += seg.units[r];
-            }
-            let m = &mut money[self.shop_currency[shop]];
-            if cols.gmv {
-                m.gmv += seg.gmv[r];
-            }
-            if cols.refund {
-                m.refund += seg.refund[r];
-            }
-            if cols.commission {
-                m.commission += seg.commission[r];
-            }
-            if paid != 0 {
-                if let Distinct::Bits(bits) = &mut self.buyers {
-                    bits.add(g as u32, entry(seg, r));
+        let mut picked = [0u32; CHUNK];
+        let mut paying: Vec<u32> = Vec::with_capacity(CHUNK);
+        let mut start = lo;
+        while start < hi {
+            let end = (start + CHUNK).min(hi);
+            let n = self.select(seg, start, end, &mut picked);
+            for &r in &picked[..n] {
+                let r = r as usize;
+                let flags = seg.flags[r];
+                let paid = i64::from(flags & PAID != 0);
+                acc.orders += 1;
+                acc.paid_orders += paid;
+                acc.refund_orders += paid & i64::from(flags & REFUNDED != 0);
+                acc.dispute_orders += i64::from(flags & DISPUTED != 0);
+                acc.delivered_orders += i64::from(flags & DELIVERED != 0);
+                acc.on_time_orders += i64::from(flags & ON_TIME != 0);
+                if cols.delivery {
+                    delivery += seg.delivery_us[r];
+                }
+                if cols.units {
+                    units += seg.units[r];
+                }
+                let c = if single {
+                    0
+                } else {
+                    self.shop_currency[seg.shop[r] as usize]
+                };
+                let m = &mut money[c];
+                if cols.gmv {
+                    m.gmv += seg.gmv[r];
+                }
+                if cols.refund {
+                    m.refund += seg.refund[r];
+                }
+                if cols.commission {
+                    m.commission += seg.commission[r];
                 }
             }
+            if let Distinct::Bits(bits) = &mut self.buyers {
+                paying.clear();
+                for &r in &picked[..n] {
+                    let r = r as usize;
+                    if seg.flags[r] & PAID != 0 {
+                        paying.push(entry(seg, r));
+                    }
+                }
+                bits.add_all(g as u32, &paying);
+            }
+            start = end;
         }
         acc.units = units;
         acc.delivery_us = i128::from(delivery);
@@ -1191,6 +1402,40 @@ impl<'a> Scan<'a> {
         for (c, m) in money.into_iter().enumerate() {
             self.money(g, c, m.gmv, m.refund, m.commission);
         }
+    }
+
+    /// Picks the rows of `lo..hi` (at most [`CHUNK`]) that are live, in a shop in scope
+    /// and pass every row filter; returns how many it wrote to `picked`. A column at a
+    /// time and without branches: each active filter reads its column for the chunk.
+    fn select(&self, seg: &Segment, lo: usize, hi: usize, picked: &mut [u32; CHUNK]) -> usize {
+        let n = hi - lo;
+        let mut ok = [0u8; CHUNK];
+        let ok = &mut ok[..n];
+        for ((o, f), shop) in ok.iter_mut().zip(&seg.flags[lo..hi]).zip(&seg.shop[lo..hi]) {
+            *o = u8::from(f & LIVE != 0) & u8::from(self.shop_ok[*shop as usize]);
+        }
+        fn and<T: Copy + Into<usize>>(ok: &mut [u8], column: &[T], table: &Option<Vec<bool>>) {
+            if let Some(table) = table {
+                for (o, v) in ok.iter_mut().zip(column) {
+                    *o &= u8::from(table[(*v).into()]);
+                }
+            }
+        }
+        and(ok, &seg.province[lo..hi], &self.province_ok);
+        and(ok, &seg.channel[lo..hi], &self.channel_ok);
+        and(ok, &seg.payment[lo..hi], &self.payment_ok);
+        and(ok, &seg.carrier[lo..hi], &self.carrier_ok);
+        if let Some(table) = &self.creator_ok {
+            for (o, v) in ok.iter_mut().zip(&seg.creator[lo..hi]) {
+                *o &= u8::from(table[*v as usize]);
+            }
+        }
+        let mut k = 0usize;
+        for (i, o) in ok.iter().enumerate() {
+            picked[k] = (lo + i) as u32;
+            k += usize::from(*o);
+        }
+        k
     }
 
     /// Breakdowns by an order-level dimension: one pass with the key read per row
@@ -1231,9 +1476,7 @@ impl<'a> Scan<'a> {
         // Rows are selected a chunk at a time without branches, then summed into four
         // interleaved copies of the sums, so that consecutive rows of one key do not
         // wait for each other's additions.
-        const CHUNK: usize = 1024;
         const LANES: usize = 4;
-        let filtered = self.row_filtered();
         let (groups, ncur, cols) = (self.groups, self.currencies, self.columns);
         // Per lane and group: orders, paid, refund orders, disputes, delivered, units,
         // delivery time; per lane, group and currency: GMV, refund, commission.
@@ -1241,17 +1484,13 @@ impl<'a> Scan<'a> {
         let mut money = vec![[0i64; 3]; groups * ncur * LANES];
         let mut picked = [0u32; CHUNK];
         let mut keys = [0u32; CHUNK];
+        let mut marked: Vec<(u32, u32)> = Vec::with_capacity(CHUNK);
         let mut start = lo;
         while start < hi {
             let end = (start + CHUNK).min(hi);
-            let mut n = 0usize;
-            for r in start..end {
-                let ok = seg.flags[r] & LIVE != 0
-                    && self.shop_ok[seg.shop[r] as usize]
-                    && (!filtered || self.passes(seg, r));
-                picked[n] = r as u32;
-                keys[n] = key(seg, r);
-                n += usize::from(ok);
+            let n = self.select(seg, start, end, &mut picked);
+            for (k, r) in keys.iter_mut().zip(&picked[..n]) {
+                *k = key(seg, *r as usize);
             }
             for i in 0..n {
                 let (r, g) = (picked[i] as usize, keys[i] as usize);
@@ -1286,6 +1525,16 @@ impl<'a> Scan<'a> {
                 }
             }
             let base = self.ordinal(seg, 0);
+            if let Distinct::Groups(marks) = &mut self.buyers {
+                marked.clear();
+                for i in 0..n {
+                    let r = picked[i] as usize;
+                    if seg.flags[r] & PAID != 0 {
+                        marked.push((keys[i], entry(seg, r)));
+                    }
+                }
+                marks.add_all(&marked);
+            }
             if let Distinct::Pairs(pairs) = &mut self.buyers {
                 if pairs.with_orders {
                     for i in 0..n {
@@ -1375,6 +1624,7 @@ impl<'a> Scan<'a> {
                         match &mut self.buyers {
                             Distinct::None => {}
                             Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
+                            Distinct::Groups(marks) => marks.add(g as u32, entry(seg, r)),
                             Distinct::Pairs(pairs) => {
                                 pairs.push(g as u32, entry(seg, r), base + r as u32)
                             }
@@ -1409,7 +1659,7 @@ impl<'a> Scan<'a> {
         self.key == Key::Bucket
             && !self.on_items
             && self.remap.is_none()
-            && matches!(self.buyers, Distinct::None)
+            && matches!(self.buyers, Distinct::None | Distinct::Bits(_))
             && !self.row_filtered()
             && slices.iter().all(|s| s.start.rem_euclid(SLOT) == 0)
     }
@@ -1466,13 +1716,80 @@ impl<'a> Scan<'a> {
     /// sums, then adds the later half's into the earlier's.
     fn run(&mut self, slices: &[Slice]) {
         if self.cells_answer(slices) {
+            // The cells hold the sums; buyers are then read from the rows alone.
+            let buyers = std::mem::replace(&mut self.buyers, Distinct::None);
             self.run_cells(slices);
+            self.buyers = buyers;
+            if matches!(self.buyers, Distinct::Bits(_)) {
+                let work = self.plan(slices);
+                self.run_split(work, Scan::run_buyers);
+            }
             return;
         }
         let work = self.plan(slices);
+        if matches!(&self.buyers, Distinct::Pairs(p) if !p.with_orders)
+            && !matches!(self.key, Key::Bucket | Key::Product | Key::Category)
+        {
+            let rows: usize = work.iter().map(Work::len).sum();
+            let buyers = self.store.buyers.len();
+            if let Some(marks) = GroupMarks::fitting(buyers, self.groups, self.wants, rows) {
+                #[cfg(test)]
+                if tests::ENTRIES_ONLY.with(|e| e.get()) {
+                    return self.run_split(work, Scan::run_work);
+                }
+                self.buyers = Distinct::Groups(marks);
+            }
+        }
+        self.run_split(work, Scan::run_work);
+    }
+
+    /// The buyers of totals and trends without row filters: each range's paying
+    /// orders into the bucket's marks, in time order.
+    fn run_buyers(&mut self, work: &[Work]) {
+        let (body, tail) = (&self.store.body, &self.store.tail);
+        let mut picked = [0u32; CHUNK];
+        let mut paying: Vec<u32> = Vec::with_capacity(CHUNK);
+        for w in work {
+            match &w.rows {
+                Rows::Body(lo, hi) => {
+                    let mut start = *lo;
+                    while start < *hi {
+                        let end = (start + CHUNK).min(*hi);
+                        let n = self.select(body, start, end, &mut picked);
+                        paying.clear();
+                        for &r in &picked[..n] {
+                            if body.flags[r as usize] & PAID != 0 {
+                                paying.push(entry(body, r as usize));
+                            }
+                        }
+                        if let Distinct::Bits(bits) = &mut self.buyers {
+                            bits.add_all(w.bucket, &paying);
+                        }
+                        start = end;
+                    }
+                }
+                Rows::Tail(rows) => {
+                    paying.clear();
+                    for &r in rows {
+                        let r = r as usize;
+                        if tail.flags[r] & PAID != 0 && self.passes(tail, r) {
+                            paying.push(entry(tail, r));
+                        }
+                    }
+                    if let Distinct::Bits(bits) = &mut self.buyers {
+                        bits.add_all(w.bucket, &paying);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `each` over the work, on two threads when there is enough of it, each
+    /// half with its own sums and marks, then adds the later half's into the earlier's.
+    fn run_split(&mut self, work: Vec<Work>, each: fn(&mut Scan<'a>, &[Work])) {
         let rows: usize = work.iter().map(Work::len).sum();
         if rows < PARALLEL_FROM.load(std::sync::atomic::Ordering::Relaxed) {
-            self.run_work(&work);
+            each(self, &work);
             return;
         }
         // Split at the middle row (inside a body range if need be).
@@ -1503,10 +1820,12 @@ impl<'a> Scan<'a> {
             }
             seen += n;
         }
+        // The later half starts from zero sums (the cells may have summed already).
         let mut later = self.clone();
+        later.accs.fill(Acc::default());
         std::thread::scope(|scope| {
-            let handle = scope.spawn(|| later.run_work(&second));
-            self.run_work(&first);
+            let handle = scope.spawn(|| each(&mut later, &second));
+            each(self, &first);
             handle.join().expect("scan worker");
         });
         self.merge(later);
@@ -1518,6 +1837,7 @@ impl<'a> Scan<'a> {
         }
         match (&mut self.buyers, later.buyers) {
             (Distinct::Bits(a), Distinct::Bits(b)) => a.merge(b),
+            (Distinct::Groups(a), Distinct::Groups(b)) => a.merge(&b),
             (Distinct::Pairs(a), Distinct::Pairs(b)) => a.extend(b),
             _ => {}
         }
@@ -1529,7 +1849,7 @@ impl<'a> Scan<'a> {
     }
 
     /// Buyer counts per group and in all, and (from entries) each group's entries.
-    fn buyers_by_group(&mut self) -> (Vec<BuyerCounts>, BuyerCounts, Option<Lists>) {
+    fn buyers_by_group(&mut self) -> (Vec<BuyerCounts>, BuyerCounts, Option<BuyerSets>) {
         let entries = match std::mem::replace(&mut self.buyers, Distinct::None) {
             Distinct::None => {
                 return (
@@ -1542,6 +1862,11 @@ impl<'a> Scan<'a> {
             Distinct::Bits(bits) => {
                 let total = bits.counts.first().copied().unwrap_or_default();
                 return (bits.counts, total, None);
+            }
+            Distinct::Groups(marks) => {
+                let counts = (0..self.groups).map(|g| marks.counts(g)).collect();
+                let total = marks.union(0..self.groups);
+                return (counts, total, Some(BuyerSets::Marks(marks)));
             }
             Distinct::Pairs(entries) => entries,
         };
@@ -1588,7 +1913,7 @@ impl<'a> Scan<'a> {
         }
         let all_orders = with_orders.then_some(lists.orders.as_slice());
         let total = tally.count(&lists.entries, all_orders);
-        (out, total, Some(lists))
+        (out, total, Some(BuyerSets::Lists(lists)))
     }
 
     fn rows(mut self, q: &Aggregate) -> AppResult<Vec<GroupRow>> {
@@ -1721,5 +2046,157 @@ fn key_name(store: &Store, key: Key, i: u32) -> String {
         Key::Carrier => text(&store.carriers),
         Key::Product => store.products.key(i),
         Key::Category => text(&store.categories),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::HashMap;
+
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::analytics::store::{ItemFacts, OrderFacts, ShopFacts};
+    use crate::analytics::{Columns, Filters};
+
+    thread_local! {
+        /// Counts buyers from (group, buyer) entries even where group marks fit.
+        pub(super) static ENTRIES_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A store of random orders: 3 shops, 40 buyers (so that buyers repeat and meet
+    /// several keys), statuses, channels, provinces and payment methods.
+    fn store() -> Store {
+        let mut store = Store::new(HashMap::new());
+        for id in 1..=3 {
+            store.set_shop(&ShopFacts {
+                id,
+                platform: if id == 3 {
+                    "JD".into()
+                } else {
+                    "DOUYIN".into()
+                },
+                currency: "CNY".into(),
+            });
+        }
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp();
+        let orders: Vec<OrderFacts> = (1..=3_000)
+            .map(|id| {
+                let paid = next(5) > 0;
+                OrderFacts {
+                    id,
+                    shop_id: 1 + next(3) as i64,
+                    placed_at: start + next(20 * 86_400) as i64,
+                    paid,
+                    status: ["COMPLETED", "SHIPPED", "AWAITING_SHIPMENT", "CANCELLED"]
+                        [next(4) as usize]
+                        .into(),
+                    channel: ["LIVE", "SHORT_VIDEO", "SHELF"][next(3) as usize].into(),
+                    carrier: None,
+                    payment_method: Some(["ALIPAY", "WECHAT_PAY"][next(2) as usize].into()),
+                    province: Some(["11", "31", "44", "51"][next(4) as usize].into()),
+                    creator_id: None,
+                    buyer: format!("b{}", next(40)),
+                    paid_amount: 1_000 + next(9_000) as i64,
+                    commission: 0,
+                    delivery_us: None,
+                    refunded: false,
+                    refund_amount: 0,
+                    disputed: false,
+                    items: vec![ItemFacts {
+                        product_id: Some(1 + next(5) as i64),
+                        quantity: 1,
+                        paid_amount: 1_000,
+                    }],
+                    since_us: None,
+                    refund_pending: false,
+                    dispute_open: false,
+                }
+            })
+            .collect();
+        store.reserve_ids(1, 3_000);
+        store.load(&orders);
+        store.finish_load();
+        store
+    }
+
+    fn breakdown(dimension: Dimension, day_from: u32, day_to: u32, filters: Filters) -> Aggregate {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let at = |d| Utc.from_utc_datetime(&day(d).and_hms_opt(0, 0, 0).unwrap());
+        Aggregate {
+            filters,
+            start: at(day_from),
+            end: at(day_to + 1),
+            first_day: day(day_from),
+            last_day: day(day_to),
+            timezone: "UTC".into(),
+            currency: "CNY".into(),
+            grouping: Grouping::Dimension {
+                dimension,
+                keep: None,
+            },
+            needs_buyers: true,
+            needs_repeat: true,
+            needs_new: true,
+            columns: Columns::ALL,
+        }
+    }
+
+    /// Group marks and (group, buyer) entries count the same distinct, repeat and new
+    /// buyers in every group, in "other" and in the total.
+    #[test]
+    fn group_marks_count_what_entries_count() {
+        let store = store();
+        let rates = Rates::default();
+        set_parallel_from(100);
+        let all = Filters {
+            shop_ids: vec![1, 2, 3],
+            ..Filters::default()
+        };
+        let some = Filters {
+            shop_ids: vec![1, 3],
+            channels: Some(vec!["LIVE".into(), "SHELF".into()]),
+            ..Filters::default()
+        };
+        for dimension in [
+            Dimension::Province,
+            Dimension::Channel,
+            Dimension::Status,
+            Dimension::Shop,
+            Dimension::Platform,
+            Dimension::PaymentMethod,
+        ] {
+            for (from, to, filters) in [(1, 20, &all), (3, 9, &some), (5, 5, &all)] {
+                let q = breakdown(dimension, from, to, filters.clone());
+                let marks = grouped(&store, &rates, &q).unwrap();
+                assert!(matches!(marks.sets, BuyerSets::Marks(_)), "{dimension:?}");
+                ENTRIES_ONLY.with(|e| e.set(true));
+                let entries = grouped(&store, &rates, &q).unwrap();
+                ENTRIES_ONLY.with(|e| e.set(false));
+                assert!(matches!(entries.sets, BuyerSets::Lists(_)));
+                let label = format!("{dimension:?} {from}..{to}");
+                assert_eq!(marks.rows(), entries.rows(), "{label}");
+                assert_eq!(marks.total(), entries.total(), "{label}");
+                assert!(
+                    marks.total().buyers > 0 && marks.total().repeat_buyers > 0,
+                    "{label}"
+                );
+                let keys: Vec<String> = marks.rows().into_iter().map(|r| r.0).collect();
+                for kept in [&keys[..0], &keys[..1], &keys[..keys.len() / 2]] {
+                    assert_eq!(marks.fold(kept), entries.fold(kept), "{label} {kept:?}");
+                }
+            }
+        }
     }
 }

@@ -382,6 +382,34 @@ pub struct Store {
     pub cells: Cells,
     /// Each buyer's rows, to keep the first-order marks ([`FIRST`]) current.
     buyer_rows: BuyerRows,
+    /// Body rows that were on an abnormal-order list when the body was built or
+    /// since (readers check each row's current state), so that the lists' counts
+    /// read these rows and the tail instead of every row.
+    open_rows: OpenRows,
+}
+
+/// Body rows that may be on an abnormal-order list, each listed once.
+#[derive(Debug, Default)]
+struct OpenRows {
+    rows: Vec<u32>,
+    listed: Vec<u64>,
+}
+
+impl OpenRows {
+    fn add(&mut self, r: usize) {
+        let (w, bit) = (r / 64, 1u64 << (r % 64));
+        if w >= self.listed.len() {
+            self.listed.resize(w + 1, 0);
+        }
+        if self.listed[w] & bit == 0 {
+            self.listed[w] |= bit;
+            self.rows.push(r as u32);
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.rows.len() * 4 + self.listed.len() * 8
+    }
 }
 
 /// Each buyer's rows as ordinals (body rows, then tail row `r` at `body.len() + r`):
@@ -491,6 +519,7 @@ impl Store {
             dead_rows: 0,
             cells: Cells::default(),
             buyer_rows: BuyerRows::default(),
+            open_rows: OpenRows::default(),
         };
         store.currencies.intern("CNY");
         store
@@ -500,7 +529,11 @@ impl Store {
     pub fn size(&self) -> (usize, usize) {
         (
             self.body.len() + self.tail.len(),
-            self.body.bytes() + self.tail.bytes() + self.places.bytes() + self.buyer_rows.bytes(),
+            self.body.bytes()
+                + self.tail.bytes()
+                + self.places.bytes()
+                + self.buyer_rows.bytes()
+                + self.open_rows.bytes(),
         )
     }
 
@@ -785,6 +818,30 @@ impl Store {
         self.build_cells();
         self.buyer_rows = BuyerRows::build(&self.body, self.buyers.len());
         self.mark_firsts();
+        self.open_rows = OpenRows::default();
+        let statuses = self.open_statuses();
+        for r in 0..self.body.len() {
+            if Self::may_be_open(&statuses, self.body.status[r], self.body.flags[r]) {
+                self.open_rows.add(r);
+            }
+        }
+    }
+
+    /// The status indexes of the abnormal-order lists: unpaid, awaiting shipment,
+    /// shipped (`u8::MAX` for a status not seen yet).
+    fn open_statuses(&self) -> [u8; 3] {
+        let status = |name: &str| self.statuses.get(name).map_or(u8::MAX, |i| i as u8);
+        [
+            status("PENDING_PAYMENT"),
+            status("AWAITING_SHIPMENT"),
+            status("SHIPPED"),
+        ]
+    }
+
+    /// Whether a row with this status and flags may be on an abnormal-order list
+    /// now or later (the lists' age conditions change with time alone).
+    fn may_be_open(statuses: &[u8; 3], status: u8, flags: u16) -> bool {
+        statuses.contains(&status) || flags & (REFUND_PENDING | DISPUTE_OPEN) != 0
     }
 
     /// Marks every body row placed at the first instant of its buyer's paid orders in
@@ -996,6 +1053,9 @@ impl Store {
         }
         if in_body {
             self.cell_add(r, 1);
+            if Self::may_be_open(&self.open_statuses(), status, flags) {
+                self.open_rows.add(r);
+            }
         }
         true
     }
@@ -1010,27 +1070,26 @@ impl Store {
                 shop_ok[i as usize] = true;
             }
         }
-        let status = |name: &str| self.statuses.get(name).map_or(u8::MAX, |i| i as u8);
-        let (unpaid, awaiting, shipped) = (
-            status("PENDING_PAYMENT"),
-            status("AWAITING_SHIPMENT"),
-            status("SHIPPED"),
-        );
+        let [unpaid, awaiting, shipped] = self.open_statuses();
         const HOUR: i64 = 3_600_000_000;
         let mut out = [0i64; 5];
-        for seg in [&self.body, &self.tail] {
-            for r in 0..seg.len() {
-                let flags = seg.flags[r];
-                if flags & LIVE == 0 || !shop_ok[seg.shop[r] as usize] {
-                    continue;
-                }
-                let (st, since) = (seg.status[r], seg.since_us[r]);
-                out[0] += i64::from(st == unpaid && since < now_us - 24 * HOUR);
-                out[1] += i64::from(st == awaiting && since < now_us - 48 * HOUR);
-                out[2] += i64::from(flags & REFUND_PENDING != 0);
-                out[3] += i64::from(flags & DISPUTE_OPEN != 0);
-                out[4] += i64::from(st == shipped && since < now_us - 7 * 24 * HOUR);
+        let mut count = |seg: &Segment, r: usize| {
+            let flags = seg.flags[r];
+            if flags & LIVE == 0 || !shop_ok[seg.shop[r] as usize] {
+                return;
             }
+            let (st, since) = (seg.status[r], seg.since_us[r]);
+            out[0] += i64::from(st == unpaid && since < now_us - 24 * HOUR);
+            out[1] += i64::from(st == awaiting && since < now_us - 48 * HOUR);
+            out[2] += i64::from(flags & REFUND_PENDING != 0);
+            out[3] += i64::from(flags & DISPUTE_OPEN != 0);
+            out[4] += i64::from(st == shipped && since < now_us - 7 * 24 * HOUR);
+        };
+        for &r in &self.open_rows.rows {
+            count(&self.body, r as usize);
+        }
+        for r in 0..self.tail.len() {
+            count(&self.tail, r);
         }
         out
     }

@@ -386,6 +386,69 @@ pub struct Store {
     /// since (readers check each row's current state), so that the lists' counts
     /// read these rows and the tail instead of every row.
     open_rows: OpenRows,
+    /// Body rows by product.
+    pub product_rows: ProductRows,
+}
+
+/// Body rows by product, so that a product or category filter reads the rows of its
+/// products instead of every row's lines. The rows with a line of product `p` when
+/// the body was built are `rows[offsets[p]..offsets[p + 1]]`, ascending; rows whose
+/// lines changed in place since are in `changed` (readers check every row's lines).
+#[derive(Debug, Default)]
+pub struct ProductRows {
+    offsets: Vec<u32>,
+    rows: Vec<u32>,
+    pub changed: Vec<u32>,
+}
+
+impl ProductRows {
+    fn build(body: &Segment, products: usize) -> ProductRows {
+        // Each (row, product) once: lines of one order rarely repeat a product.
+        let distinct = |r: usize| {
+            let lines = body.items(r);
+            let first = lines.start;
+            lines.filter(move |l| !body.item_product[first..*l].contains(&body.item_product[*l]))
+        };
+        let mut offsets = vec![0u32; products + 1];
+        for r in 0..body.len() {
+            for l in distinct(r) {
+                offsets[body.item_product[l] as usize + 1] += 1;
+            }
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut next = offsets.clone();
+        let mut rows = vec![0u32; offsets[products] as usize];
+        for r in 0..body.len() {
+            for l in distinct(r) {
+                let slot = &mut next[body.item_product[l] as usize];
+                rows[*slot as usize] = r as u32;
+                *slot += 1;
+            }
+        }
+        ProductRows {
+            offsets,
+            rows,
+            changed: Vec::new(),
+        }
+    }
+
+    /// The rows of product `p` (as built) in `lo..hi`.
+    pub fn of(&self, p: u32, lo: usize, hi: usize) -> &[u32] {
+        let p = p as usize;
+        if p + 1 >= self.offsets.len() {
+            return &[];
+        }
+        let list = &self.rows[self.offsets[p] as usize..self.offsets[p + 1] as usize];
+        let a = list.partition_point(|r| (*r as usize) < lo);
+        let b = list.partition_point(|r| (*r as usize) < hi);
+        &list[a..b]
+    }
+
+    fn bytes(&self) -> usize {
+        (self.offsets.len() + self.rows.len() + self.changed.len()) * 4
+    }
 }
 
 /// Body rows that may be on an abnormal-order list, each listed once.
@@ -520,6 +583,7 @@ impl Store {
             cells: Cells::default(),
             buyer_rows: BuyerRows::default(),
             open_rows: OpenRows::default(),
+            product_rows: ProductRows::default(),
         };
         store.currencies.intern("CNY");
         store
@@ -533,7 +597,8 @@ impl Store {
                 + self.tail.bytes()
                 + self.places.bytes()
                 + self.buyer_rows.bytes()
-                + self.open_rows.bytes(),
+                + self.open_rows.bytes()
+                + self.product_rows.bytes(),
         )
     }
 
@@ -818,6 +883,7 @@ impl Store {
         self.build_cells();
         self.buyer_rows = BuyerRows::build(&self.body, self.buyers.len());
         self.mark_firsts();
+        self.product_rows = ProductRows::build(&self.body, self.products.len());
         self.open_rows = OpenRows::default();
         let statuses = self.open_statuses();
         for r in 0..self.body.len() {
@@ -1046,12 +1112,17 @@ impl Store {
         seg.commission[r] = order.commission * paid * i64::from(order.creator_id.is_some());
         seg.delivery_us[r] = order.delivery_us.unwrap_or(0);
         seg.since_us[r] = order.since_us.unwrap_or(i64::MAX);
+        let mut lines_changed = false;
         for ((line, item), product) in seg.items(r).zip(&order.items).zip(products) {
+            lines_changed |= seg.item_product[line] != product;
             seg.item_product[line] = product;
             seg.item_quantity[line] = item.quantity;
             seg.item_paid[line] = item.paid_amount;
         }
         if in_body {
+            if lines_changed {
+                self.product_rows.changed.push(r as u32);
+            }
             self.cell_add(r, 1);
             if Self::may_be_open(&self.open_statuses(), status, flags) {
                 self.open_rows.add(r);

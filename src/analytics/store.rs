@@ -10,58 +10,7 @@
 
 use std::collections::HashMap;
 
-/// One order as the store needs it, read from `orders`, `order_items` and
-/// `after_sales`.
-#[derive(Debug, Clone)]
-pub struct OrderFacts {
-    pub id: i64,
-    pub shop_id: i64,
-    /// Seconds since the epoch (window boundaries are whole seconds).
-    pub placed_at: i64,
-    pub paid: bool,
-    pub status: String,
-    pub channel: String,
-    /// The shipment's carrier, when the order has one.
-    pub carrier: Option<String>,
-    pub payment_method: Option<String>,
-    pub province: Option<String>,
-    pub creator_id: Option<i64>,
-    pub buyer: String,
-    pub paid_amount: i64,
-    pub commission: i64,
-    /// `delivered_at - shipped_at` in microseconds when both are set.
-    pub delivery_us: Option<i64>,
-    /// An after-sale is `REFUNDED`.
-    pub refunded: bool,
-    /// The refund amounts of its `REFUNDED` after-sales.
-    pub refund_amount: i64,
-    /// An after-sale has a dispute.
-    pub disputed: bool,
-    /// Item lines in `line_no` order.
-    pub items: Vec<ItemFacts>,
-    /// For PENDING_PAYMENT, AWAITING_SHIPMENT and SHIPPED: when that status began
-    /// (placed, paid, shipped), in microseconds.
-    pub since_us: Option<i64>,
-    /// A refund or return-and-refund case is requested or approved.
-    pub refund_pending: bool,
-    /// An after-sale has an open dispute.
-    pub dispute_open: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct ItemFacts {
-    pub product_id: Option<i64>,
-    pub quantity: i32,
-    pub paid_amount: i64,
-}
-
-/// A shop as the store needs it.
-#[derive(Debug, Clone)]
-pub struct ShopFacts {
-    pub id: i64,
-    pub platform: String,
-    pub currency: String,
-}
+pub use crate::db::facts::{ItemFacts, OrderFacts, ShopFacts};
 
 pub const PAID: u16 = 1;
 pub const REFUNDED: u16 = 2;

@@ -2,6 +2,7 @@
 //! PostgreSQL, one database per test.
 
 mod analytics;
+mod architecture;
 mod auth;
 mod cache;
 mod clients;

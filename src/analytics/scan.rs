@@ -670,6 +670,16 @@ fn entry(seg: &Segment, r: usize) -> u32 {
         }
 }
 
+/// The buyer entries of the paying orders among `rows`, into `out` (cleared first).
+fn paying_entries(seg: &Segment, rows: &[u32], out: &mut Vec<u32>) {
+    out.clear();
+    for &r in rows {
+        if seg.flags[r as usize] & PAID != 0 {
+            out.push(entry(seg, r as usize));
+        }
+    }
+}
+
 fn wants_of(q: &Aggregate) -> Wants {
     Wants {
         repeat: q.needs_repeat,
@@ -1390,13 +1400,7 @@ impl<'a> Scan<'a> {
                 }
             }
             if let Distinct::Bits(bits) = &mut self.buyers {
-                paying.clear();
-                for &r in &picked[..n] {
-                    let r = r as usize;
-                    if seg.flags[r] & PAID != 0 {
-                        paying.push(entry(seg, r));
-                    }
-                }
+                paying_entries(seg, &picked[..n], &mut paying);
                 bits.add_all(g as u32, &paying);
             }
             start = end;
@@ -1419,10 +1423,13 @@ impl<'a> Scan<'a> {
         for ((o, f), shop) in ok.iter_mut().zip(&seg.flags[lo..hi]).zip(&seg.shop[lo..hi]) {
             *o = u8::from(f & LIVE != 0) & u8::from(self.shop_ok[*shop as usize]);
         }
-        fn and<T: Copy + Into<usize>>(ok: &mut [u8], column: &[T], table: &Option<Vec<bool>>) {
+        fn and<T: Copy>(ok: &mut [u8], column: &[T], table: &Option<Vec<bool>>)
+        where
+            u64: From<T>,
+        {
             if let Some(table) = table {
                 for (o, v) in ok.iter_mut().zip(column) {
-                    *o &= u8::from(table[(*v).into()]);
+                    *o &= u8::from(table[u64::from(*v) as usize]);
                 }
             }
         }
@@ -1430,11 +1437,7 @@ impl<'a> Scan<'a> {
         and(ok, &seg.channel[lo..hi], &self.channel_ok);
         and(ok, &seg.payment[lo..hi], &self.payment_ok);
         and(ok, &seg.carrier[lo..hi], &self.carrier_ok);
-        if let Some(table) = &self.creator_ok {
-            for (o, v) in ok.iter_mut().zip(&seg.creator[lo..hi]) {
-                *o &= u8::from(table[*v as usize]);
-            }
-        }
+        and(ok, &seg.creator[lo..hi], &self.creator_ok);
         let mut k = 0usize;
         for (i, o) in ok.iter().enumerate() {
             picked[k] = (lo + i) as u32;
@@ -1822,12 +1825,7 @@ impl<'a> Scan<'a> {
                     while start < *hi {
                         let end = (start + CHUNK).min(*hi);
                         let n = self.select(body, start, end, &mut picked);
-                        paying.clear();
-                        for &r in &picked[..n] {
-                            if body.flags[r as usize] & PAID != 0 {
-                                paying.push(entry(body, r as usize));
-                            }
-                        }
+                        paying_entries(body, &picked[..n], &mut paying);
                         if let Distinct::Bits(bits) = &mut self.buyers {
                             bits.add_all(w.bucket, &paying);
                         }
@@ -1835,13 +1833,12 @@ impl<'a> Scan<'a> {
                     }
                 }
                 Rows::Tail(rows) => {
-                    paying.clear();
-                    for &r in rows {
-                        let r = r as usize;
-                        if tail.flags[r] & PAID != 0 && self.passes(tail, r) {
-                            paying.push(entry(tail, r));
-                        }
-                    }
+                    let passing: Vec<u32> = rows
+                        .iter()
+                        .copied()
+                        .filter(|r| self.passes(tail, *r as usize))
+                        .collect();
+                    paying_entries(tail, &passing, &mut paying);
                     if let Distinct::Bits(bits) = &mut self.buyers {
                         bits.add_all(w.bucket, &paying);
                     }

@@ -352,30 +352,16 @@ pub struct ProductRows {
 
 impl ProductRows {
     fn build(body: &Segment, products: usize) -> ProductRows {
-        // Each (row, product) once: lines of one order rarely repeat a product.
-        let distinct = |r: usize| {
-            let lines = body.items(r);
-            let first = lines.start;
-            lines.filter(move |l| !body.item_product[first..*l].contains(&body.item_product[*l]))
-        };
-        let mut offsets = vec![0u32; products + 1];
-        for r in 0..body.len() {
-            for l in distinct(r) {
-                offsets[body.item_product[l] as usize + 1] += 1;
-            }
-        }
-        for i in 1..offsets.len() {
-            offsets[i] += offsets[i - 1];
-        }
-        let mut next = offsets.clone();
-        let mut rows = vec![0u32; offsets[products] as usize];
-        for r in 0..body.len() {
-            for l in distinct(r) {
-                let slot = &mut next[body.item_product[l] as usize];
-                rows[*slot as usize] = r as u32;
-                *slot += 1;
-            }
-        }
+        // Each (product, row) once: lines of one order rarely repeat a product.
+        let (offsets, rows) = rows_by_key(products, || {
+            (0..body.len()).flat_map(|r| {
+                let lines = body.items(r);
+                let first = lines.start;
+                lines
+                    .filter(move |l| !body.item_product[first..*l].contains(&body.item_product[*l]))
+                    .map(move |l| (body.item_product[l], r as u32))
+            })
+        });
         ProductRows {
             offsets,
             rows,
@@ -435,22 +421,36 @@ struct BuyerRows {
     written: HashMap<u32, Vec<u32>>,
 }
 
+/// Rows grouped by key with a counting sort: `pairs()` yields (key, row) pairs (it is
+/// called twice: to count, then to place); the rows of key `k` are
+/// `rows[offsets[k]..offsets[k + 1]]`, in the order they were yielded. Returns
+/// `(offsets, rows)`.
+fn rows_by_key<I: Iterator<Item = (u32, u32)>>(
+    keys: usize,
+    pairs: impl Fn() -> I,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut offsets = vec![0u32; keys + 1];
+    for (k, _) in pairs() {
+        offsets[k as usize + 1] += 1;
+    }
+    for i in 1..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut next = offsets.clone();
+    let mut rows = vec![0u32; offsets[keys] as usize];
+    for (k, r) in pairs() {
+        let slot = &mut next[k as usize];
+        rows[*slot as usize] = r;
+        *slot += 1;
+    }
+    (offsets, rows)
+}
+
 impl BuyerRows {
     fn build(body: &Segment, buyers: usize) -> BuyerRows {
-        let mut offsets = vec![0u32; buyers + 1];
-        for b in &body.buyer {
-            offsets[*b as usize + 1] += 1;
-        }
-        for i in 1..offsets.len() {
-            offsets[i] += offsets[i - 1];
-        }
-        let mut next = offsets.clone();
-        let mut rows = vec![0u32; body.len()];
-        for (r, b) in body.buyer.iter().enumerate() {
-            let slot = &mut next[*b as usize];
-            rows[*slot as usize] = r as u32;
-            *slot += 1;
-        }
+        let (offsets, rows) = rows_by_key(buyers, || {
+            body.buyer.iter().enumerate().map(|(r, b)| (*b, r as u32))
+        });
         BuyerRows {
             offsets,
             rows,

@@ -170,10 +170,12 @@ struct Scan<'a> {
     columns: super::Columns,
 }
 
-/// The buyer of an entry: the low 31 bits; the top bit marks an order that is its
-/// buyer's first paid order in the shop.
-const BUYER: u32 = 0x7FFF_FFFF;
+/// The buyer of an entry: the low 30 bits; the top bit marks an order that is its
+/// buyer's first paid order in the shop, and in [`Entries`] that tell orders apart the
+/// next bit marks the first entry of each order.
+const BUYER: u32 = 0x3FFF_FFFF;
 const NEW_BIT: u32 = 1 << 31;
+const ORDER_FIRST: u32 = 1 << 30;
 
 /// Distinct, repeat (two or more paid orders) and new buyers of a group.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -212,6 +214,13 @@ struct GroupMarks {
     words: Vec<u64>,
     per_group: usize,
     wide: bool,
+    /// Item-level keys with repeat buyers: one order may mark a group through several
+    /// lines and several groups at once, so each group remembers the last order that
+    /// marked it, and an extra group (this one) holds the total, marked once per order.
+    /// The union of groups would count a buyer whose one order spans two of them as a
+    /// repeat buyer; "other" of several groups is then counted again (`Grouped::fold`).
+    total: Option<usize>,
+    last: Vec<u32>,
 }
 
 impl GroupMarks {
@@ -225,14 +234,42 @@ impl GroupMarks {
     /// enough rows to pay for clearing and counting them (entries cost about 8 bytes
     /// written and sorted per paying order; marks are cleared, counted and merged
     /// whole).
-    fn fitting(buyers: usize, groups: usize, wants: Wants, rows: usize) -> Option<GroupMarks> {
-        let (words, wide) = Self::words_for(buyers, groups, wants);
+    fn fitting(
+        buyers: usize,
+        groups: usize,
+        wants: Wants,
+        rows: usize,
+        orders_apart: bool,
+    ) -> Option<GroupMarks> {
+        let all = groups + usize::from(orders_apart);
+        let (words, wide) = Self::words_for(buyers, all, wants);
         let bytes = words * 8;
         (bytes <= GROUP_MARKS_BYTES && bytes <= rows.saturating_mul(4)).then(|| GroupMarks {
             words: vec![0; words],
-            per_group: words / groups.max(1),
+            per_group: words / all.max(1),
             wide,
+            total: orders_apart.then_some(groups),
+            last: if orders_apart {
+                vec![u32::MAX; all]
+            } else {
+                Vec::new()
+            },
         })
+    }
+
+    /// One paying order's line (or the order) in group `g`: each order marks a group
+    /// and the total once.
+    #[inline]
+    fn add_order(&mut self, g: u32, entry: u32, order: u32) {
+        let Some(total) = self.total else {
+            return self.add(g, entry);
+        };
+        for g in [g as usize, total] {
+            if self.last[g] != order {
+                self.last[g] = order;
+                self.add(g as u32, entry);
+            }
+        }
     }
 
     /// One paying order of group `g`; any earlier mark of the buyer in `g` was another
@@ -265,6 +302,26 @@ impl GroupMarks {
             }
             let (g, e) = marked[i];
             self.add(g, e);
+        }
+    }
+
+    /// Paying orders' lines of a chunk: `(group, entry, order)` each, in row order,
+    /// prefetched a few lines ahead as in [`GroupMarks::add_all`] (the total's word
+    /// too when it is kept apart).
+    fn add_lines(&mut self, marked: &[(u32, u32, u32)]) {
+        const AHEAD: usize = 12;
+        let shift = if self.wide { 4 } else { 6 };
+        let per_group = self.per_group;
+        let word = |g: usize, e: u32| g * per_group + ((e & BUYER) >> shift) as usize;
+        for i in 0..marked.len() {
+            if let Some(&(g, e, _)) = marked.get(i + AHEAD) {
+                prefetch(&self.words, word(g as usize, e));
+                if let Some(total) = self.total {
+                    prefetch(&self.words, word(total, e));
+                }
+            }
+            let (g, e, order) = marked[i];
+            self.add_order(g, e, order);
         }
     }
 
@@ -308,6 +365,14 @@ impl GroupMarks {
         Self::counts_of(self.wide, self.group(g))
     }
 
+    /// The buyers of all groups.
+    fn total(&self, groups: usize) -> BuyerCounts {
+        match self.total {
+            Some(t) => self.counts(t),
+            None => self.union(0..groups),
+        }
+    }
+
     /// The buyers of these groups together.
     fn union(&self, groups: impl Iterator<Item = usize>) -> BuyerCounts {
         let mut acc = vec![0u64; self.per_group];
@@ -342,28 +407,41 @@ enum BuyerSets {
     Marks(GroupMarks),
 }
 
-/// (group, buyer) entries of paying orders and, when a group may hold one order
-/// several times (product and category keys) and repeat buyers are asked for, the
-/// order of each entry.
+/// (group, buyer) entries of paying orders, in row order. When one order may meet
+/// several groups (product and category keys) and repeat buyers are asked for
+/// (`with_orders`), each order enters a group once and its first entry carries
+/// [`ORDER_FIRST`]: a group's entries are then distinct orders, the total counts
+/// first entries, and "other" reads the entries in row order, an order at a time.
 #[derive(Clone, Default)]
 struct Entries {
     pairs: Vec<(u32, u32)>,
-    orders: Vec<u32>,
     with_orders: bool,
+    /// The order being pushed (an order's entries are pushed together) and the groups
+    /// it has entered.
+    order: Option<u32>,
+    entered: Vec<u32>,
 }
 
 impl Entries {
     #[inline]
     fn push(&mut self, g: u32, entry: u32, order: u32) {
-        self.pairs.push((g, entry));
-        if self.with_orders {
-            self.orders.push(order);
+        if !self.with_orders {
+            return self.pairs.push((g, entry));
+        }
+        if self.order != Some(order) {
+            self.order = Some(order);
+            self.entered.clear();
+            self.entered.push(g);
+            return self.pairs.push((g, entry | ORDER_FIRST));
+        }
+        if !self.entered.contains(&g) {
+            self.entered.push(g);
+            self.pairs.push((g, entry));
         }
     }
 
     fn extend(&mut self, later: Entries) {
         self.pairs.extend(later.pairs);
-        self.orders.extend(later.orders);
     }
 }
 
@@ -470,31 +548,23 @@ impl BuyerCounts {
     }
 }
 
-/// Counts entries of groups: the marks and, with orders, the last order each buyer
-/// was seen in.
+/// Counts entries of groups into marks over every buyer.
 struct Tally {
     marks: Marks,
     wants: Wants,
-    last: Vec<u32>,
 }
 
 impl Tally {
-    fn new(buyers: usize, wants: Wants, with_orders: bool) -> Tally {
+    fn new(buyers: usize, wants: Wants) -> Tally {
         Tally {
             marks: Marks::new(buyers, wants),
             wants,
-            last: if with_orders && wants.repeat {
-                vec![0; buyers]
-            } else {
-                Vec::new()
-            },
         }
     }
 
-    /// Counts entries into the marks (without clearing them first). Without orders,
-    /// every entry is another order; with them, a buyer repeats when seen in a second
-    /// order.
-    fn count(&mut self, entries: &[u32], orders: Option<&[u32]>) -> BuyerCounts {
+    /// Counts entries into the marks (without clearing them first), every entry
+    /// another order.
+    fn count(&mut self, entries: &[u32]) -> BuyerCounts {
         let mut c = BuyerCounts::default();
         if !self.marks.wide {
             // Distinct buyers only: one bit each, as tight as it gets.
@@ -508,19 +578,21 @@ impl Tally {
             return c;
         }
         let wants = self.wants;
-        match orders.filter(|_| !self.last.is_empty()) {
-            None => {
-                for e in entries {
-                    c.add(self.marks.mark(*e, wants, || true));
-                }
-            }
-            Some(orders) => {
-                for (e, o) in entries.iter().zip(orders) {
-                    let last = &mut self.last[(e & BUYER) as usize];
-                    let before = std::mem::replace(last, *o);
-                    let added = self.marks.mark(*e, wants, || before != *o);
-                    c.add(added);
-                }
+        for e in entries {
+            c.add(self.marks.mark(*e, wants, || true));
+        }
+        c
+    }
+
+    /// Entries in row order with [`ORDER_FIRST`] on each order's first: the orders
+    /// with an entry in a group `folded` marks, each once.
+    fn count_orders(&mut self, pairs: &[(u32, u32)], folded: impl Fn(u32) -> bool) -> BuyerCounts {
+        let (mut c, mut counted) = (BuyerCounts::default(), false);
+        for &(g, e) in pairs {
+            counted &= e & ORDER_FIRST == 0;
+            if !counted && folded(g) {
+                counted = true;
+                c.add(self.marks.mark(e, self.wants, || true));
             }
         }
         c
@@ -713,7 +785,9 @@ pub fn aggregate(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Vec<G
 /// the top ones fold into "other" without a second scan: counts and money add up
 /// exactly before rounding, and buyers are counted again over the entries of the
 /// folded groups.
-pub struct Grouped {
+pub struct Grouped<'a> {
+    /// What to scan again for "other" when group marks cannot union its groups.
+    source: Option<(&'a Store, &'a Rates, Aggregate)>,
     keys: Vec<String>,
     accs: Vec<Acc>,
     buyers: Vec<BuyerCounts>,
@@ -725,24 +799,22 @@ pub struct Grouped {
     total: Measures,
 }
 
-/// Each group's buyer entries: `offsets[g]..offsets[g + 1]` of `entries` (and of
-/// `orders`, when orders are told apart).
+/// Each group's buyer entries: `offsets[g]..offsets[g + 1]` of `entries`; when orders
+/// are told apart, also the entries in row order (`in_rows`, see [`Entries`]).
 #[derive(Default)]
 struct Lists {
     offsets: Vec<u32>,
     entries: Vec<u32>,
-    orders: Vec<u32>,
+    in_rows: Vec<(u32, u32)>,
 }
 
 impl Lists {
-    fn group(&self, g: usize) -> (&[u32], Option<&[u32]>) {
-        let range = self.offsets[g] as usize..self.offsets[g + 1] as usize;
-        let orders = (!self.orders.is_empty()).then(|| &self.orders[range.clone()]);
-        (&self.entries[range], orders)
+    fn group(&self, g: usize) -> &[u32] {
+        &self.entries[self.offsets[g] as usize..self.offsets[g + 1] as usize]
     }
 }
 
-impl Grouped {
+impl Grouped<'_> {
     /// Every key with an order in the window, with its measures.
     pub fn rows(&self) -> Vec<(String, Measures)> {
         self.accs
@@ -758,13 +830,30 @@ impl Grouped {
     }
 
     /// The measures of every key but `kept`, as one group.
-    pub fn fold(&self, kept: &[String]) -> Measures {
-        let kept: std::collections::HashSet<&str> = kept.iter().map(String::as_str).collect();
+    pub fn fold(&self, kept: &[String]) -> AppResult<Measures> {
+        let keep: std::collections::HashSet<&str> = kept.iter().map(String::as_str).collect();
         let folded: Vec<bool> = self
             .keys
             .iter()
-            .map(|k| !kept.contains(k.as_str()))
+            .map(|k| !keep.contains(k.as_str()))
             .collect();
+        let present = |g: &usize| folded[*g] && self.accs[*g].orders > 0;
+        if let (Some((store, rates, q)), BuyerSets::Marks(marks)) = (&self.source, &self.sets) {
+            if marks.total.is_some() && (0..self.keys.len()).filter(present).count() > 1 {
+                // Repeat buyers of several item-level groups: one order may sit in
+                // two of them, so the folded groups are scanned again as one.
+                let mut q = q.clone();
+                if let Grouping::Dimension { keep, .. } = &mut q.grouping {
+                    *keep = Some(kept.to_vec());
+                }
+                let rows = aggregate(store, rates, &q)?;
+                return Ok(rows
+                    .into_iter()
+                    .find(|r| r.key.as_deref() == Some(OTHER_KEY))
+                    .map(|r| r.measures)
+                    .unwrap_or_default());
+            }
+        }
         let mut sum = Acc::default();
         for (a, f) in self.accs.iter().zip(&folded) {
             if *f {
@@ -775,10 +864,13 @@ impl Grouped {
         if self.needs_buyers {
             match &self.sets {
                 BuyerSets::Lists(lists) => {
-                    let mut tally = Tally::new(self.nbuyers, self.wants, !lists.orders.is_empty());
-                    for g in (0..self.keys.len()).filter(|g| folded[*g]) {
-                        let (entries, orders) = lists.group(g);
-                        buyers.add(tally.count(entries, orders));
+                    let mut tally = Tally::new(self.nbuyers, self.wants);
+                    if lists.in_rows.is_empty() {
+                        for g in (0..self.keys.len()).filter(|g| folded[*g]) {
+                            buyers.add(tally.count(lists.group(g)));
+                        }
+                    } else {
+                        buyers = tally.count_orders(&lists.in_rows, |g| folded[g as usize]);
                     }
                 }
                 BuyerSets::Marks(marks) => {
@@ -786,15 +878,16 @@ impl Grouped {
                 }
             }
         }
-        sum.measures(self.scale, buyers)
+        Ok(sum.measures(self.scale, buyers))
     }
 }
 
 /// Every group of a breakdown (`Grouping::Dimension` without `keep`).
-pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped> {
+pub fn grouped<'a>(store: &'a Store, rates: &'a Rates, q: &Aggregate) -> AppResult<Grouped<'a>> {
     let tz = super::buckets::parse_zone(&q.timezone)?;
     if q.filters.shop_ids.is_empty() {
         return Ok(Grouped {
+            source: None,
             keys: Vec::new(),
             accs: Vec::new(),
             buyers: Vec::new(),
@@ -817,7 +910,9 @@ pub fn grouped(store: &Store, rates: &Rates, q: &Aggregate) -> AppResult<Grouped
     let keys = (0..scan.groups as u32)
         .map(|g| key_name(store, scan.key, g))
         .collect();
+    let orders_apart = matches!(&sets, Some(BuyerSets::Marks(m)) if m.total.is_some());
     Ok(Grouped {
+        source: orders_apart.then(|| (store, rates, q.clone())),
         keys,
         total: total.measures(scan.scale, total_buyers),
         accs: scan.accs,
@@ -1153,7 +1248,7 @@ impl<'a> Scan<'a> {
             match &mut self.buyers {
                 Distinct::None => {}
                 Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
-                Distinct::Groups(marks) => marks.add(g as u32, entry(seg, r)),
+                Distinct::Groups(marks) => marks.add_order(g as u32, entry(seg, r), order),
                 Distinct::Pairs(pairs) => pairs.push(g as u32, entry(seg, r), order),
             }
         }
@@ -1327,17 +1422,8 @@ impl<'a> Scan<'a> {
         for w in work {
             match &w.rows {
                 Rows::Body(lo, hi) if self.fast() => self.sum_range(body, *lo, *hi, w.bucket),
-                Rows::Body(lo, hi) if !self.on_items && self.remap.is_none() => {
-                    self.sum_keyed(body, *lo, *hi)
-                }
-                Rows::Body(lo, hi) if self.remap.is_none() => {
-                    self.sum_items(body, *lo, *hi, w.bucket)
-                }
-                Rows::Body(lo, hi) => {
-                    for r in *lo..*hi {
-                        self.row(body, r, w.bucket);
-                    }
-                }
+                Rows::Body(lo, hi) if !self.on_items => self.sum_keyed(body, *lo, *hi),
+                Rows::Body(lo, hi) => self.sum_items(body, *lo, *hi, w.bucket),
                 Rows::Tail(rows) => {
                     for r in rows {
                         self.row(tail, *r as usize, w.bucket);
@@ -1500,6 +1586,11 @@ impl<'a> Scan<'a> {
             for (k, r) in keys.iter_mut().zip(&picked[..n]) {
                 *k = key(seg, *r as usize);
             }
+            if let Some(remap) = &self.remap {
+                for k in &mut keys[..n] {
+                    *k = remap[*k as usize];
+                }
+            }
             for i in 0..n {
                 let (r, g) = (picked[i] as usize, keys[i] as usize);
                 let lane = i & (LANES - 1);
@@ -1626,6 +1717,7 @@ impl<'a> Scan<'a> {
         let mut counts = vec![[0i64; 8]; groups];
         let mut money = vec![[0i64; 3]; groups * ncur];
         let mut seen: Vec<u32> = Vec::with_capacity(8);
+        let mut lines: Vec<(u32, u32, u32)> = Vec::new();
         let candidates = self.product_candidates(seg, lo, hi);
         let mut picked = [0u32; CHUNK];
         let mut start = lo;
@@ -1670,11 +1762,11 @@ impl<'a> Scan<'a> {
                             continue;
                         }
                     }
-                    let g = match self.key {
+                    let g = self.group(match self.key {
                         Key::Product => product,
                         Key::Category => store.product_category[product as usize],
                         _ => order_key,
-                    } as usize;
+                    });
                     // Product-orders are per product, also in a CATEGORY row.
                     let once = if by_line { product } else { 0 };
                     if !seen.contains(&once) {
@@ -1691,7 +1783,9 @@ impl<'a> Scan<'a> {
                             match &mut self.buyers {
                                 Distinct::None => {}
                                 Distinct::Bits(bits) => bits.add(g as u32, entry(seg, r)),
-                                Distinct::Groups(marks) => marks.add(g as u32, entry(seg, r)),
+                                Distinct::Groups(_) => {
+                                    lines.push((g as u32, entry(seg, r), base + r as u32))
+                                }
                                 Distinct::Pairs(pairs) => {
                                     pairs.push(g as u32, entry(seg, r), base + r as u32)
                                 }
@@ -1706,6 +1800,10 @@ impl<'a> Scan<'a> {
                         m[2] += seg.commission[r];
                     }
                 }
+            }
+            if let Distinct::Groups(marks) = &mut self.buyers {
+                marks.add_lines(&lines);
+                lines.clear();
             }
             start = end;
         }
@@ -1796,12 +1894,13 @@ impl<'a> Scan<'a> {
             return;
         }
         let work = self.plan(slices);
-        if matches!(&self.buyers, Distinct::Pairs(p) if !p.with_orders)
-            && !matches!(self.key, Key::Bucket | Key::Product | Key::Category)
-        {
+        if matches!(self.buyers, Distinct::Pairs(_)) {
             let rows: usize = work.iter().map(Work::len).sum();
             let buyers = self.store.buyers.len();
-            if let Some(marks) = GroupMarks::fitting(buyers, self.groups, self.wants, rows) {
+            let orders_apart =
+                matches!(self.key, Key::Product | Key::Category) && self.wants.repeat;
+            let fitting = GroupMarks::fitting(buyers, self.groups, self.wants, rows, orders_apart);
+            if let Some(marks) = fitting {
                 #[cfg(test)]
                 if tests::ENTRIES_ONLY.with(|e| e.get()) {
                     return self.run_split(work, Scan::run_work);
@@ -1928,7 +2027,7 @@ impl<'a> Scan<'a> {
             }
             Distinct::Groups(marks) => {
                 let counts = (0..self.groups).map(|g| marks.counts(g)).collect();
-                let total = marks.union(0..self.groups);
+                let total = marks.total(self.groups);
                 return (counts, total, Some(BuyerSets::Marks(marks)));
             }
             Distinct::Pairs(entries) => entries,
@@ -1943,39 +2042,58 @@ impl<'a> Scan<'a> {
         }
         let mut next = offsets.clone();
         let mut by_group = vec![0u32; entries.pairs.len()];
-        let mut orders = vec![0u32; entries.orders.len()];
-        if entries.orders.is_empty() {
-            for (g, b) in &entries.pairs {
-                let slot = &mut next[*g as usize];
-                by_group[*slot as usize] = *b;
-                *slot += 1;
-            }
-        } else {
-            for ((g, b), o) in entries.pairs.iter().zip(&entries.orders) {
-                let slot = &mut next[*g as usize];
-                by_group[*slot as usize] = *b;
-                orders[*slot as usize] = *o;
-                *slot += 1;
-            }
+        for (g, b) in &entries.pairs {
+            let slot = &mut next[*g as usize];
+            by_group[*slot as usize] = *b;
+            *slot += 1;
         }
-        let with_orders = entries.with_orders;
-        drop(entries);
         let lists = Lists {
             offsets,
             entries: by_group,
-            orders,
+            in_rows: match entries.with_orders {
+                true => entries.pairs,
+                false => Vec::new(),
+            },
         };
         // Bitsets over buyers stay in cache where a stamp per buyer would not; each
-        // group's bits are cleared by its own entries.
-        let mut tally = Tally::new(nbuyers, self.wants, with_orders);
-        let mut out = vec![BuyerCounts::default(); self.groups];
-        for (g, counts) in out.iter_mut().enumerate() {
-            let (group, group_orders) = lists.group(g);
-            *counts = tally.count(group, group_orders);
-            tally.clear(group);
-        }
-        let all_orders = with_orders.then_some(lists.orders.as_slice());
-        let total = tally.count(&lists.entries, all_orders);
+        // group's bits are cleared by its own entries. With many entries, one thread
+        // counts the total and the first groups, another the rest: the total reads
+        // every entry once, a group's entries are read twice (marked, cleared), so the
+        // split is at a quarter of the entries.
+        let wants = self.wants;
+        let groups = |range: std::ops::Range<usize>, tally: &mut Tally| -> Vec<BuyerCounts> {
+            range
+                .map(|g| {
+                    let group = lists.group(g);
+                    let counts = tally.count(group);
+                    tally.clear(group);
+                    counts
+                })
+                .collect()
+        };
+        let total = |tally: &mut Tally| match lists.in_rows.is_empty() {
+            true => tally.count(&lists.entries),
+            false => tally.count_orders(&lists.in_rows, |_| true),
+        };
+        let n = lists.entries.len();
+        let (out, total) = if n < PARALLEL_FROM.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut tally = Tally::new(nbuyers, wants);
+            (groups(0..self.groups, &mut tally), total(&mut tally))
+        } else {
+            let split = lists
+                .offsets
+                .partition_point(|o| (*o as usize) < n / 4)
+                .min(self.groups);
+            std::thread::scope(|scope| {
+                let later =
+                    scope.spawn(|| groups(split..self.groups, &mut Tally::new(nbuyers, wants)));
+                let mut tally = Tally::new(nbuyers, wants);
+                let mut out = groups(0..split, &mut tally);
+                let total = total(&mut tally);
+                out.extend(later.join().expect("buyer count worker"));
+                (out, total)
+            })
+        };
         (out, total, Some(BuyerSets::Lists(lists)))
     }
 
@@ -2143,6 +2261,9 @@ mod tests {
                 currency: "CNY".into(),
             });
         }
+        for id in 1..=8 {
+            store.set_product(id, ["服装", "美妆", "食品"][id as usize % 3]);
+        }
         let mut seed = 7u64;
         let mut next = |n: u64| {
             seed = seed
@@ -2177,11 +2298,13 @@ mod tests {
                     refunded: false,
                     refund_amount: 0,
                     disputed: false,
-                    items: vec![ItemFacts {
-                        product_id: Some(1 + next(5) as i64),
-                        quantity: 1,
-                        paid_amount: 1_000,
-                    }],
+                    items: (0..1 + next(3))
+                        .map(|_| ItemFacts {
+                            product_id: Some(1 + next(8) as i64),
+                            quantity: 1,
+                            paid_amount: 1_000,
+                        })
+                        .collect(),
                     since_us: None,
                     refund_pending: false,
                     dispute_open: false,
@@ -2239,6 +2362,8 @@ mod tests {
             Dimension::Shop,
             Dimension::Platform,
             Dimension::PaymentMethod,
+            Dimension::Category,
+            Dimension::Product,
         ] {
             for (from, to, filters) in [(1, 20, &all), (3, 9, &some), (5, 5, &all)] {
                 let q = breakdown(dimension, from, to, filters.clone());
@@ -2256,8 +2381,13 @@ mod tests {
                     "{label}"
                 );
                 let keys: Vec<String> = marks.rows().into_iter().map(|r| r.0).collect();
-                for kept in [&keys[..0], &keys[..1], &keys[..keys.len() / 2]] {
-                    assert_eq!(marks.fold(kept), entries.fold(kept), "{label} {kept:?}");
+                let n = keys.len();
+                for kept in [&keys[..0], &keys[..1], &keys[..n / 2], &keys[..n - 1]] {
+                    assert_eq!(
+                        marks.fold(kept).unwrap(),
+                        entries.fold(kept).unwrap(),
+                        "{label} {kept:?}"
+                    );
                 }
             }
         }

@@ -668,7 +668,10 @@ async fn top_by_summing(
         crate::analytics::rank(&mut keyed, sort_by);
         let rest = keyed.split_off(limit.min(keyed.len()));
         let kept: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
-        let other = (!rest.is_empty()).then(|| current.fold(&kept));
+        let other = match rest.is_empty() {
+            true => None,
+            false => Some(current.fold(&kept)?),
+        };
         let (previous, previous_total, other_previous) = match queries.get(1) {
             Some(q) => {
                 let before = crate::analytics::scan::grouped(store, rates, q)?;
@@ -677,7 +680,10 @@ async fn top_by_summing(
                     .into_iter()
                     .filter(|(k, _)| kept.contains(k))
                     .collect();
-                let other_previous = other.as_ref().map(|_| before.fold(&kept));
+                let other_previous = match other {
+                    Some(_) => Some(before.fold(&kept)?),
+                    None => None,
+                };
                 (Some(rows), Some(before.total()), other_previous)
             }
             None => (None, None, None),

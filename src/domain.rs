@@ -103,6 +103,20 @@ text_enum!(
 );
 
 text_enum!(
+    /// What happened to one order of a batch.
+    IngestOutcome {
+        Created => "CREATED",
+        Updated => "UPDATED",
+        /// The same version was already stored.
+        Unchanged => "UNCHANGED",
+        /// A newer version was already stored; this one was not applied.
+        Stale => "STALE",
+        /// Invalid; `reason` says why. Nothing of it was stored.
+        Rejected => "REJECTED",
+    }
+);
+
+text_enum!(
     /// What the buyer asked for after the sale.
     AfterSaleKind {
         RefundOnly => "REFUND_ONLY",

@@ -7,7 +7,6 @@ use async_graphql::{InputObject, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Principal;
-use crate::db::reference::ShopRow;
 use crate::domain::{
     normalize_status, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus, PaymentMethod,
     Platform,
@@ -113,18 +112,8 @@ pub struct ShipmentInput {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// What happened to one order of a batch.
-#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum IngestOutcome {
-    Created,
-    Updated,
-    /// The same version was already stored.
-    Unchanged,
-    /// A newer version was already stored; this one was not applied.
-    Stale,
-    /// Invalid; `reason` says why. Nothing of it was stored.
-    Rejected,
-}
+pub use crate::db::ingest::{ValidItem, ValidOrder, Written};
+pub use crate::domain::IngestOutcome;
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct IngestResult {
@@ -162,29 +151,54 @@ impl IngestReport {
     }
 }
 
-/// A validated order, ready to be written.
-#[derive(Clone, Debug)]
-pub struct ValidOrder {
-    pub index: i32,
-    pub shop: ShopRow,
-    pub platform: Platform,
-    pub order: crate::db::ingest::NewOrder,
-    pub creator: Option<CreatorInput>,
-    pub items: Vec<ValidItem>,
-    pub after_sales: Vec<AfterSaleInput>,
-    pub shipment: Option<ShipmentInput>,
+impl From<Written> for IngestResult {
+    fn from(w: Written) -> IngestResult {
+        IngestResult {
+            index: w.index,
+            shop_id: ID(w.shop_id.to_string()),
+            order_no: w.order_no,
+            outcome: w.outcome,
+            order_id: w.order_id.map(|id| ID(id.to_string())),
+            reason: w.reason,
+        }
+    }
 }
 
-#[derive(Clone, Debug)]
-pub struct ValidItem {
-    pub line_no: i32,
-    pub product_external_id: String,
-    pub product_title: String,
-    pub category: String,
-    pub sku: String,
-    pub quantity: i32,
-    pub unit_price: i64,
-    pub paid_amount: i64,
+impl From<CreatorInput> for crate::db::ingest::CreatorFacts {
+    fn from(c: CreatorInput) -> Self {
+        Self {
+            external_id: c.external_id,
+            handle: c.handle,
+            display_name: c.display_name,
+            followers: c.followers,
+        }
+    }
+}
+
+impl From<AfterSaleInput> for crate::db::ingest::AfterSaleFacts {
+    fn from(a: AfterSaleInput) -> Self {
+        Self {
+            external_id: a.external_id,
+            kind: a.kind,
+            status: a.status,
+            reason: a.reason,
+            refund_amount: a.refund_amount,
+            requested_at: a.requested_at,
+            resolved_at: a.resolved_at,
+            dispute: a.dispute,
+        }
+    }
+}
+
+impl From<ShipmentInput> for crate::db::ingest::ShipmentFacts {
+    fn from(s: ShipmentInput) -> Self {
+        Self {
+            carrier: s.carrier,
+            tracking_no: s.tracking_no,
+            shipped_at: s.shipped_at,
+            delivered_at: s.delivered_at,
+        }
+    }
 }
 
 const MAX_TEXT: usize = 512;
@@ -541,10 +555,10 @@ pub fn validate(
         shop,
         platform,
         order,
-        creator: input.creator,
+        creator: input.creator.map(Into::into),
         items,
-        after_sales: input.after_sales,
-        shipment: input.shipment,
+        after_sales: input.after_sales.into_iter().map(Into::into).collect(),
+        shipment: input.shipment.map(Into::into),
     })
 }
 

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 
+use super::principal::{ExternalIdentity, Principal, ResponseStamp, TokenSubject};
 use super::reference::ShopRow;
 use super::schema::{accounts, shops, tenants};
-use crate::auth::{Principal, ResponseStamp, TokenSubject};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult};
 
@@ -263,7 +263,7 @@ struct LinkedAccount {
 /// or its tenant claim names another tenant.
 pub fn external_subject(
     conn: &mut PgConnection,
-    identity: &crate::auth::ExternalIdentity,
+    identity: &ExternalIdentity,
 ) -> AppResult<TokenSubject> {
     use diesel::sql_types::Text;
     let linked: Option<LinkedAccount> = diesel::sql_query(

@@ -4,15 +4,83 @@
 
 use std::collections::HashMap;
 
-use async_graphql::ID;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
 use diesel::upsert::excluded;
 
+use super::reference::ShopRow;
 use super::schema::{after_sales, creators, order_items, orders, products, shipments};
+use crate::domain::{AfterSaleKind, AfterSaleStatus, Dispute, IngestOutcome, Platform};
 use crate::error::{AppError, AppResult};
-use crate::ingest::{IngestOutcome, IngestResult, ValidOrder};
+
+/// A validated order, ready to be written (made by `ingest::validate`).
+#[derive(Clone, Debug)]
+pub struct ValidOrder {
+    pub index: i32,
+    pub shop: ShopRow,
+    pub platform: Platform,
+    pub order: NewOrder,
+    pub creator: Option<CreatorFacts>,
+    pub items: Vec<ValidItem>,
+    pub after_sales: Vec<AfterSaleFacts>,
+    pub shipment: Option<ShipmentFacts>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ValidItem {
+    pub line_no: i32,
+    pub product_external_id: String,
+    pub product_title: String,
+    pub category: String,
+    pub sku: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub paid_amount: i64,
+}
+
+/// The creator an order credits, by its id on the shop's platform.
+#[derive(Clone, Debug)]
+pub struct CreatorFacts {
+    pub external_id: String,
+    pub handle: String,
+    pub display_name: Option<String>,
+    pub followers: Option<i64>,
+}
+
+/// One after-sale case of an order.
+#[derive(Clone, Debug)]
+pub struct AfterSaleFacts {
+    pub external_id: String,
+    pub kind: AfterSaleKind,
+    pub status: AfterSaleStatus,
+    pub reason: Option<String>,
+    pub refund_amount: i64,
+    pub requested_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub dispute: Dispute,
+}
+
+/// An order's shipment.
+#[derive(Clone, Debug)]
+pub struct ShipmentFacts {
+    pub carrier: String,
+    pub tracking_no: String,
+    pub shipped_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What writing one order of a batch did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// Position in the submitted list.
+    pub index: i32,
+    pub shop_id: i64,
+    pub order_no: String,
+    pub outcome: IngestOutcome,
+    pub order_id: Option<i64>,
+    pub reason: Option<String>,
+}
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = orders)]
@@ -115,7 +183,7 @@ pub fn apply(
     conn: &mut PgConnection,
     batch: &[ValidOrder],
     actor: Actor,
-) -> AppResult<Vec<IngestResult>> {
+) -> AppResult<Vec<Written>> {
     match apply_retrying(conn, batch, actor) {
         Err(AppError::Internal(cause)) if batch.len() > 1 && is_data_error(&cause) => {
             tracing::warn!(error = ?cause, "ingest batch refused by the database, writing orders one by one");
@@ -125,9 +193,9 @@ pub fn apply(
                     Ok(written) => results.extend(written),
                     Err(AppError::Internal(cause)) if is_data_error(&cause) => {
                         tracing::warn!(error = ?cause, index = order.index, "order refused by the database");
-                        results.push(IngestResult {
+                        results.push(Written {
                             index: order.index,
-                            shop_id: ID(order.order.shop_id.to_string()),
+                            shop_id: order.order.shop_id,
                             order_no: order.order.order_no.clone(),
                             outcome: IngestOutcome::Rejected,
                             order_id: None,
@@ -147,7 +215,7 @@ fn apply_retrying(
     conn: &mut PgConnection,
     batch: &[ValidOrder],
     actor: Actor,
-) -> AppResult<Vec<IngestResult>> {
+) -> AppResult<Vec<Written>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -202,7 +270,7 @@ fn apply_once(
     conn: &mut PgConnection,
     batch: &[ValidOrder],
     actor: Actor,
-) -> AppResult<Vec<IngestResult>> {
+) -> AppResult<Vec<Written>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -291,16 +359,16 @@ fn apply_once(
     super::versions::touch(conn, &mut written_shops)?;
 
     for (v, id, inserted) in &written {
-        results.push(IngestResult {
+        results.push(Written {
             index: v.index,
-            shop_id: ID(v.order.shop_id.to_string()),
+            shop_id: v.order.shop_id,
             order_no: v.order.order_no.clone(),
             outcome: if *inserted {
                 IngestOutcome::Created
             } else {
                 IngestOutcome::Updated
             },
-            order_id: Some(ID(id.to_string())),
+            order_id: Some(id.to_owned()),
             reason: None,
         });
     }
@@ -333,16 +401,16 @@ fn apply_once(
                     AppError::internal(anyhow::anyhow!("upsert skipped a missing order"))
                 })?;
             let stale = at > v.order.source_updated_at;
-            results.push(IngestResult {
+            results.push(Written {
                 index: v.index,
-                shop_id: ID(v.order.shop_id.to_string()),
+                shop_id: v.order.shop_id,
                 order_no: v.order.order_no.clone(),
                 outcome: if stale {
                     IngestOutcome::Stale
                 } else {
                     IngestOutcome::Unchanged
                 },
-                order_id: Some(ID(id.to_string())),
+                order_id: Some(id.to_owned()),
                 reason: stale.then(|| format!("a newer version ({}) is stored", at.to_rfc3339())),
             });
         }

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod operations;
 pub mod orders;
+pub mod principal;
 pub mod reference;
 pub mod schedules;
 pub mod schema;

@@ -61,7 +61,7 @@ impl IngestMutation {
             db::ingest::apply(c, &batch, actor)
         })
         .await?;
-        results.extend(written);
+        results.extend(written.into_iter().map(IngestResult::from));
         Ok(IngestReport::from_results(results))
     }
 }

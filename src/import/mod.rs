@@ -174,7 +174,11 @@ fn write_batch(
     if !valid.is_empty() {
         let (batch, superseded) = dedupe(valid);
         results.extend(superseded);
-        results.extend(db::ingest::apply(conn, &batch, actor)?);
+        results.extend(
+            db::ingest::apply(conn, &batch, actor)?
+                .into_iter()
+                .map(IngestResult::from),
+        );
     }
     for r in results {
         let o = &mut outcomes[r.index as usize];

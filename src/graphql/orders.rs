@@ -291,13 +291,18 @@ pub struct Order(pub OrderRow);
 
 impl Order {
     /// Whether the caller reads this field unmasked; an unmasked read is recorded for
-    /// the audit log (only when the order has a value to reveal).
+    /// the audit log (only when the order has a value to reveal). Every transport gives
+    /// the request a collector; without one the field is refused, never read unaudited.
     fn pii(&self, ctx: &Context<'_>, field: &'static str) -> AppResult<bool> {
         let allowed = principal(ctx)?.may_read(DataSet::BuyerPii);
         if allowed {
-            if let Ok(reads) = ctx.data::<std::sync::Arc<super::pii::PiiReads>>() {
-                reads.record(self.0.id, field);
-            }
+            ctx.data::<std::sync::Arc<super::pii::PiiReads>>()
+                .map_err(|_| {
+                    AppError::internal(anyhow::anyhow!(
+                        "no PII audit collector for an unmasked read"
+                    ))
+                })?
+                .record(self.0.id, field);
         }
         Ok(allowed)
     }

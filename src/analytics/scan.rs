@@ -1915,18 +1915,27 @@ impl<'a> Scan<'a> {
     /// orders into the bucket's marks, in time order.
     fn run_buyers(&mut self, work: &[Work]) {
         let (body, tail) = (&self.store.body, &self.store.tail);
-        let mut picked = [0u32; CHUNK];
+        let mut chunk = [0u32; CHUNK];
         let mut paying: Vec<u32> = Vec::with_capacity(CHUNK);
         for w in work {
             match &w.rows {
                 Rows::Body(lo, hi) => {
+                    // No row filters here (the cells answer): one branch-free pass
+                    // per chunk picks live, paying rows of shops in scope.
                     let mut start = *lo;
                     while start < *hi {
                         let end = (start + CHUNK).min(*hi);
-                        let n = self.select(body, start, end, &mut picked);
-                        paying_entries(body, &picked[..n], &mut paying);
+                        let mut n = 0usize;
+                        for r in start..end {
+                            let flags = body.flags[r];
+                            chunk[n] = entry(body, r);
+                            n += usize::from(
+                                (flags & (LIVE | PAID) == LIVE | PAID)
+                                    & self.shop_ok[body.shop[r] as usize],
+                            );
+                        }
                         if let Distinct::Bits(bits) = &mut self.buyers {
-                            bits.add_all(w.bucket, &paying);
+                            bits.add_all(w.bucket, &chunk[..n]);
                         }
                         start = end;
                     }

@@ -20,6 +20,7 @@ pub mod schedules;
 pub mod seed;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 
 pub use error::AppError;

@@ -10,10 +10,11 @@ use futures_util::FutureExt;
 
 use crate::auth::TokenVerifier;
 use crate::db;
-use crate::graphql::{schema_builder, Shared};
+use crate::graphql::schema_builder;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::state::Services;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -43,14 +44,6 @@ impl Application {
         // Writes announced by other nodes: catch up at once for live subscriptions.
         let follower = engine.clone();
         cache.follow_changes(move |_tenant| follower.nudge());
-        let shared = Shared {
-            pool: pool.clone(),
-            limits: settings.limits.clone(),
-            provinces: Arc::new(tokio::sync::OnceCell::new()),
-            cache: cache.clone(),
-            engine: engine.clone(),
-            request_timeout: settings.request_timeout,
-        };
         let verifier = Arc::new(TokenVerifier::new(&settings.jwt)?);
         // Scheduled reports render through this node's own API.
         let own = if local.ip().is_unspecified() {
@@ -72,22 +65,23 @@ impl Application {
             settings.scheduler_tick,
             settings.schedule_retry_base,
         );
-        let schema = schema_builder(&settings.limits, settings.is_production())
-            .data(shared)
-            .data(verifier.clone())
-            .finish();
         let metrics = Arc::new(Metrics::new());
         cache.register_metrics(metrics.registry());
-        let state = web::Data::new(AppState {
-            verifier,
+        let services = Arc::new(Services {
+            verifier: verifier.clone(),
             pool,
-            schema,
             metrics: metrics.clone(),
             cache,
             tenant_shares: db::TenantShares::new(settings.db_per_tenant),
             engine,
+            provinces: Arc::new(tokio::sync::OnceCell::new()),
             settings: settings.clone(),
         });
+        let schema = schema_builder(&settings.limits, settings.is_production())
+            .data(services.clone())
+            .data(verifier)
+            .finish();
+        let state = web::Data::new(AppState { services, schema });
         let export_slots = web::Data::new(http::export::ExportSlots::default());
         let cors = settings.cors.clone();
         let server = HttpServer::new(move || {

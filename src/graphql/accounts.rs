@@ -234,7 +234,7 @@ impl AccountsQuery {
         account_id: Option<ID>,
     ) -> async_graphql::Result<AuditEntryConnection> {
         let p = manager(ctx)?;
-        let max = shared(ctx).limits.max_page_size;
+        let max = shared(ctx).settings.limits.max_page_size;
         if !(0..=max).contains(&first) {
             return Err(AppError::bad_input(format!("first must be between 0 and {max}")).into());
         }

@@ -317,7 +317,7 @@ where
     let deadline = budget
         .as_ref()
         .map(|b| b.deadline().into_std())
-        .unwrap_or_else(|| std::time::Instant::now() + shared(ctx).request_timeout);
+        .unwrap_or_else(|| std::time::Instant::now() + shared(ctx).settings.request_timeout);
     engine.ensure_current(deadline).await?;
     let _turn = match &budget {
         Some(b) => Some(b.admit().await?),

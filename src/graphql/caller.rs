@@ -62,7 +62,7 @@ impl Extension for LoadCallerExtension {
             ctx.data_opt::<PendingCaller>(),
         ) {
             if slot.get().is_none() {
-                let shared = ctx.data_unchecked::<super::Shared>();
+                let shared = ctx.data_unchecked::<std::sync::Arc<crate::state::Services>>();
                 match load(&shared.pool, *pending).await {
                     Ok(principal) => {
                         let _ = slot.0.set(principal);

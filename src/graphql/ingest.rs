@@ -25,7 +25,7 @@ impl IngestMutation {
     ) -> async_graphql::Result<IngestReport> {
         let p = principal(ctx)?;
         p.require(Permission::OrdersWrite)?;
-        let max = shared(ctx).limits.max_ingest_batch;
+        let max = shared(ctx).settings.limits.max_ingest_batch;
         if orders.len() > max {
             return Err(AppError::bad_input(format!(
                 "ingestOrders takes at most {max} orders per call, got {}",

@@ -23,9 +23,9 @@ pub mod viewer;
 use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
 
 use crate::auth::Principal;
-use crate::db::PgPool;
 use crate::error::{AppError, AppResult};
 use crate::settings::Limits;
+use crate::state::Services;
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
@@ -79,26 +79,15 @@ pub fn sdl() -> String {
     schema_builder(&Limits::default(), false).finish().sdl()
 }
 
-/// Data every resolver can reach.
-#[derive(Clone)]
-pub struct Shared {
-    pub pool: PgPool,
-    pub limits: Limits,
-    pub provinces: std::sync::Arc<tokio::sync::OnceCell<Vec<crate::db::reference::ProvinceRow>>>,
-    pub cache: std::sync::Arc<crate::cache::Cache>,
-    /// The analytic store every report is computed from.
-    pub engine: std::sync::Arc<crate::analytics::live::Engine>,
-    pub request_timeout: std::time::Duration,
-}
-
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> AppResult<&'a Principal> {
     ctx.data_opt::<caller::CallerSlot>()
         .and_then(|slot| slot.get())
         .ok_or_else(|| AppError::Unauthenticated("missing or invalid credentials".into()))
 }
 
-pub(crate) fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
-    ctx.data_unchecked::<Shared>()
+/// The application's state, which the schema carries for every resolver.
+pub(crate) fn shared<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<std::sync::Arc<Services>>()
 }
 
 pub(crate) fn cache_of<'a>(ctx: &Context<'a>) -> &'a crate::cache::Cache {

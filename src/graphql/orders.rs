@@ -211,7 +211,7 @@ pub async fn order_page(
     after: Option<String>,
     order_by: Option<OrderOrder>,
 ) -> AppResult<OrderConnection> {
-    let limits = &shared(ctx).limits;
+    let limits = &shared(ctx).settings.limits;
     if first < 0 || first > limits.max_page_size {
         return Err(AppError::bad_input(format!(
             "first must be between 0 and {}",

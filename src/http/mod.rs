@@ -16,27 +16,29 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{bearer_token, Principal, TokenSubject, TokenVerifier, Verified};
-use crate::db::{self, PgPool};
+use crate::auth::{bearer_token, Principal, TokenSubject, Verified};
+use crate::db;
 use crate::error::AppError;
 use crate::graphql::caller::{CallerSlot, PendingCaller};
 use crate::graphql::pii::PiiReads;
 use crate::graphql::OperationKind;
 use crate::graphql::{loaders::Loaders, AppSchema};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::state::Services;
 
-/// What every handler shares.
+/// What every handler shares: the application's state and the schema (which carries
+/// the same state for the resolvers).
 pub struct AppState {
-    pub settings: Settings,
-    pub pool: PgPool,
+    pub services: Arc<Services>,
     pub schema: AppSchema,
-    pub verifier: Arc<TokenVerifier>,
-    pub metrics: Arc<Metrics>,
-    pub cache: Arc<crate::cache::Cache>,
-    /// Each tenant's share of the pool (`DB_TENANT_CONCURRENCY`).
-    pub tenant_shares: db::TenantShares,
-    pub engine: Arc<crate::analytics::live::Engine>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 fn status_of(err: &AppError) -> StatusCode {

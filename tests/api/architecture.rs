@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "import",
             "schedules",
             "seed",
+            "state",
         ],
     ),
     ("transports", &["graphql", "http"]),

@@ -8,7 +8,9 @@ use diesel::prelude::*;
 use super::audit::{self, Actor};
 use super::orders::{AfterSaleRow, OrderRow, ShipmentRow};
 use super::schema::{after_sales, orders, shipments};
-use crate::domain::{raw_status_for, AfterSaleDecision, OrderStatus, Platform};
+use crate::domain::{
+    raw_status_for, AfterSaleDecision, AfterSaleKind, AfterSaleStatus, OrderStatus, Platform,
+};
 use crate::error::{AppError, AppResult};
 
 /// What a write to one order (`ship`, `annotate`) did.
@@ -68,7 +70,7 @@ pub fn ship(
                 order.id, shipment.carrier, shipment.tracking_no
             )));
         }
-        if order.status != OrderStatus::AwaitingShipment.as_str() {
+        if order.status != OrderStatus::AwaitingShipment {
             return Err(AppError::bad_input(format!(
                 "order {} is {}; only AWAITING_SHIPMENT orders can be shipped",
                 order.id, order.status
@@ -151,13 +153,14 @@ pub fn resolve_after_sale(
             .find(|c| c.id == case_id)
             .cloned()
             .ok_or_else(not_found)?;
-        let refund_kind = case.kind != "EXCHANGE";
+        let refund_kind = case.kind != AfterSaleKind::Exchange;
         let wanted = match decision.decision {
-            AfterSaleDecision::Reject => "REJECTED",
-            AfterSaleDecision::Approve if refund_kind => "REFUNDED",
-            AfterSaleDecision::Approve => "APPROVED",
+            AfterSaleDecision::Reject => AfterSaleStatus::Rejected,
+            AfterSaleDecision::Approve if refund_kind => AfterSaleStatus::Refunded,
+            AfterSaleDecision::Approve => AfterSaleStatus::Approved,
         };
-        let open = case.status == "REQUESTED" || (case.status == "APPROVED" && refund_kind);
+        let open = case.status == AfterSaleStatus::Requested
+            || (case.status == AfterSaleStatus::Approved && refund_kind);
         if !open {
             let same_amount = decision
                 .refund_amount
@@ -174,7 +177,7 @@ pub fn resolve_after_sale(
                 case.id, case.status
             )));
         }
-        if case.status == "APPROVED" && decision.decision == AfterSaleDecision::Reject {
+        if case.status == AfterSaleStatus::Approved && decision.decision == AfterSaleDecision::Reject {
             return Err(AppError::bad_input(format!(
                 "after-sale case {} is already approved; it can only be refunded",
                 case.id
@@ -196,7 +199,7 @@ pub fn resolve_after_sale(
                 }
                 let refunded: i64 = cases
                     .iter()
-                    .filter(|c| c.status == "REFUNDED")
+                    .filter(|c| c.status == AfterSaleStatus::Refunded)
                     .map(|c| c.refund_amount)
                     .sum();
                 let refundable = order.paid_amount - refunded;
@@ -227,7 +230,7 @@ pub fn resolve_after_sale(
                 .returning(AfterSaleRow::as_returning())
                 .get_result(conn)?;
         let closes = matches!(refund, Some((_, true)))
-            && order.status != OrderStatus::Closed.as_str();
+            && order.status != OrderStatus::Closed;
         let order = if closes {
             let platform = platform_of(&order, shops)?;
             diesel::update(orders::table.filter(orders::id.eq(order.id)))
@@ -267,7 +270,7 @@ pub fn resolve_after_sale(
 /// What an annotation changes: `Some(None)` clears, `Some(Some(v))` sets, `None` keeps.
 pub struct Annotation {
     pub note: Option<Option<String>>,
-    pub flag: Option<Option<String>>,
+    pub flag: Option<Option<crate::domain::SellerFlag>>,
 }
 
 /// Sets or clears the seller's note and flag of an order in scope, audited; `changed`
@@ -286,10 +289,7 @@ pub fn annotate(
             .note
             .clone()
             .unwrap_or_else(|| order.seller_note.clone());
-        let flag = annotation
-            .flag
-            .clone()
-            .unwrap_or_else(|| order.seller_flag.clone());
+        let flag = annotation.flag.unwrap_or(order.seller_flag);
         if note == order.seller_note && flag == order.seller_flag {
             return Ok(OrderWrite {
                 order,

@@ -7,7 +7,10 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::schema::{after_sales, order_items, orders, shipments};
-use crate::domain::AbnormalKind;
+use crate::domain::{
+    AbnormalKind, AfterSaleKind, AfterSaleStatus, Channel, Dispute, OrderStatus, PaymentMethod,
+    SellerFlag,
+};
 use crate::error::AppResult;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -16,7 +19,7 @@ pub struct OrderRow {
     pub id: i64,
     pub shop_id: i64,
     pub order_no: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub raw_status: String,
     pub placed_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
@@ -24,14 +27,14 @@ pub struct OrderRow {
     pub delivered_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
-    pub payment_method: Option<String>,
+    pub payment_method: Option<PaymentMethod>,
     pub goods_amount: i64,
     pub shipping_fee: i64,
     pub discount_amount: i64,
     pub paid_amount: i64,
     pub province_code: Option<String>,
     pub city: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub creator_id: Option<i64>,
     pub content_id: Option<String>,
     pub commission_rate_bps: i32,
@@ -45,7 +48,7 @@ pub struct OrderRow {
     pub source_updated_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub seller_note: Option<String>,
-    pub seller_flag: Option<String>,
+    pub seller_flag: Option<SellerFlag>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -66,13 +69,13 @@ pub struct AfterSaleRow {
     pub id: i64,
     pub order_id: i64,
     pub external_id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: AfterSaleKind,
+    pub status: AfterSaleStatus,
     pub reason: Option<String>,
     pub refund_amount: i64,
     pub requested_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
-    pub dispute: String,
+    pub dispute: Dispute,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -203,7 +203,7 @@ fn annotation_of(item: &AnnotateOrderInput) -> AppResult<(i64, db::operations::A
         (Some(_), true) => {
             return Err(AppError::bad_input("give flag or clearFlag, not both"));
         }
-        (Some(flag), false) => Some(Some(flag.as_str().to_string())),
+        (Some(flag), false) => Some(Some(flag)),
         (None, true) => Some(None),
         (None, false) => None,
     };

@@ -376,11 +376,11 @@ impl AfterSale {
     async fn external_id(&self) -> &str {
         &self.0.external_id
     }
-    async fn kind(&self) -> Option<AfterSaleKind> {
-        AfterSaleKind::parse(&self.0.kind)
+    async fn kind(&self) -> AfterSaleKind {
+        self.0.kind
     }
-    async fn status(&self) -> Option<AfterSaleStatus> {
-        AfterSaleStatus::parse(&self.0.status)
+    async fn status(&self) -> AfterSaleStatus {
+        self.0.status
     }
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
@@ -394,8 +394,8 @@ impl AfterSale {
     async fn resolved_at(&self) -> Option<DateTime<Utc>> {
         self.0.resolved_at
     }
-    async fn dispute(&self) -> Option<Dispute> {
-        Dispute::parse(&self.0.dispute)
+    async fn dispute(&self) -> Dispute {
+        self.0.dispute
     }
 }
 
@@ -453,8 +453,8 @@ impl Order {
     async fn order_no(&self) -> &str {
         &self.0.order_no
     }
-    async fn status(&self) -> Option<OrderStatus> {
-        OrderStatus::parse(&self.0.status)
+    async fn status(&self) -> OrderStatus {
+        self.0.status
     }
     /// The platform's own status code.
     async fn raw_status(&self) -> &str {
@@ -479,10 +479,7 @@ impl Order {
         self.0.cancelled_at
     }
     async fn payment_method(&self) -> Option<PaymentMethod> {
-        self.0
-            .payment_method
-            .as_deref()
-            .and_then(PaymentMethod::parse)
+        self.0.payment_method
     }
     /// The shop's currency; every amount of the order is in its minor units.
     async fn currency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
@@ -515,8 +512,8 @@ impl Order {
     async fn city(&self) -> Option<&str> {
         self.0.city.as_deref()
     }
-    async fn channel(&self) -> Option<Channel> {
-        Channel::parse(&self.0.channel)
+    async fn channel(&self) -> Channel {
+        self.0.channel
     }
     async fn creator(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Creator>> {
         let Some(id) = self.0.creator_id else {
@@ -604,10 +601,7 @@ impl Order {
     }
     /// The seller's flag (旗帜), set by `annotateOrders`.
     async fn seller_flag(&self) -> Option<crate::domain::SellerFlag> {
-        self.0
-            .seller_flag
-            .as_deref()
-            .and_then(crate::domain::SellerFlag::parse)
+        self.0.seller_flag
     }
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
         Ok(ctx

@@ -247,7 +247,7 @@ impl OrderWriter {
                 Field::ShopName => push_text(out, shop.map_or("", |s| &s.0)),
                 Field::Platform => push_text(out, shop.map_or("", |s| &s.1)),
                 Field::OrderNo => push_text(out, &o.order_no),
-                Field::Status => push_text(out, &o.status),
+                Field::Status => push_text(out, o.status.as_str()),
                 Field::RawStatus => push_text(out, &o.raw_status),
                 Field::PlacedAt => push_time(out, Some(o.placed_at), self.zone),
                 Field::PaidAt => push_time(out, o.paid_at, self.zone),
@@ -255,7 +255,7 @@ impl OrderWriter {
                 Field::DeliveredAt => push_time(out, o.delivered_at, self.zone),
                 Field::CompletedAt => push_time(out, o.completed_at, self.zone),
                 Field::CancelledAt => push_time(out, o.cancelled_at, self.zone),
-                Field::PaymentMethod => push_text(out, o.payment_method.as_deref().unwrap_or("")),
+                Field::PaymentMethod => push_text(out, o.payment_method.map_or("", |m| m.as_str())),
                 Field::Currency => push_text(out, shop.map_or("", |s| &s.2)),
                 Field::GoodsAmount => push_money(out, o.goods_amount),
                 Field::ShippingFee => push_money(out, o.shipping_fee),
@@ -264,7 +264,7 @@ impl OrderWriter {
                 Field::ProvinceCode => push_text(out, o.province_code.as_deref().unwrap_or("")),
                 Field::Province => push_text(out, province),
                 Field::City => push_text(out, o.city.as_deref().unwrap_or("")),
-                Field::Channel => push_text(out, &o.channel),
+                Field::Channel => push_text(out, o.channel.as_str()),
                 Field::CreatorId => {
                     if let Some(id) = o.creator_id {
                         let _ = write!(out, "{id}");
@@ -294,7 +294,7 @@ impl OrderWriter {
                 },
                 Field::BuyerNote => push_text(out, o.buyer_note.as_deref().unwrap_or("")),
                 Field::SellerNote => push_text(out, o.seller_note.as_deref().unwrap_or("")),
-                Field::SellerFlag => push_text(out, o.seller_flag.as_deref().unwrap_or("")),
+                Field::SellerFlag => push_text(out, o.seller_flag.map_or("", |f| f.as_str())),
                 Field::SourceUpdatedAt => push_time(out, Some(o.source_updated_at), self.zone),
                 Field::UpdatedAt => push_time(out, Some(o.updated_at), self.zone),
             }

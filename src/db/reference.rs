@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{creators, products, provinces, shops};
+use crate::domain::Platform;
 use crate::error::AppResult;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -10,7 +11,7 @@ use crate::error::AppResult;
 pub struct ShopRow {
     pub id: i64,
     pub tenant_id: i64,
-    pub platform: String,
+    pub platform: Platform,
     pub external_id: String,
     pub name: String,
     pub currency: String,
@@ -32,7 +33,7 @@ pub struct ProvinceRow {
 #[diesel(table_name = creators)]
 pub struct CreatorRow {
     pub id: i64,
-    pub platform: String,
+    pub platform: Platform,
     pub external_id: String,
     pub handle: String,
     pub display_name: String,

@@ -43,7 +43,7 @@ pub fn scoped_shops(
         scoped.retain(|id| {
             principal
                 .shop(*id)
-                .and_then(|s| Platform::parse(&s.platform))
+                .map(|s| s.platform)
                 .is_some_and(|p| platforms.contains(&p))
         });
     }

@@ -61,10 +61,7 @@ pub struct OperationsMutation;
 
 /// The caller's shops with their platforms (status codes are written per platform).
 fn shop_platforms(p: &Principal) -> Vec<(i64, Platform)> {
-    p.shops
-        .iter()
-        .filter_map(|s| Platform::parse(&s.platform).map(|platform| (s.id, platform)))
-        .collect()
+    p.shops.iter().map(|s| (s.id, s.platform)).collect()
 }
 
 /// Trims a required free-text argument and bounds its length.

@@ -527,7 +527,7 @@ impl Order {
             .map_err(|e| (*e).clone())?;
         Ok(row.map(|r| Creator {
             id: ID(r.id.to_string()),
-            platform: Platform::parse(&r.platform),
+            platform: Some(r.platform),
             external_id: r.external_id,
             handle: r.handle,
             display_name: r.display_name,

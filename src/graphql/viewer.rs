@@ -14,8 +14,8 @@ impl Shop {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    async fn platform(&self) -> Option<Platform> {
-        Platform::parse(&self.0.platform)
+    async fn platform(&self) -> Platform {
+        self.0.platform
     }
     /// The shop's id on its platform.
     async fn external_id(&self) -> &str {

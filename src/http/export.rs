@@ -523,7 +523,11 @@ fn plan_orders_export(principal: &Principal, query_string: &str) -> AppResult<Or
         .map(|s| {
             (
                 s.id,
-                (s.name.clone(), s.platform.clone(), s.currency.clone()),
+                (
+                    s.name.clone(),
+                    s.platform.as_str().to_string(),
+                    s.currency.clone(),
+                ),
             )
         })
         .collect();

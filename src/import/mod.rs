@@ -95,7 +95,7 @@ pub fn run(
         .shop(shop_id)
         .ok_or_else(|| AppError::NotFound(format!("shop {shop_id}")))?
         .clone();
-    if Platform::parse(&shop.platform) != Some(platform) {
+    if shop.platform != platform {
         return Err(AppError::bad_input(format!(
             "shop {shop_id} sells on {}, not {}",
             shop.platform,

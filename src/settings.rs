@@ -116,27 +116,46 @@ impl Default for Limits {
     }
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
+/// Where settings are read from: the environment, or nothing (the defaults).
+struct Source<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}")),
-        _ => Ok(default),
+impl Source<'_> {
+    /// The variable as set (empty included).
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    fn or(&self, name: &str, default: &str) -> String {
+        self.raw(name)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| default.to_string())
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T> {
+        match self.raw(name) {
+            Some(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}")),
+            _ => Ok(default),
+        }
     }
 }
 
 impl Settings {
     /// Reads `DATABASE_URL`, `REDIS_URL`, `JWT_*`, `BIND`, `APP_ENV` and the limits.
     pub fn from_env() -> anyhow::Result<Settings> {
-        let environment = match env_or("APP_ENV", "development")
+        Self::read(Source(&|name| std::env::var(name).ok()))
+    }
+
+    /// What a node runs with when no variable is set (tests start from these).
+    pub fn defaults() -> Settings {
+        Self::read(Source(&|_| None)).expect("the default settings are valid")
+    }
+
+    fn read(env: Source<'_>) -> anyhow::Result<Settings> {
+        let environment = match env
+            .or("APP_ENV", "development")
             .to_ascii_lowercase()
             .as_str()
         {
@@ -144,14 +163,14 @@ impl Settings {
             "development" | "dev" | "test" | "local" => Environment::Development,
             other => anyhow::bail!("APP_ENV must be development or production, got {other:?}"),
         };
-        let secret = env_or("JWT_SECRET", DEV_JWT_SECRET);
+        let secret = env.or("JWT_SECRET", DEV_JWT_SECRET);
         if environment == Environment::Production && secret == DEV_JWT_SECRET {
             anyhow::bail!("JWT_SECRET must be set in production");
         }
         if secret.len() < 32 {
             anyhow::bail!("JWT_SECRET must be at least 32 bytes");
         }
-        let redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
+        let redis_url = env.or("REDIS_URL", "redis://127.0.0.1:6379");
         if redis_url.starts_with("rediss://") {
             // Refused here rather than turning the cache off in silence at the first use.
             anyhow::bail!(
@@ -159,70 +178,72 @@ impl Settings {
                  use redis:// on a private network or through a TLS tunnel"
             );
         }
-        let db_pool_size = env_num("DB_POOL_SIZE", 16)?;
+        let db_pool_size = env.num("DB_POOL_SIZE", 16)?;
         Ok(Settings {
             environment,
-            bind: env_or("BIND", "127.0.0.1:8080"),
-            database_url: env_or(
+            bind: env.or("BIND", "127.0.0.1:8080"),
+            database_url: env.or(
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/orderscope",
             ),
             cache: CacheSettings {
                 redis_url,
-                prefix: env_or("CACHE_PREFIX", "orderscope"),
-                ttl: Duration::from_secs(env_num("CACHE_TTL_SECONDS", 3600)?),
-                timeout: Duration::from_millis(env_num("CACHE_TIMEOUT_MS", 200)?),
-                breaker_failures: env_num("CACHE_BREAKER_FAILURES", 3)?,
-                breaker_cooldown: Duration::from_millis(env_num(
-                    "CACHE_BREAKER_COOLDOWN_MS",
-                    2_000,
-                )?),
-                version_ttl: Duration::from_millis(env_num("CACHE_VERSION_TTL_MS", 5_000)?),
+                prefix: env.or("CACHE_PREFIX", "orderscope"),
+                ttl: Duration::from_secs(env.num("CACHE_TTL_SECONDS", 3600)?),
+                timeout: Duration::from_millis(env.num("CACHE_TIMEOUT_MS", 200)?),
+                breaker_failures: env.num("CACHE_BREAKER_FAILURES", 3)?,
+                breaker_cooldown: Duration::from_millis(
+                    env.num("CACHE_BREAKER_COOLDOWN_MS", 2_000)?,
+                ),
+                version_ttl: Duration::from_millis(env.num("CACHE_VERSION_TTL_MS", 5_000)?),
             },
             db_pool_size,
-            db_per_request: env_num("DB_REQUEST_CONCURRENCY", 4)?,
-            db_per_tenant: env_num("DB_TENANT_CONCURRENCY", (db_pool_size as usize / 2).max(1))?,
-            db_checkout_timeout: Duration::from_millis(env_num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
-            request_timeout: Duration::from_millis(env_num("REQUEST_TIMEOUT_MS", 10_000)?),
-            export_timeout: Duration::from_millis(env_num("EXPORT_TIMEOUT_MS", 600_000)?),
-            analytics_sync_interval: Duration::from_millis(env_num("ANALYTICS_SYNC_MS", 1_000)?),
-            analytics_parallel_from: env_num("ANALYTICS_PARALLEL_FROM", 200_000)?,
-            analytics_compact_at: env_num("ANALYTICS_COMPACT_AT", 1_000_000)?,
-            scheduler_tick: Duration::from_millis(env_num("SCHEDULER_TICK_MS", 5_000)?.max(50)),
-            schedule_retry_base: Duration::from_millis(env_num("SCHEDULE_RETRY_BASE_MS", 30_000)?),
-            delivery_promise_hours: match env_num("DELIVERY_PROMISE_HOURS", 72i64)? {
+            db_per_request: env.num("DB_REQUEST_CONCURRENCY", 4)?,
+            db_per_tenant: env.num("DB_TENANT_CONCURRENCY", (db_pool_size as usize / 2).max(1))?,
+            db_checkout_timeout: Duration::from_millis(env.num("DB_CHECKOUT_TIMEOUT_MS", 2_000)?),
+            request_timeout: Duration::from_millis(env.num("REQUEST_TIMEOUT_MS", 10_000)?),
+            export_timeout: Duration::from_millis(env.num("EXPORT_TIMEOUT_MS", 600_000)?),
+            analytics_sync_interval: Duration::from_millis(env.num("ANALYTICS_SYNC_MS", 1_000)?),
+            analytics_parallel_from: env.num("ANALYTICS_PARALLEL_FROM", 200_000)?,
+            analytics_compact_at: env.num("ANALYTICS_COMPACT_AT", 1_000_000)?,
+            scheduler_tick: Duration::from_millis(env.num("SCHEDULER_TICK_MS", 5_000)?.max(50)),
+            schedule_retry_base: Duration::from_millis(env.num("SCHEDULE_RETRY_BASE_MS", 30_000)?),
+            delivery_promise_hours: match env.num("DELIVERY_PROMISE_HOURS", 72i64)? {
                 h @ 1..=720 => h,
                 h => anyhow::bail!("DELIVERY_PROMISE_HOURS must be 1 to 720, got {h}"),
             },
             jwt: JwtSettings {
                 secret,
-                issuer: env_or("JWT_ISSUER", "orderscope"),
-                audience: env_or("JWT_AUDIENCE", "orderscope-api"),
-                leeway_seconds: env_num("JWT_LEEWAY_SECONDS", 30)?,
-                default_ttl: Duration::from_secs(env_num("JWT_TTL_SECONDS", 7 * 24 * 3600)?),
-                jwks_file: std::env::var_os("JWT_JWKS_FILE")
+                issuer: env.or("JWT_ISSUER", "orderscope"),
+                audience: env.or("JWT_AUDIENCE", "orderscope-api"),
+                leeway_seconds: env.num("JWT_LEEWAY_SECONDS", 30)?,
+                default_ttl: Duration::from_secs(env.num("JWT_TTL_SECONDS", 7 * 24 * 3600)?),
+                jwks_file: env
+                    .raw("JWT_JWKS_FILE")
                     .filter(|v| !v.is_empty())
                     .map(Into::into),
-                public_key_file: std::env::var_os("JWT_PUBLIC_KEY_FILE")
+                public_key_file: env
+                    .raw("JWT_PUBLIC_KEY_FILE")
                     .filter(|v| !v.is_empty())
                     .map(Into::into),
-                public_key_kid: env_or("JWT_PUBLIC_KEY_KID", "external"),
-                public_key_alg: env_or("JWT_PUBLIC_KEY_ALG", "RS256"),
-                oidc: OidcIssuer::from_setting(std::env::var("OIDC_ISSUERS").ok().as_deref())?,
+                public_key_kid: env.or("JWT_PUBLIC_KEY_KID", "external"),
+                public_key_alg: env.or("JWT_PUBLIC_KEY_ALG", "RS256"),
+                oidc: OidcIssuer::from_setting(env.raw("OIDC_ISSUERS").as_deref())?,
             },
             limits: Limits {
-                max_import_bytes: env_num("IMPORT_MAX_BYTES", Limits::default().max_import_bytes)?,
+                max_import_bytes: env
+                    .num("IMPORT_MAX_BYTES", Limits::default().max_import_bytes)?,
                 ..Limits::default()
             },
-            public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.is_empty()),
-            dashboard: match std::env::var("DASHBOARD").ok().as_deref() {
+            public_url: env.raw("PUBLIC_URL").filter(|v| !v.is_empty()),
+            dashboard: match env.raw("DASHBOARD").as_deref() {
                 Some("on") | Some("1") | Some("true") => true,
                 Some("off") | Some("0") | Some("false") => false,
                 Some(other) => anyhow::bail!("DASHBOARD must be on or off, not {other:?}"),
                 None => environment != Environment::Production,
             },
             cors: AllowedOrigins::from_setting(
-                std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref(),
+                env.raw("CORS_ALLOWED_ORIGINS").as_deref(),
                 environment == Environment::Production,
             ),
         })

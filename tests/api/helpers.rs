@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use orderscope::auth::{TokenSubject, TokenVerifier};
-use orderscope::settings::{Environment, JwtSettings, Limits, Settings};
+use orderscope::settings::Settings;
 use serde_json::{json, Value};
 
 pub fn server_url() -> String {
@@ -86,55 +86,41 @@ struct Count {
     n: i64,
 }
 
+/// A node's default settings (`Settings::defaults`, what `serve` runs with when no
+/// variable is set) with what a test needs changed, each for the reason given.
 pub fn test_settings(database_url: &str) -> Settings {
-    Settings {
-        environment: Environment::Development,
-        bind: "127.0.0.1:0".into(),
-        database_url: database_url.into(),
-        cache: orderscope::cache::CacheSettings {
-            redis_url: std::env::var("REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            // Each test has its own key space.
-            prefix: format!("orderscope-test-{}", uuid::Uuid::new_v4()),
-            ttl: Duration::from_secs(300),
-            timeout: Duration::from_millis(100),
-            breaker_failures: 3,
-            breaker_cooldown: Duration::from_millis(300),
-            version_ttl: Duration::from_millis(5_000),
-        },
-        db_pool_size: 8,
-        db_per_request: 4,
-        db_per_tenant: 4,
-        db_checkout_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(20),
-        export_timeout: Duration::from_secs(120),
-        analytics_sync_interval: Duration::from_millis(500),
-        // Small datasets take the two-thread scan path as well.
-        analytics_parallel_from: 16,
-        // Written orders are merged into the sorted store after a few dozen.
-        analytics_compact_at: 40,
-        delivery_promise_hours: 72,
-        // Every test server looks for due reports; once a second keeps dozens of them
-        // from loading the shared PostgreSQL.
-        scheduler_tick: Duration::from_millis(1000),
-        schedule_retry_base: Duration::from_millis(500),
-        jwt: JwtSettings {
-            secret: "test-secret-test-secret-test-secret-0123".into(),
-            issuer: "orderscope".into(),
-            audience: "orderscope-api".into(),
-            leeway_seconds: 5,
-            default_ttl: Duration::from_secs(3600),
-            jwks_file: None,
-            public_key_file: None,
-            public_key_kid: "external".into(),
-            public_key_alg: "RS256".into(),
-            oidc: Vec::new(),
-        },
-        limits: Limits::default(),
-        public_url: None,
-        dashboard: true,
-        cors: orderscope::http::cors::AllowedOrigins::Loopback,
+    let mut s = Settings::defaults();
+    // Any free port, this test's database, and the Redis the suite runs against.
+    s.bind = "127.0.0.1:0".into();
+    s.database_url = database_url.into();
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        s.cache.redis_url = url;
     }
+    // Each test has its own key space.
+    s.cache.prefix = format!("orderscope-test-{}", uuid::Uuid::new_v4());
+    // The breaker tests wait for it: trip fast and retry soon.
+    s.cache.timeout = Duration::from_millis(100);
+    s.cache.breaker_cooldown = Duration::from_millis(300);
+    // Dozens of test servers share one PostgreSQL.
+    s.db_pool_size = 8;
+    s.db_per_tenant = 4;
+    // A loaded CI machine: more room before a checkout or a request times out.
+    s.db_checkout_timeout = Duration::from_secs(5);
+    s.request_timeout = Duration::from_secs(20);
+    s.analytics_sync_interval = Duration::from_millis(500);
+    // Small datasets take the two-thread scan path as well.
+    s.analytics_parallel_from = 16;
+    // Written orders are merged into the sorted store after a few dozen.
+    s.analytics_compact_at = 40;
+    // Every test server looks for due reports; once a second keeps dozens of them from
+    // loading the shared PostgreSQL, and retries come within the test's patience.
+    s.scheduler_tick = Duration::from_millis(1000);
+    s.schedule_retry_base = Duration::from_millis(500);
+    // The secret the tests sign with, a short leeway for expiry tests, hour-long tokens.
+    s.jwt.secret = "test-secret-test-secret-test-secret-0123".into();
+    s.jwt.leeway_seconds = 5;
+    s.jwt.default_ttl = Duration::from_secs(3600);
+    s
 }
 
 /// The five abnormal-order lists and their definitions in SQL over `orders o`.

@@ -551,7 +551,6 @@ pub fn validate(
     Ok(ValidOrder {
         index,
         shop,
-        platform,
         order,
         creator: input.creator.map(Into::into),
         items,

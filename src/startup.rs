@@ -79,7 +79,6 @@ impl Application {
         });
         let schema = schema_builder(&settings.limits, settings.is_production())
             .data(services.clone())
-            .data(verifier)
             .finish();
         let state = web::Data::new(AppState { services, schema });
         let export_slots = web::Data::new(http::export::ExportSlots::default());

@@ -289,26 +289,10 @@ impl GroupMarks {
         self.words[w] = word | (1 << p) | (again << (p + 1)) | (new << (p + 2));
     }
 
-    /// Paying orders of a chunk: `(group, entry)` each. The words are random accesses
-    /// into megabytes, so each is prefetched a few orders ahead of its update.
-    fn add_all(&mut self, marked: &[(u32, u32)]) {
-        const AHEAD: usize = 12;
-        let shift = if self.wide { 4 } else { 6 };
-        let per_group = self.per_group;
-        let word = |(g, e): (u32, u32)| g as usize * per_group + ((e & BUYER) >> shift) as usize;
-        for i in 0..marked.len() {
-            if let Some(next) = marked.get(i + AHEAD) {
-                prefetch(&self.words, word(*next));
-            }
-            let (g, e) = marked[i];
-            self.add(g, e);
-        }
-    }
-
-    /// Paying orders' lines of a chunk: `(group, entry, order)` each, in row order,
-    /// prefetched a few lines ahead as in [`GroupMarks::add_all`] (the total's word
-    /// too when it is kept apart).
-    fn add_lines(&mut self, marked: &[(u32, u32, u32)]) {
+    /// Paying orders (or their lines) of a chunk, in row order: `(group, entry, order)`
+    /// each. The words are random accesses into megabytes, so each is prefetched a
+    /// few entries ahead of its update (the total's word too when it is kept apart).
+    fn add_all(&mut self, marked: &[(u32, u32, u32)]) {
         const AHEAD: usize = 12;
         let shift = if self.wide { 4 } else { 6 };
         let per_group = self.per_group;
@@ -743,9 +727,9 @@ fn entry(seg: &Segment, r: usize) -> u32 {
 }
 
 /// The buyer entries of the paying orders among `rows`, into `out` (cleared first).
-fn paying_entries(seg: &Segment, rows: &[u32], out: &mut Vec<u32>) {
+fn paying_entries(seg: &Segment, rows: impl IntoIterator<Item = u32>, out: &mut Vec<u32>) {
     out.clear();
-    for &r in rows {
+    for r in rows {
         if seg.flags[r as usize] & PAID != 0 {
             out.push(entry(seg, r as usize));
         }
@@ -1486,7 +1470,7 @@ impl<'a> Scan<'a> {
                 }
             }
             if let Distinct::Bits(bits) = &mut self.buyers {
-                paying_entries(seg, &picked[..n], &mut paying);
+                paying_entries(seg, picked[..n].iter().copied(), &mut paying);
                 bits.add_all(g as u32, &paying);
             }
             start = end;
@@ -1578,7 +1562,7 @@ impl<'a> Scan<'a> {
         let mut money = vec![[0i64; 3]; groups * ncur * LANES];
         let mut picked = [0u32; CHUNK];
         let mut keys = [0u32; CHUNK];
-        let mut marked: Vec<(u32, u32)> = Vec::with_capacity(CHUNK);
+        let mut marked: Vec<(u32, u32, u32)> = Vec::with_capacity(CHUNK);
         let mut start = lo;
         while start < hi {
             let end = (start + CHUNK).min(hi);
@@ -1629,7 +1613,7 @@ impl<'a> Scan<'a> {
                 for i in 0..n {
                     let r = picked[i] as usize;
                     if seg.flags[r] & PAID != 0 {
-                        marked.push((keys[i], entry(seg, r)));
+                        marked.push((keys[i], entry(seg, r), base + r as u32));
                     }
                 }
                 marks.add_all(&marked);
@@ -1802,7 +1786,7 @@ impl<'a> Scan<'a> {
                 }
             }
             if let Distinct::Groups(marks) = &mut self.buyers {
-                marks.add_lines(&lines);
+                marks.add_all(&lines);
                 lines.clear();
             }
             start = end;
@@ -1914,6 +1898,11 @@ impl<'a> Scan<'a> {
     /// The buyers of totals and trends without row filters: each range's paying
     /// orders into the bucket's marks, in time order.
     fn run_buyers(&mut self, work: &[Work]) {
+        // The body's rows are picked below by liveness and scope alone.
+        debug_assert!(
+            !self.row_filtered(),
+            "run_buyers reads rows without filters"
+        );
         let (body, tail) = (&self.store.body, &self.store.tail);
         let mut chunk = [0u32; CHUNK];
         let mut paying: Vec<u32> = Vec::with_capacity(CHUNK);
@@ -1941,12 +1930,11 @@ impl<'a> Scan<'a> {
                     }
                 }
                 Rows::Tail(rows) => {
-                    let passing: Vec<u32> = rows
+                    let passing = rows
                         .iter()
                         .copied()
-                        .filter(|r| self.passes(tail, *r as usize))
-                        .collect();
-                    paying_entries(tail, &passing, &mut paying);
+                        .filter(|r| self.passes(tail, *r as usize));
+                    paying_entries(tail, passing, &mut paying);
                     if let Distinct::Bits(bits) = &mut self.buyers {
                         bits.add_all(w.bucket, &paying);
                     }

@@ -11,7 +11,7 @@ use diesel::upsert::excluded;
 
 use super::reference::ShopRow;
 use super::schema::{after_sales, creators, order_items, orders, products, shipments};
-use crate::domain::{AfterSaleKind, AfterSaleStatus, Dispute, IngestOutcome, Platform};
+use crate::domain::{AfterSaleKind, AfterSaleStatus, Dispute, IngestOutcome};
 use crate::error::{AppError, AppResult};
 
 /// A validated order, ready to be written (made by `ingest::validate`).
@@ -19,7 +19,6 @@ use crate::error::{AppError, AppResult};
 pub struct ValidOrder {
     pub index: i32,
     pub shop: ShopRow,
-    pub platform: Platform,
     pub order: NewOrder,
     pub creator: Option<CreatorFacts>,
     pub items: Vec<ValidItem>,
@@ -283,7 +282,7 @@ fn apply_once(
             let mut row = v.order.clone();
             row.creator_id = v.creator.as_ref().and_then(|c| {
                 creator_ids
-                    .get(&(v.platform.as_str(), c.external_id.clone()))
+                    .get(&(v.shop.platform.as_str(), c.external_id.clone()))
                     .copied()
             });
             row
@@ -368,7 +367,7 @@ fn apply_once(
             } else {
                 IngestOutcome::Updated
             },
-            order_id: Some(id.to_owned()),
+            order_id: Some(*id),
             reason: None,
         });
     }
@@ -410,7 +409,7 @@ fn apply_once(
                 } else {
                     IngestOutcome::Unchanged
                 },
-                order_id: Some(id.to_owned()),
+                order_id: Some(id),
                 reason: stale.then(|| format!("a newer version ({}) is stored", at.to_rfc3339())),
             });
         }
@@ -440,7 +439,7 @@ fn upsert_creators(
     let mut seen = HashMap::new();
     for v in batch {
         if let Some(c) = &v.creator {
-            seen.insert((v.platform.as_str(), c.external_id.clone()), c);
+            seen.insert((v.shop.platform.as_str(), c.external_id.clone()), c);
         }
     }
     if seen.is_empty() {

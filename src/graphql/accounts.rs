@@ -9,7 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 
 use super::{parse_id, principal, shared};
-use crate::auth::{Principal, TokenSubject, TokenVerifier};
+use crate::auth::{Principal, TokenSubject};
 use crate::db::accounts::{AccountChanges, AccountRow};
 use crate::db::{self};
 use crate::domain::{Permission, RolePreset};
@@ -305,10 +305,7 @@ impl AccountsMutation {
         subject: String,
     ) -> async_graphql::Result<bool> {
         let p = manager(ctx)?;
-        if !ctx
-            .data_unchecked::<std::sync::Arc<TokenVerifier>>()
-            .knows_issuer(&issuer)
-        {
+        if !shared(ctx).verifier.knows_issuer(&issuer) {
             return Err(AppError::bad_input(format!(
                 "{issuer:?} is not a configured OIDC issuer (OIDC_ISSUERS)"
             ))
@@ -478,12 +475,10 @@ impl AccountsMutation {
         if target.disabled_at.is_some() {
             return Err(AppError::bad_input("the account is disabled").into());
         }
-        let issued = ctx
-            .data_unchecked::<std::sync::Arc<TokenVerifier>>()
-            .issue(
-                TokenSubject::account(target.id, target.tenant_id, target.token_generation),
-                Some(ttl_seconds),
-            )?;
+        let issued = shared(ctx).verifier.issue(
+            TokenSubject::account(target.id, target.tenant_id, target.token_generation),
+            Some(ttl_seconds),
+        )?;
         let actor = p.actor();
         let details = serde_json::json!({ "jti": issued.jti, "expiresAt": issued.expires_at });
         let target_id = target.id;

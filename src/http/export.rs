@@ -202,7 +202,7 @@ struct OrderWriter {
     fields: Vec<Field>,
     zone: Tz,
     pii: bool,
-    shops: BTreeMap<i64, (String, String, String)>,
+    shops: BTreeMap<i64, (String, crate::domain::Platform, String)>,
     provinces: BTreeMap<String, String>,
 }
 
@@ -245,7 +245,7 @@ impl OrderWriter {
                     let _ = write!(out, "{}", o.shop_id);
                 }
                 Field::ShopName => push_text(out, shop.map_or("", |s| &s.0)),
-                Field::Platform => push_text(out, shop.map_or("", |s| &s.1)),
+                Field::Platform => push_text(out, shop.map_or("", |s| s.1.as_str())),
                 Field::OrderNo => push_text(out, &o.order_no),
                 Field::Status => push_text(out, o.status.as_str()),
                 Field::RawStatus => push_text(out, &o.raw_status),
@@ -520,16 +520,7 @@ fn plan_orders_export(principal: &Principal, query_string: &str) -> AppResult<Or
     let shops = principal
         .shops
         .iter()
-        .map(|s| {
-            (
-                s.id,
-                (
-                    s.name.clone(),
-                    s.platform.as_str().to_string(),
-                    s.currency.clone(),
-                ),
-            )
-        })
+        .map(|s| (s.id, (s.name.clone(), s.platform, s.currency.clone())))
         .collect();
     let audit = json!({
         "shopIds": query.shop_ids,

@@ -565,3 +565,47 @@ pub const EXPORT_PATHS: &[&str] = &[
     "/export/trend.csv",
     "/export/breakdown.csv",
 ];
+
+impl Region {
+    /// The region's Chinese and English names.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Region::East => ("华东", "East China"),
+            Region::South => ("华南", "South China"),
+            Region::North => ("华北", "North China"),
+            Region::Central => ("华中", "Central China"),
+            Region::Southwest => ("西南", "Southwest China"),
+            Region::Northwest => ("西北", "Northwest China"),
+            Region::Northeast => ("东北", "Northeast China"),
+        }
+    }
+}
+
+/// A calendar date, `YYYY-MM-DD`, the contract's `Date` scalar.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct Date(pub chrono::NaiveDate);
+
+#[async_graphql::Scalar(name = "Date")]
+impl async_graphql::ScalarType for Date {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(s) => {
+                let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                    async_graphql::InputValueError::custom(format!(
+                        "{s:?} is not a date (YYYY-MM-DD)"
+                    ))
+                })?;
+                crate::domain::calendar::check_date(date)
+                    .map(Date)
+                    .map_err(async_graphql::InputValueError::custom)
+            }
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}

@@ -25,3 +25,15 @@ pub struct Services {
     /// The province table, read once.
     pub provinces: Arc<tokio::sync::OnceCell<Vec<ProvinceRow>>>,
 }
+
+impl Services {
+    /// The provinces reference table, read once per process (it only changes by
+    /// migration).
+    pub async fn provinces(&self) -> crate::error::AppResult<&[ProvinceRow]> {
+        let rows = self
+            .provinces
+            .get_or_try_init(|| crate::db::run(&self.pool, crate::db::reference::all_provinces))
+            .await?;
+        Ok(rows.as_slice())
+    }
+}

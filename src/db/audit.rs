@@ -25,6 +25,35 @@ pub struct Actor {
     pub account_id: i64,
 }
 
+/// A mutation's write and its audit entry in one transaction, on a pooled connection
+/// off the async workers: the entry commits with the write or neither does. `entry`
+/// names the target and details from what was written, or `None` when the write
+/// changed nothing worth recording (revoking a link already revoked, say).
+pub async fn audited<T, W, E>(
+    pool: &super::PgPool,
+    actor: Actor,
+    action: &'static str,
+    write: W,
+    entry: E,
+) -> AppResult<T>
+where
+    T: Send + 'static,
+    W: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
+    E: FnOnce(&T) -> Option<(String, serde_json::Value)> + Send + 'static,
+{
+    super::run(pool, move |c| {
+        c.build_transaction().run(|c| {
+            let written = write(c)?;
+            if let Some((target, details)) = entry(&written) {
+                record(c, actor, action, &target, details)?;
+            }
+            Ok(written)
+        })
+    })
+    .await
+}
+
+/// Adds one entry to the audit log, in the caller's transaction.
 pub fn record(
     conn: &mut PgConnection,
     actor: Actor,

@@ -334,22 +334,13 @@ impl AccountsMutation {
         let actor = p.actor();
         let (tenant_id, target_id) = (p.tenant_id, target.id);
         let details = serde_json::json!({ "issuer": issuer, "subject": subject });
-        let linked = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let linked =
-                    db::accounts::link_external(c, tenant_id, target_id, &issuer, &subject)?;
-                if linked {
-                    db::audit::record(
-                        c,
-                        actor,
-                        "linkExternalIdentity",
-                        &format!("account:{target_id}"),
-                        details,
-                    )?;
-                }
-                Ok(linked)
-            })
-        })
+        let linked = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "linkExternalIdentity",
+            move |c| db::accounts::link_external(c, tenant_id, target_id, &issuer, &subject),
+            move |linked| linked.then(|| (format!("account:{target_id}"), details)),
+        )
         .await?;
         Ok(linked)
     }
@@ -365,21 +356,13 @@ impl AccountsMutation {
         let actor = p.actor();
         let tenant_id = p.tenant_id;
         let details = serde_json::json!({ "issuer": issuer, "subject": subject });
-        let removed = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let removed = db::accounts::unlink_external(c, tenant_id, &issuer, &subject)?;
-                if removed {
-                    db::audit::record(
-                        c,
-                        actor,
-                        "unlinkExternalIdentity",
-                        "externalIdentity",
-                        details,
-                    )?;
-                }
-                Ok(removed)
-            })
-        })
+        let removed = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "unlinkExternalIdentity",
+            move |c| db::accounts::unlink_external(c, tenant_id, &issuer, &subject),
+            move |removed| removed.then(|| ("externalIdentity".to_string(), details)),
+        )
         .await?;
         Ok(removed)
     }
@@ -395,14 +378,20 @@ impl AccountsMutation {
         let permissions = grantable(p, input.preset, input.permissions.as_deref())?;
         let shops = grantable_shops(p, input.shop_ids.as_deref())?;
         let actor = p.actor();
-        let row = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let row = db::accounts::create_sub_account(c, actor.tenant_id, &name, &permissions, &shops)?;
-                db::audit::record(c, actor, "createSubAccount", &format!("account:{}", row.id),
-                    serde_json::json!({ "name": row.name, "permissions": row.permissions, "shopIds": row.shop_ids }))?;
-                Ok(row)
-            })
-        })
+        let row = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "createSubAccount",
+            move |c| {
+                db::accounts::create_sub_account(c, actor.tenant_id, &name, &permissions, &shops)
+            },
+            |row| {
+                let details = serde_json::json!({
+                    "name": row.name, "permissions": row.permissions, "shopIds": row.shop_ids,
+                });
+                Some((format!("account:{}", row.id), details))
+            },
+        )
         .await?;
         Ok(row.into())
     }
@@ -438,20 +427,13 @@ impl AccountsMutation {
             "name": changes.name, "permissions": changes.permissions, "shopIds": changes.shop_ids,
             "disabled": input.disabled,
         });
-        let row = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let row =
-                    db::accounts::update_sub_account(c, actor.tenant_id, target.id, &changes)?;
-                db::audit::record(
-                    c,
-                    actor,
-                    "updateSubAccount",
-                    &format!("account:{}", row.id),
-                    details,
-                )?;
-                Ok(row)
-            })
-        })
+        let row = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "updateSubAccount",
+            move |c| db::accounts::update_sub_account(c, actor.tenant_id, target.id, &changes),
+            move |row| Some((format!("account:{}", row.id), details)),
+        )
         .await?;
         Ok(row.into())
     }
@@ -482,15 +464,13 @@ impl AccountsMutation {
         let actor = p.actor();
         let details = serde_json::json!({ "jti": issued.jti, "expiresAt": issued.expires_at });
         let target_id = target.id;
-        db::run(&shared(ctx).pool, move |c| {
-            db::audit::record(
-                c,
-                actor,
-                "issueToken",
-                &format!("account:{target_id}"),
-                details,
-            )
-        })
+        db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "issueToken",
+            |_| Ok(()),
+            move |_| Some((format!("account:{target_id}"), details)),
+        )
         .await?;
         Ok(IssuedTokenPayload {
             token: issued.token,
@@ -510,19 +490,13 @@ impl AccountsMutation {
         let p = manager(ctx)?;
         let target = target_account(ctx, p, &account_id, true).await?;
         let actor = p.actor();
-        let row = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let row = db::accounts::revoke_tokens(c, actor.tenant_id, target.id)?;
-                db::audit::record(
-                    c,
-                    actor,
-                    "revokeTokens",
-                    &format!("account:{}", row.id),
-                    serde_json::json!({}),
-                )?;
-                Ok(row)
-            })
-        })
+        let row = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "revokeTokens",
+            move |c| db::accounts::revoke_tokens(c, actor.tenant_id, target.id),
+            |row| Some((format!("account:{}", row.id), serde_json::json!({}))),
+        )
         .await?;
         Ok(row.into())
     }

@@ -99,31 +99,25 @@ impl ExportsMutation {
         let (path, query) = (path.to_string(), query.to_string());
         let details =
             serde_json::json!({ "export": path, "query": query, "expiresAt": expires_at });
-        let id = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let id = db::export_links::insert(
-                    c,
-                    &db::export_links::NewLink {
-                        token_sha256: &hash,
-                        tenant_id,
-                        account_id,
-                        token_generation: generation,
-                        permission_mask,
-                        path: &path,
-                        query: &query,
-                        expires_at,
-                    },
-                )?;
-                db::audit::record(
-                    c,
-                    actor,
-                    "createExportLink",
-                    &format!("exportLink:{id}"),
-                    details,
-                )?;
-                Ok(id)
-            })
-        })
+        let id = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "createExportLink",
+            move |c| {
+                let link = db::export_links::NewLink {
+                    token_sha256: &hash,
+                    tenant_id,
+                    account_id,
+                    token_generation: generation,
+                    permission_mask,
+                    path: &path,
+                    query: &query,
+                    expires_at,
+                };
+                db::export_links::insert(c, &link)
+            },
+            move |id| Some((format!("exportLink:{id}"), details)),
+        )
         .await?;
         let base = ctx
             .data_opt::<PublicBase>()
@@ -143,21 +137,13 @@ impl ExportsMutation {
         let id = parse_id("id", &id)?;
         let own_only = (!p.has(Permission::AccountsManage)).then_some(p.account_id);
         let (actor, tenant_id) = (p.actor(), p.tenant_id);
-        let revoked = db::run(&shared(ctx).pool, move |c| {
-            c.build_transaction().run(|c| {
-                let revoked = db::export_links::revoke(c, tenant_id, own_only, id)?;
-                if revoked {
-                    db::audit::record(
-                        c,
-                        actor,
-                        "revokeExportLink",
-                        &format!("exportLink:{id}"),
-                        serde_json::json!({}),
-                    )?;
-                }
-                Ok(revoked)
-            })
-        })
+        let revoked = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "revokeExportLink",
+            move |c| db::export_links::revoke(c, tenant_id, own_only, id),
+            move |revoked| revoked.then(|| (format!("exportLink:{id}"), serde_json::json!({}))),
+        )
         .await?;
         Ok(revoked)
     }

@@ -10,7 +10,6 @@ use chrono::{Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use super::analytics::on_current_store;
 use super::scalars::Date;
 use super::{parse_id, principal, shared};
 use crate::analytics::buckets::LocalRange;
@@ -20,6 +19,7 @@ use crate::db;
 use crate::domain::{DataSet, Dimension, Granularity, Permission};
 use crate::error::{AppError, AppResult};
 use crate::forecast;
+use crate::reports::on_current_store;
 
 const MAX_ITEMS: usize = 500;
 /// Days of history a forecast is fitted on.
@@ -180,7 +180,7 @@ async fn daily_sales(
             ..Columns::default_none()
         },
     };
-    let rows: Vec<GroupRow> = on_current_store(ctx, move |store, rates| {
+    let rows: Vec<GroupRow> = on_current_store(super::shared(ctx), move |store, rates| {
         crate::analytics::scan::aggregate(store, rates, &q)
     })
     .await?;
@@ -236,7 +236,7 @@ async fn units_by_product(
                 ..Columns::default_none()
             },
         };
-        let rows = on_current_store(ctx, move |store, rates| {
+        let rows = on_current_store(super::shared(ctx), move |store, rates| {
             Ok(crate::analytics::scan::grouped(store, rates, &q)?.rows())
         })
         .await?;
@@ -277,7 +277,7 @@ impl InventoryQuery {
     ) -> async_graphql::Result<Vec<StockWarning>> {
         let p = principal(ctx)?;
         p.require_read(DataSet::Reports)?;
-        let shops = super::filters::scoped_shops(p, &shop_ids, &None)?;
+        let shops = crate::filters::scoped_shops(p, &shop_ids, &None)?;
         let tz = zone(timezone)?;
         Ok(stock_warnings(ctx, p, within_days, shops, day_of(as_of, tz), tz).await?)
     }
@@ -294,7 +294,7 @@ impl InventoryQuery {
     ) -> async_graphql::Result<StockLevels> {
         let p = principal(ctx)?;
         p.require_read(DataSet::Reports)?;
-        let shops = super::filters::scoped_shops(p, &shop_ids, &None)?;
+        let shops = crate::filters::scoped_shops(p, &shop_ids, &None)?;
         let tz = zone(timezone)?;
         Ok(stock_levels(ctx, p, shops, day_of(as_of, tz), tz).await?)
     }
@@ -556,32 +556,32 @@ impl InventoryMutation {
             .collect();
         let writes: Vec<Result<(i64, i32), String>> =
             parsed.iter().map(|(_, r)| r.clone()).collect();
-        let outcomes = db::run(&shared(ctx).pool, move |c| {
-            let mut out = Vec::with_capacity(writes.len());
-            for w in &writes {
-                out.push(match w {
-                    Ok((id, stock)) => Some(db::inventory::set_stock(c, &shops, *id, *stock)?),
-                    Err(_) => None,
-                });
-            }
-            let changed: Vec<serde_json::Value> = writes
-                .iter()
-                .zip(&out)
-                .filter(|(_, o)| **o == Some(db::inventory::StockWrite::Updated))
-                .filter_map(|(w, _)| w.as_ref().ok())
-                .map(|(id, stock)| json!({ "productId": id, "stock": stock }))
-                .collect();
-            if !changed.is_empty() {
-                db::audit::record(
-                    c,
-                    actor,
-                    "setProductStock",
-                    "products",
-                    json!({ "items": changed }),
-                )?;
-            }
-            Ok(out)
-        })
+        let audited_writes = writes.clone();
+        let outcomes = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "setProductStock",
+            move |c| {
+                let mut out = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    out.push(match w {
+                        Ok((id, stock)) => Some(db::inventory::set_stock(c, &shops, *id, *stock)?),
+                        Err(_) => None,
+                    });
+                }
+                Ok(out)
+            },
+            move |out| {
+                let changed: Vec<serde_json::Value> = audited_writes
+                    .iter()
+                    .zip(out)
+                    .filter(|(_, o)| **o == Some(db::inventory::StockWrite::Updated))
+                    .filter_map(|(w, _)| w.as_ref().ok())
+                    .map(|(id, stock)| json!({ "productId": id, "stock": stock }))
+                    .collect();
+                (!changed.is_empty()).then(|| ("products".to_string(), json!({ "items": changed })))
+            },
+        )
         .await?;
         let mut report = StockReport {
             updated: 0,

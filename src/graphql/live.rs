@@ -15,12 +15,12 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::analytics::{kpi_report, AnalyticsFilter, DateRange, KpiArgs, KpiReport};
-use super::daily::{abnormal_counts, AbnormalCount};
 use super::orders::{Order, OrderFilter};
 use super::{principal, shared};
 use crate::analytics::live::ChangeBatch;
 use crate::db;
 use crate::domain::{Compare, Metric};
+use crate::reports::AbnormalCount;
 
 /// Shortest time between two values of one subscription: a burst of writes is sent as
 /// one new value.
@@ -314,14 +314,14 @@ impl SubscriptionRoot {
     {
         let p = principal(ctx)?;
         p.require_read(crate::domain::DataSet::OrderRows)?;
-        let shop_ids = super::filters::scoped_shops(p, &shop_ids, &platforms)?;
-        let first = abnormal_counts(ctx, shop_ids.clone()).await?;
+        let shop_ids = crate::filters::scoped_shops(p, &shop_ids, &platforms)?;
+        let first = crate::reports::abnormal_counts(shared(ctx), shop_ids.clone()).await?;
         Ok(on_change(
             ctx,
             shop_ids,
             ABNORMAL_RECHECK,
             first,
-            move |shops| abnormal_counts(ctx, shops),
+            move |shops| crate::reports::abnormal_counts(shared(ctx), shops),
         ))
     }
 
@@ -341,7 +341,7 @@ impl SubscriptionRoot {
     > {
         let p = principal(ctx)?;
         p.require_read(crate::domain::DataSet::Reports)?;
-        let shop_ids = super::filters::scoped_shops(p, &shop_ids, &None)?;
+        let shop_ids = crate::filters::scoped_shops(p, &shop_ids, &None)?;
         let tz = super::inventory::zone(timezone)?;
         let now = move |tz| super::inventory::day_of(as_of, tz);
         let first =

@@ -8,7 +8,6 @@ pub mod cost;
 pub mod daily;
 pub mod depth;
 pub mod exports;
-pub mod filters;
 pub mod ingest;
 pub mod inventory;
 pub mod live;
@@ -90,29 +89,28 @@ pub(crate) fn shared<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<std::sync::Arc<Services>>()
 }
 
-pub(crate) fn cache_of<'a>(ctx: &Context<'a>) -> &'a crate::cache::Cache {
-    &shared(ctx).cache
+/// Whether the request asked (and may ask) to bypass the aggregate cache.
+pub(crate) fn bypass(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<crate::cache::Bypass>().is_some()
 }
 
-/// The provinces reference table, read once per process (it only changes by migration).
+/// The reports service's view of a request: the state, the caller, the cache bypass.
+pub(crate) fn reader<'a>(ctx: &Context<'a>) -> AppResult<crate::reports::Reader<'a>> {
+    Ok(crate::reports::Reader {
+        services: shared(ctx),
+        principal: principal(ctx)?,
+        bypass: bypass(ctx),
+    })
+}
+
+/// The provinces reference table, read once per process.
 pub(crate) async fn provinces<'a>(
     ctx: &Context<'a>,
 ) -> AppResult<&'a [crate::db::reference::ProvinceRow]> {
-    let shared = shared(ctx);
-    let rows = shared
-        .provinces
-        .get_or_try_init(|| crate::db::run(&shared.pool, crate::db::reference::all_provinces))
-        .await?;
-    Ok(rows.as_slice())
+    shared(ctx).provinces().await
 }
 
-/// Parses a GraphQL `ID` that must be one of our numeric ids.
-pub(crate) fn parse_id(field: &str, id: &async_graphql::ID) -> AppResult<i64> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| AppError::bad_input(format!("{field} is not a valid id: {:?}", id.as_str())))
-}
+pub(crate) use crate::filters::parse_id;
 
 /// What a request's operation is, for the response cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

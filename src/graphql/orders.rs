@@ -5,11 +5,9 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObj
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use super::filters::{province_codes, scoped_shops, spell};
 use super::loaders::Loaders;
 use super::viewer::{Province, Shop};
-use super::{parse_id, principal, provinces, shared};
-use crate::auth::Principal;
+use super::{principal, provinces, shared};
 use crate::db::orders::{
     AfterSaleRow, OrderCursor, OrderItemRow, OrderQuery, OrderRow, OrderSort, ShipmentRow,
 };
@@ -20,31 +18,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 
-/// Filters of the orders list; every field narrows the result, all combine.
-#[derive(InputObject, Default, Clone)]
-pub struct OrderFilter {
-    pub shop_ids: Option<Vec<ID>>,
-    pub platforms: Option<Vec<Platform>>,
-    pub statuses: Option<Vec<OrderStatus>>,
-    pub payment_methods: Option<Vec<PaymentMethod>>,
-    /// Placed at or after this instant.
-    pub placed_from: Option<DateTime<Utc>>,
-    /// Placed before this instant.
-    pub placed_to: Option<DateTime<Utc>>,
-    pub order_no: Option<String>,
-    pub product_id: Option<ID>,
-    /// Case-insensitive substring of the buyer's nickname.
-    pub buyer_nickname: Option<String>,
-    /// GB/T 2260 province codes.
-    pub provinces: Option<Vec<String>>,
-    pub channels: Option<Vec<Channel>>,
-    pub creator_id: Option<ID>,
-    pub has_after_sale: Option<bool>,
-    /// Orders carrying one of these flags.
-    pub seller_flags: Option<Vec<crate::domain::SellerFlag>>,
-    /// Orders with (true) or without (false) a seller's note.
-    pub has_seller_note: Option<bool>,
-}
+pub use crate::filters::OrderFilter;
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
 pub enum OrderSortField {
@@ -66,65 +40,6 @@ pub struct OrderOrder {
     pub field: OrderSortField,
     #[graphql(default)]
     pub direction: SortDirection,
-}
-
-impl OrderFilter {
-    /// Validates the filter and narrows it to the caller's scope.
-    pub fn to_query(&self, principal: &Principal) -> AppResult<OrderQuery> {
-        let shop_ids = scoped_shops(principal, &self.shop_ids, &self.platforms)?;
-        province_codes(&self.provinces)?;
-        for (name, text) in [
-            ("orderNo", &self.order_no),
-            ("buyerNickname", &self.buyer_nickname),
-        ] {
-            if let Some(text) = text {
-                crate::domain::check_plain_text(name, text, 128).map_err(AppError::bad_input)?;
-            }
-        }
-        for (name, at) in [
-            ("placedFrom", self.placed_from),
-            ("placedTo", self.placed_to),
-        ] {
-            if let Some(at) = at {
-                crate::domain::calendar::check_instant(at)
-                    .map_err(|reason| AppError::bad_input(format!("{name}: {reason}")))?;
-            }
-        }
-        if let (Some(from), Some(to)) = (self.placed_from, self.placed_to) {
-            if from > to {
-                return Err(AppError::bad_input("placedFrom is after placedTo"));
-            }
-        }
-        Ok(OrderQuery {
-            shop_ids,
-            statuses: spell(&self.statuses, OrderStatus::as_str),
-            payment_methods: spell(&self.payment_methods, PaymentMethod::as_str),
-            placed_from: self.placed_from,
-            placed_to: self.placed_to,
-            order_no: self.order_no.clone(),
-            product_id: self
-                .product_id
-                .as_ref()
-                .map(|id| parse_id("productId", id))
-                .transpose()?,
-            buyer_nickname: self.buyer_nickname.clone().filter(|n| !n.is_empty()),
-            provinces: self.provinces.clone(),
-            channels: spell(&self.channels, Channel::as_str),
-            creator_id: self
-                .creator_id
-                .as_ref()
-                .map(|id| parse_id("creatorId", id))
-                .transpose()?,
-            has_after_sale: self.has_after_sale,
-            seller_flags: self
-                .seller_flags
-                .as_ref()
-                .map(|f| f.iter().map(|f| f.as_str().to_string()).collect()),
-            has_seller_note: self.has_seller_note,
-            abnormal: None,
-            ids: None,
-        })
-    }
 }
 
 fn sort_of(order: OrderOrder) -> OrderSort {

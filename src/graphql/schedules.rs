@@ -5,7 +5,6 @@
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
 use base64::Engine;
 use chrono::{DateTime, NaiveTime, Utc};
-use diesel::Connection;
 use serde_json::json;
 
 use super::{parse_id, principal, shared};
@@ -179,31 +178,31 @@ impl SchedulesMutation {
         let actor = p.actor();
         let report = input.report;
         let secret_stored = secret.clone();
-        let row = db::run(&shared(ctx).pool, move |c| {
-            c.transaction(|c| {
-                let row = db::schedules::insert(
-                    c,
-                    &db::schedules::NewSchedule {
-                        tenant_id: tenant,
-                        account_id: account,
-                        report: &report,
-                        time_of_day: time,
-                        timezone: &timezone,
-                        url: &url,
-                        secret: &secret_stored,
-                        next_run_at: next,
-                    },
-                )?;
-                db::audit::record(
-                    c,
-                    actor,
-                    "createReportSchedule",
-                    &format!("schedule:{}", row.id),
-                    json!({ "report": row.report, "timeOfDay": row.time_of_day.to_string(), "timezone": row.timezone, "url": row.url }),
-                )?;
-                Ok(row)
-            })
-        })
+        let row = db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "createReportSchedule",
+            move |c| {
+                let schedule = db::schedules::NewSchedule {
+                    tenant_id: tenant,
+                    account_id: account,
+                    report: &report,
+                    time_of_day: time,
+                    timezone: &timezone,
+                    url: &url,
+                    secret: &secret_stored,
+                    next_run_at: next,
+                };
+                db::schedules::insert(c, &schedule)
+            },
+            |row| {
+                let details = json!({
+                    "report": row.report, "timeOfDay": row.time_of_day.to_string(),
+                    "timezone": row.timezone, "url": row.url,
+                });
+                Some((format!("schedule:{}", row.id), details))
+            },
+        )
         .await?;
         Ok(CreatedReportSchedule {
             schedule: shape(row),
@@ -221,21 +220,13 @@ impl SchedulesMutation {
         let p = principal(ctx)?;
         let id = parse_id("id", &id)?;
         let (tenant, own, actor) = (p.tenant_id, own_only(p), p.actor());
-        Ok(db::run(&shared(ctx).pool, move |c| {
-            c.transaction(|c| {
-                let deleted = db::schedules::delete(c, tenant, id, own)?;
-                if deleted {
-                    db::audit::record(
-                        c,
-                        actor,
-                        "deleteReportSchedule",
-                        &format!("schedule:{id}"),
-                        json!({}),
-                    )?;
-                }
-                Ok(deleted)
-            })
-        })
+        Ok(db::audit::audited(
+            &shared(ctx).pool,
+            actor,
+            "deleteReportSchedule",
+            move |c| db::schedules::delete(c, tenant, id, own),
+            move |deleted| deleted.then(|| (format!("schedule:{id}"), json!({}))),
+        )
         .await?)
     }
 }

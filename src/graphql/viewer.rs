@@ -68,18 +68,6 @@ pub struct RegionInfo {
     pub provinces: Vec<Province>,
 }
 
-pub(crate) fn region_names(region: Region) -> (&'static str, &'static str) {
-    match region {
-        Region::East => ("华东", "East China"),
-        Region::South => ("华南", "South China"),
-        Region::North => ("华北", "North China"),
-        Region::Central => ("华中", "Central China"),
-        Region::Southwest => ("西南", "Southwest China"),
-        Region::Northwest => ("西北", "Northwest China"),
-        Region::Northeast => ("东北", "Northeast China"),
-    }
-}
-
 #[derive(SimpleObject)]
 pub struct AccountInfo {
     pub id: ID,
@@ -137,7 +125,7 @@ impl ViewerQuery {
         Ok(Region::ALL
             .iter()
             .map(|region| {
-                let (name_zh, name_en) = region_names(*region);
+                let (name_zh, name_en) = crate::domain::Region::names(*region);
                 RegionInfo {
                     code: *region,
                     name_zh: name_zh.into(),

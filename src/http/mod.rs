@@ -149,7 +149,7 @@ fn bypass_requested(req: &HttpRequest) -> bool {
 
 /// Whether the request skips the aggregate cache; asking needs `CACHE_BYPASS` in
 /// production.
-fn cache_bypass(
+pub(crate) fn cache_bypass(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
@@ -223,12 +223,6 @@ pub async fn execute(
             )
         }
     };
-    let budget = db::RequestBudget::new(
-        state.settings.request_timeout,
-        state.settings.db_per_request,
-        tenant_id,
-        &state.tenant_shares,
-    );
     let pii_reads = Arc::new(PiiReads::default());
     let base = state.settings.public_url.clone().unwrap_or_else(|| {
         let info = req.connection_info();
@@ -239,14 +233,10 @@ pub async fn execute(
         .data(slot.clone())
         .data(Loaders::new(&state.pool))
         .data(pii_reads.clone());
-    // The budget stops the request's database work at the deadline too: nothing queued
-    // starts after it, and running statements end by their statement_timeout.
-    let response = tokio::time::timeout(
-        state.settings.request_timeout,
-        budget.scope(state.schema.execute(request)),
-    )
-    .await
-    .map_err(|_| AppError::Timeout)?;
+    let response = within_budget(state, tenant_id, async {
+        Ok(state.schema.execute(request).await)
+    })
+    .await?;
     let principal = slot.get().cloned();
     if let (Some(details), Some(p)) = (pii_reads.take_details(), &principal) {
         let actor = p.actor();
@@ -256,6 +246,25 @@ pub async fn execute(
         .await?;
     }
     Ok((response, principal))
+}
+
+/// Runs a request's work within its time and its tenant's share of the pool. The budget
+/// stops the request's database work at the deadline too: nothing queued starts after
+/// it, and running statements end by their statement_timeout.
+pub(crate) async fn within_budget<T>(
+    state: &AppState,
+    tenant_id: i64,
+    work: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    let budget = db::RequestBudget::new(
+        state.settings.request_timeout,
+        state.settings.db_per_request,
+        tenant_id,
+        &state.tenant_shares,
+    );
+    tokio::time::timeout(state.settings.request_timeout, budget.scope(work))
+        .await
+        .map_err(|_| AppError::Timeout)?
 }
 
 /// The error a response carries when it failed before any resolver ran because the

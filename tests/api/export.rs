@@ -492,6 +492,44 @@ async fn report_downloads_equal_the_graphql_reports() {
         (403, "FORBIDDEN"),
         "{body}"
     );
+    // A value outside an enum names the accepted ones.
+    let (status, body) = get(
+        &app,
+        Some(&owner),
+        "/export/breakdown.csv?from=2026-11-01&to=2026-11-07&dimension=COLOUR&metrics=ORDERS",
+    )
+    .await;
+    assert_eq!((status, code_of(&body).as_str()), (400, "BAD_USER_INPUT"));
+    assert!(body.contains("PROVINCE"), "{body}");
+    // A report costs from the same complexity budget as the GraphQL field: 400 days of
+    // hours in ten metrics is over it, in a file as in a query.
+    let (status, body) = get(
+        &app,
+        Some(&owner),
+        "/export/trend.csv?from=2025-10-01&to=2026-11-04&granularity=HOUR&metrics=ORDERS,PAID_ORDERS,GMV,AOV,UNITS,BUYERS,REFUND_AMOUNT,REFUND_RATE,DISPUTE_RATE,PAY_CONVERSION",
+    )
+    .await;
+    assert_eq!((status, code_of(&body).as_str()), (400, "BAD_USER_INPUT"));
+    assert!(body.contains("complexity"), "{body}");
+    // COMMISSION without FINANCE_READ refuses the file: the column would be empty.
+    let (status, body) = get(
+        &app,
+        Some(&app.token(2, 1)), // 仅查看: reports, no FINANCE_READ
+        "/export/trend.csv?from=2026-11-01&to=2026-11-07&granularity=DAY&metrics=GMV,COMMISSION",
+    )
+    .await;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (403, "FORBIDDEN"),
+        "{body}"
+    );
+    let (status, text) = get(
+        &app,
+        Some(&app.token(2, 1)),
+        "/export/trend.csv?from=2026-11-01&to=2026-11-07&granularity=DAY&metrics=GMV",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
 }
 
 /// Reads a CSV file with Python's csv module (as a BI script would), BOM included.

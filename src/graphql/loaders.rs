@@ -8,33 +8,69 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::db::orders::{AfterSaleRow, OrderItemRow, ShipmentRow};
 use crate::db::reference::{CreatorRow, ProductRow};
+use diesel::PgConnection;
+
 use crate::db::{self, PgPool};
+use crate::error::AppResult;
 
 /// One set of loaders per request (their caches must not outlive the request's scope).
 pub struct Loaders {
-    pub items: DataLoader<ItemsLoader>,
-    pub after_sales: DataLoader<AfterSalesLoader>,
-    pub shipments: DataLoader<ShipmentsLoader>,
-    pub creators: DataLoader<CreatorsLoader>,
-    pub products: DataLoader<ProductsLoader>,
+    pub items: DataLoader<ByKey<Vec<OrderItemRow>>>,
+    pub after_sales: DataLoader<ByKey<Vec<AfterSaleRow>>>,
+    pub shipments: DataLoader<ByKey<ShipmentRow>>,
+    pub creators: DataLoader<ByKey<CreatorRow>>,
+    pub products: DataLoader<ByKey<ProductRow>>,
 }
 
 impl Loaders {
     pub fn new(pool: &PgPool) -> Loaders {
+        fn loader<V: Send + Sync + Clone + 'static>(
+            pool: &PgPool,
+            read: Read<V>,
+        ) -> DataLoader<ByKey<V>> {
+            let pool = pool.clone();
+            DataLoader::new(ByKey { pool, read }, tokio::spawn)
+        }
         Loaders {
-            items: DataLoader::new(ItemsLoader(pool.clone()), tokio::spawn),
-            after_sales: DataLoader::new(AfterSalesLoader(pool.clone()), tokio::spawn),
-            shipments: DataLoader::new(ShipmentsLoader(pool.clone()), tokio::spawn),
-            creators: DataLoader::new(CreatorsLoader(pool.clone()), tokio::spawn),
-            products: DataLoader::new(ProductsLoader(pool.clone()), tokio::spawn),
+            items: loader(pool, |c, keys| Ok(group(db::orders::items_of(c, keys)?, |r| r.order_id))),
+            after_sales: loader(pool, |c, keys| {
+                Ok(group(db::orders::after_sales_of(c, keys)?, |r| r.order_id))
+            }),
+            shipments: loader(pool, |c, keys| {
+                let rows = db::orders::shipments_of(c, keys)?;
+                Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
+            }),
+            creators: loader(pool, |c, keys| {
+                let rows = db::reference::creators_by_ids(c, keys)?;
+                Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+            }),
+            products: loader(pool, |c, keys| {
+                let rows = db::reference::products_by_ids(c, keys)?;
+                Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+            }),
         }
     }
 }
 
-type LoadResult<V> = Result<HashMap<i64, V>, Arc<async_graphql::Error>>;
+/// Rows by key, as one batch of keys reads them.
+type Read<V> = fn(&mut PgConnection, &[i64]) -> AppResult<HashMap<i64, V>>;
 
-fn to_loader_error(err: crate::AppError) -> Arc<async_graphql::Error> {
-    Arc::new(err.into())
+/// A loader of one relation: its batch of keys read in one query, on a pooled
+/// connection off the async workers.
+pub struct ByKey<V> {
+    pool: PgPool,
+    read: Read<V>,
+}
+
+impl<V: Send + Sync + Clone + 'static> Loader<i64> for ByKey<V> {
+    type Value = V;
+    type Error = Arc<async_graphql::Error>;
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, V>, Self::Error> {
+        let (keys, read) = (keys.to_vec(), self.read);
+        db::run(&self.pool, move |c| read(c, &keys))
+            .await
+            .map_err(|e| Arc::new(e.into()))
+    }
 }
 
 fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> HashMap<i64, Vec<T>> {
@@ -43,69 +79,4 @@ fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> HashMap<i64, Vec<T>> {
         map.entry(key(&row)).or_default().push(row);
     }
     map
-}
-
-pub struct ItemsLoader(PgPool);
-impl Loader<i64> for ItemsLoader {
-    type Value = Vec<OrderItemRow>;
-    type Error = Arc<async_graphql::Error>;
-    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
-        let keys = keys.to_vec();
-        let rows = db::run(&self.0, move |c| db::orders::items_of(c, &keys))
-            .await
-            .map_err(to_loader_error)?;
-        Ok(group(rows, |r| r.order_id))
-    }
-}
-
-pub struct AfterSalesLoader(PgPool);
-impl Loader<i64> for AfterSalesLoader {
-    type Value = Vec<AfterSaleRow>;
-    type Error = Arc<async_graphql::Error>;
-    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
-        let keys = keys.to_vec();
-        let rows = db::run(&self.0, move |c| db::orders::after_sales_of(c, &keys))
-            .await
-            .map_err(to_loader_error)?;
-        Ok(group(rows, |r| r.order_id))
-    }
-}
-
-pub struct ShipmentsLoader(PgPool);
-impl Loader<i64> for ShipmentsLoader {
-    type Value = ShipmentRow;
-    type Error = Arc<async_graphql::Error>;
-    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
-        let keys = keys.to_vec();
-        let rows = db::run(&self.0, move |c| db::orders::shipments_of(c, &keys))
-            .await
-            .map_err(to_loader_error)?;
-        Ok(rows.into_iter().map(|r| (r.order_id, r)).collect())
-    }
-}
-
-pub struct CreatorsLoader(PgPool);
-impl Loader<i64> for CreatorsLoader {
-    type Value = CreatorRow;
-    type Error = Arc<async_graphql::Error>;
-    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
-        let keys = keys.to_vec();
-        let rows = db::run(&self.0, move |c| db::reference::creators_by_ids(c, &keys))
-            .await
-            .map_err(to_loader_error)?;
-        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-    }
-}
-
-pub struct ProductsLoader(PgPool);
-impl Loader<i64> for ProductsLoader {
-    type Value = ProductRow;
-    type Error = Arc<async_graphql::Error>;
-    async fn load(&self, keys: &[i64]) -> LoadResult<Self::Value> {
-        let keys = keys.to_vec();
-        let rows = db::run(&self.0, move |c| db::reference::products_by_ids(c, &keys))
-            .await
-            .map_err(to_loader_error)?;
-        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-    }
 }

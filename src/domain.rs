@@ -305,6 +305,19 @@ text_enum!(
 
 impl Metric {
     /// Additive metrics sum over disjoint groups (rows + other = total).
+    /// What a value of the metric counts: money (major units of the report currency),
+    /// a ratio (a fraction), hours, or a count.
+    pub fn unit(self) -> MetricUnit {
+        use Metric::*;
+        match self {
+            Gmv | Aov | RefundAmount | Commission => MetricUnit::Money,
+            PayConversion | RefundRate | DisputeRate | OnTimeRate | RepeatRate => MetricUnit::Ratio,
+            AvgDeliveryHours => MetricUnit::Hours,
+            Orders | PaidOrders | Units | RefundOrders | DisputeOrders | Buyers | RepeatBuyers
+            | NewBuyers => MetricUnit::Count,
+        }
+    }
+
     pub fn is_additive(self) -> bool {
         matches!(
             self,
@@ -318,6 +331,15 @@ impl Metric {
                 | Metric::Commission
         )
     }
+}
+
+/// The unit of a metric's values ([`Metric::unit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricUnit {
+    Count,
+    Money,
+    Ratio,
+    Hours,
 }
 
 impl RolePreset {

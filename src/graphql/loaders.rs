@@ -32,7 +32,9 @@ impl Loaders {
             DataLoader::new(ByKey { pool, read }, tokio::spawn)
         }
         Loaders {
-            items: loader(pool, |c, keys| Ok(group(db::orders::items_of(c, keys)?, |r| r.order_id))),
+            items: loader(pool, |c, keys| {
+                Ok(group(db::orders::items_of(c, keys)?, |r| r.order_id))
+            }),
             after_sales: loader(pool, |c, keys| {
                 Ok(group(db::orders::after_sales_of(c, keys)?, |r| r.order_id))
             }),

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use super::{csv_response, push_text, Params};
 use crate::auth::Principal;
 use crate::domain::{
-    Channel, Compare, Dimension, Granularity, Metric, PaymentMethod, Platform, Region,
+    Channel, Compare, Dimension, Granularity, Metric, MetricUnit, PaymentMethod, Platform, Region,
 };
 use crate::error::{AppError, AppResult};
 use crate::graphql::cost;
@@ -180,14 +180,10 @@ fn push_number(out: &mut String, value: Option<f64>) {
 /// report currency (`GMV_CNY`), ratios as fractions (`REFUND_RATE_ratio`); counts,
 /// units and `AVG_DELIVERY_HOURS` say theirs already.
 fn metric_column(metric: Metric, currency: &str) -> String {
-    match metric {
-        Metric::Gmv | Metric::Aov | Metric::RefundAmount | Metric::Commission => {
-            format!("{metric}_{currency}")
-        }
-        Metric::PayConversion | Metric::RefundRate | Metric::DisputeRate | Metric::OnTimeRate => {
-            format!("{metric}_ratio")
-        }
-        _ => metric.to_string(),
+    match metric.unit() {
+        MetricUnit::Money => format!("{metric}_{currency}"),
+        MetricUnit::Ratio => format!("{metric}_ratio"),
+        MetricUnit::Count | MetricUnit::Hours => metric.to_string(),
     }
 }
 

@@ -224,8 +224,17 @@ fn checkout(
 pub fn migrate(conn: &mut PgConnection) -> anyhow::Result<usize> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-    Ok(applied.len())
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+        .len();
+    // The functions' current definitions, after the migrations that made what they
+    // read; under a lock, as two processes migrating at once would race on them.
+    diesel::Connection::transaction(conn, |c| {
+        c.batch_execute("SELECT pg_advisory_xact_lock(4242001)")?;
+        c.batch_execute(include_str!("functions.sql"))?;
+        Ok::<_, diesel::result::Error>(())
+    })
+    .map_err(|e| anyhow::anyhow!("replacing the database functions failed: {e}"))?;
+    Ok(applied)
 }
 
 /// Creates the database named in `database_url` when it does not exist yet.

@@ -4,6 +4,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -19,9 +20,11 @@ pub fn server_url() -> String {
 
 /// The template's name changes with the migrations, so a stale template is never used.
 fn template_name() -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut entries: Vec<_> = walk(&dir);
+    // The migrations and the functions `migrate` re-applies after them.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut entries: Vec<_> = walk(&root.join("migrations"));
     entries.sort();
+    entries.push(root.join("src/db/functions.sql"));
     let mut hasher = DefaultHasher::new();
     for path in entries {
         path.to_string_lossy().hash(&mut hasher);
@@ -45,9 +48,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A database of a test's own, dropped (with any connection still open to it) when the
+/// last handle using it goes, so a run leaves no databases behind.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = format!("{}/postgres", server_url());
+        if let Ok(mut admin) = PgConnection::establish(&admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
 /// Creates (once, under an advisory lock, for every test process) the migrated template
 /// and clones a fresh database from it.
-pub fn fresh_database() -> String {
+pub fn fresh_database() -> TestDatabase {
     let admin_url = format!("{}/postgres", server_url());
     let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
         panic!(
@@ -77,7 +99,10 @@ pub fn fresh_database() -> String {
         .batch_execute("SELECT pg_advisory_unlock(424242)")
         .unwrap();
     created.unwrap();
-    format!("{}/{name}", server_url())
+    TestDatabase {
+        url: format!("{}/{name}", server_url()),
+        name,
+    }
 }
 
 #[derive(QueryableByName)]
@@ -146,12 +171,15 @@ pub const FIXTURE: &str = "INSERT INTO tenants (id, name) VALUES (1, 'T1'), (2, 
        (5, 1, 'shop1 only', false, '{ORDERS_READ,ORDERS_WRITE}', '{1}');
      SELECT setval('tenants_id_seq', 2), setval('shops_id_seq', 3), setval('accounts_id_seq', 5);";
 
-/// A running application with its own database.
+/// A running application with its own database: a cheap handle to clone into tasks.
+/// The database goes when the last handle (nodes started from it included) does.
+#[derive(Clone)]
 pub struct TestApp {
     pub address: String,
     pub database_url: String,
     pub settings: Settings,
     pub client: reqwest::Client,
+    database: Option<Arc<TestDatabase>>,
 }
 
 impl TestApp {
@@ -166,8 +194,9 @@ impl TestApp {
 
     /// Like `spawn_with`, with `days` of history ending 2026-11-20.
     pub async fn spawn_days(orders: u64, days: u32, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let database_url = tokio::task::spawn_blocking(move || {
-            let url = fresh_database();
+        let database = tokio::task::spawn_blocking(move || {
+            let database = fresh_database();
+            let url = &database.url;
             if orders > 0 {
                 let args = orderscope::seed::SeedArgs {
                     orders,
@@ -179,18 +208,18 @@ impl TestApp {
                     creators: Some(40),
                     if_empty: false,
                 };
-                orderscope::seed::run(&url, &args).expect("seed");
+                orderscope::seed::run(url, &args).expect("seed");
             } else {
-                let mut conn = PgConnection::establish(&url).unwrap();
+                let mut conn = PgConnection::establish(url).unwrap();
                 conn.batch_execute(FIXTURE).unwrap();
             }
-            url
+            database
         })
         .await
         .unwrap();
-        let mut settings = test_settings(&database_url);
+        let mut settings = test_settings(&database.url);
         tweak(&mut settings);
-        let app = Self::start(database_url, settings);
+        let app = Self::start(database.url.clone(), settings, Some(Arc::new(database)));
         app.wait_until_ready().await;
         app
     }
@@ -237,23 +266,31 @@ impl TestApp {
     pub fn on_database(database_url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = test_settings(database_url);
         tweak(&mut settings);
-        Self::start(database_url.to_string(), settings)
+        Self::start(database_url.to_string(), settings, None)
     }
 
     /// A second server process on the same database and Redis key space, as a second
     /// API node behind a load balancer would be.
     pub fn second_node(&self) -> TestApp {
-        Self::start(self.database_url.clone(), self.settings.clone())
+        Self::start(
+            self.database_url.clone(),
+            self.settings.clone(),
+            self.database.clone(),
+        )
     }
 
     /// Another server process on the same database with changed settings.
     pub fn node_with(&self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = self.settings.clone();
         tweak(&mut settings);
-        Self::start(self.database_url.clone(), settings)
+        Self::start(self.database_url.clone(), settings, self.database.clone())
     }
 
-    fn start(database_url: String, settings: Settings) -> TestApp {
+    fn start(
+        database_url: String,
+        settings: Settings,
+        database: Option<Arc<TestDatabase>>,
+    ) -> TestApp {
         let app = orderscope::startup::Application::build(settings.clone()).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -261,6 +298,7 @@ impl TestApp {
             address,
             database_url,
             settings,
+            database,
             // Idle connections expire before the server's 5 s keep-alive closes them, so a
             // test that pauses between requests never reuses a closing connection.
             client: reqwest::Client::builder()

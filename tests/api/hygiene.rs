@@ -666,11 +666,11 @@ async fn otlp_collector() -> (
 #[tokio::test]
 async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (endpoint, mut received) = otlp_collector().await;
-    let database_url = tokio::task::spawn_blocking(crate::helpers::fresh_database)
+    let database = tokio::task::spawn_blocking(crate::helpers::fresh_database)
         .await
         .unwrap();
     let server = crate::helpers::ServerProcess::start(
-        &database_url,
+        &database.url,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_SERVICE_NAME", "orderscope-under-test"),
@@ -699,5 +699,57 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     assert!(
         contains(b"/graphql") || contains(b"/healthz"),
         "request spans are exported"
+    );
+}
+
+/// Every PL/pgSQL function of a migrated database has its one current definition in
+/// src/db/functions.sql, and `migrate` puts that definition back over any other.
+#[tokio::test]
+async fn migrate_reapplies_each_functions_one_current_definition() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Function {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        definition: String,
+    }
+    let database = tokio::task::spawn_blocking(crate::helpers::fresh_database)
+        .await
+        .unwrap();
+    let mut conn = PgConnection::establish(&database.url).unwrap();
+    let functions = |conn: &mut PgConnection| -> Vec<Function> {
+        diesel::sql_query(
+            "SELECT p.proname::text AS name, pg_get_functiondef(p.oid) AS definition
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'public' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
+             ORDER BY 1",
+        )
+        .load(conn)
+        .unwrap()
+    };
+    let current = include_str!("../../src/db/functions.sql");
+    let before = functions(&mut conn);
+    assert!(!before.is_empty());
+    for f in &before {
+        assert!(
+            current.contains(&format!("CREATE OR REPLACE FUNCTION {}()", f.name)),
+            "{} is not defined in src/db/functions.sql",
+            f.name
+        );
+    }
+    diesel::sql_query(
+        "CREATE OR REPLACE FUNCTION change_log_shop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    orderscope::db::migrate(&mut conn).unwrap();
+    let after = functions(&mut conn);
+    let shop = after.iter().find(|f| f.name == "change_log_shop").unwrap();
+    assert!(
+        shop.definition
+            .contains("INSERT INTO change_log (kind, id) VALUES ('s', NEW.id)"),
+        "{}",
+        shop.definition
     );
 }

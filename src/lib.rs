@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) only parses the command; everything else lives here so that
 //! tests can start the real application with [`startup::Application::build`].
 
+pub mod accounts;
 pub mod analytics;
 pub mod auth;
 pub mod cache;

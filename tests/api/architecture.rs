@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "services",
         &[
+            "accounts",
             "analytics",
             "auth",
             "cache",

@@ -18,6 +18,7 @@ pub mod import;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod operations;
 pub mod reports;
 pub mod schedules;
 pub mod seed;

@@ -5,10 +5,9 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::Utc;
 
 use super::orders::{order_page, AfterSale, Order, OrderConnection, OrderFilter, OrderOrder};
-use super::{parse_id, principal, shared};
-use crate::auth::Principal;
+use super::{principal, shared};
 use crate::db;
-use crate::domain::{AbnormalKind, AfterSaleDecision, DataSet, Permission, Platform};
+use crate::domain::{AbnormalKind, AfterSaleDecision, DataSet};
 use crate::error::{AppError, AppResult};
 
 #[derive(Default)]
@@ -59,32 +58,9 @@ pub struct ResolveAfterSalePayload {
 #[derive(Default)]
 pub struct OperationsMutation;
 
-/// The caller's shops with their platforms (status codes are written per platform).
-fn shop_platforms(p: &Principal) -> Vec<(i64, Platform)> {
-    p.shops.iter().map(|s| (s.id, s.platform)).collect()
-}
-
-/// Trims a required free-text argument and bounds its length.
-fn text_arg(field: &str, value: &str, max: usize) -> AppResult<String> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max {
-        return Err(AppError::bad_input(format!(
-            "{field} must be 1 to {max} characters"
-        )));
-    }
-    crate::domain::check_plain_text(field, value, max).map_err(AppError::bad_input)?;
-    Ok(value.to_string())
-}
-
-/// Orders one `batchShipOrders` call may ship.
-pub const MAX_BATCH_SHIP: usize = 500;
-
-#[derive(async_graphql::InputObject)]
-pub struct ShipOrderInput {
-    pub id: ID,
-    pub carrier: String,
-    pub tracking_no: String,
-}
+pub use crate::operations::{
+    AnnotateOrderInput, ShipOrderInput, MAX_BATCH_ANNOTATE, MAX_BATCH_SHIP,
+};
 
 #[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum BatchItemStatus {
@@ -118,15 +94,12 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
-    /// The report of a batch: the items refused before any database work (by index,
-    /// `None` for the others) and the database's outcome for the others.
-    fn assemble(
-        ids: &[&ID],
-        mut items: Vec<Option<BatchItemResult>>,
-        outcomes: Vec<(usize, AppResult<db::operations::OrderWrite>)>,
-    ) -> BatchReport {
-        for (index, outcome) in outcomes {
-            items[index] = Some(match outcome {
+    /// The report of a batch from each item's outcome, in the order the items were sent.
+    fn of(ids: &[&ID], outcomes: Vec<AppResult<db::operations::OrderWrite>>) -> BatchReport {
+        let items = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| match outcome {
                 Ok(written) => BatchItemResult {
                     index: index as i32,
                     id: ids[index].clone(),
@@ -140,9 +113,9 @@ impl BatchReport {
                     order: Some(Order(written.order)),
                 },
                 Err(e) => rejected_item(index, ids[index], &e),
-            });
-        }
-        BatchReport::from_items(items.into_iter().flatten().collect())
+            })
+            .collect();
+        BatchReport::from_items(items)
     }
 
     pub fn from_items(items: Vec<BatchItemResult>) -> BatchReport {
@@ -168,48 +141,6 @@ pub fn rejected_item(index: usize, id: &ID, err: &AppError) -> BatchItemResult {
     }
 }
 
-/// Orders one `annotateOrders` call may annotate.
-pub const MAX_BATCH_ANNOTATE: usize = 500;
-
-/// A seller's note and flag for one order; an absent field is left as it is.
-#[derive(async_graphql::InputObject)]
-pub struct AnnotateOrderInput {
-    pub id: ID,
-    /// The seller's note (1 to 500 characters); an empty string removes it.
-    pub note: Option<String>,
-    /// The flag colour; `clearFlag: true` removes it.
-    pub flag: Option<crate::domain::SellerFlag>,
-    #[graphql(default)]
-    pub clear_flag: bool,
-}
-
-fn annotation_of(item: &AnnotateOrderInput) -> AppResult<(i64, db::operations::Annotation)> {
-    let id = parse_id("id", &item.id)?;
-    let note = match item.note.as_deref().map(str::trim) {
-        None => None,
-        Some("") => Some(None),
-        Some(text) => {
-            if text.chars().count() > 500 {
-                return Err(AppError::bad_input("note must be at most 500 characters"));
-            }
-            crate::domain::check_plain_text("note", text, 500).map_err(AppError::bad_input)?;
-            Some(Some(text.to_string()))
-        }
-    };
-    let flag = match (item.flag, item.clear_flag) {
-        (Some(_), true) => {
-            return Err(AppError::bad_input("give flag or clearFlag, not both"));
-        }
-        (Some(flag), false) => Some(Some(flag)),
-        (None, true) => Some(None),
-        (None, false) => None,
-    };
-    if note.is_none() && flag.is_none() {
-        return Err(AppError::bad_input("give a note, a flag or clearFlag"));
-    }
-    Ok((id, db::operations::Annotation { note, flag }))
-}
-
 #[Object]
 impl OperationsMutation {
     /// Sets or clears the seller's note (卖家备注) and flag (旗帜) of up to 500 orders
@@ -220,40 +151,10 @@ impl OperationsMutation {
         ctx: &Context<'_>,
         orders: Vec<AnnotateOrderInput>,
     ) -> async_graphql::Result<BatchReport> {
-        let p = principal(ctx)?;
-        p.require(Permission::OrdersAnnotate)?;
-        if orders.is_empty() || orders.len() > MAX_BATCH_ANNOTATE {
-            return Err(AppError::bad_input(format!(
-                "orders must hold 1 to {MAX_BATCH_ANNOTATE} items"
-            ))
-            .into());
-        }
-        let mut checked = Vec::with_capacity(orders.len());
-        let mut results: Vec<Option<BatchItemResult>> = Vec::with_capacity(orders.len());
-        for (index, item) in orders.iter().enumerate() {
-            match annotation_of(item) {
-                Ok((id, annotation)) => {
-                    checked.push((index, id, annotation));
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(rejected_item(index, &item.id, &e))),
-            }
-        }
-        let (actor, shop_ids) = (p.actor(), p.shop_ids());
-        let outcomes = db::run(&shared(ctx).pool, move |c| {
-            let now = Utc::now();
-            Ok(checked
-                .into_iter()
-                .map(|(index, id, annotation)| {
-                    let written =
-                        db::operations::annotate(c, actor, &shop_ids, id, &annotation, now);
-                    (index, written)
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
+        let outcomes =
+            crate::operations::annotate_orders(shared(ctx), principal(ctx)?, &orders).await?;
         let ids: Vec<&ID> = orders.iter().map(|o| &o.id).collect();
-        Ok(BatchReport::assemble(&ids, results, outcomes))
+        Ok(BatchReport::of(&ids, outcomes))
     }
 
     /// Ships up to 500 `AWAITING_SHIPMENT` orders (批量发货; needs `ORDERS_SHIP`), each in
@@ -264,48 +165,10 @@ impl OperationsMutation {
         ctx: &Context<'_>,
         orders: Vec<ShipOrderInput>,
     ) -> async_graphql::Result<BatchReport> {
-        let p = principal(ctx)?;
-        p.require(Permission::OrdersShip)?;
-        if orders.is_empty() || orders.len() > MAX_BATCH_SHIP {
-            return Err(AppError::bad_input(format!(
-                "orders must hold 1 to {MAX_BATCH_SHIP} items"
-            ))
-            .into());
-        }
-        // Items whose arguments are bad are rejected before any database work.
-        let mut checked = Vec::with_capacity(orders.len());
-        let mut results: Vec<Option<BatchItemResult>> = Vec::with_capacity(orders.len());
-        for (index, item) in orders.iter().enumerate() {
-            let parsed = parse_id("id", &item.id).and_then(|id| {
-                Ok((
-                    id,
-                    text_arg("carrier", &item.carrier, 64)?,
-                    text_arg("trackingNo", &item.tracking_no, 64)?,
-                ))
-            });
-            match parsed {
-                Ok((id, carrier, tracking)) => {
-                    checked.push((index, id, carrier, tracking));
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(rejected_item(index, &item.id, &e))),
-            }
-        }
-        let (actor, shops) = (p.actor(), shop_platforms(p));
-        let outcomes = db::run(&shared(ctx).pool, move |c| {
-            let now = Utc::now();
-            Ok(checked
-                .into_iter()
-                .map(|(index, id, carrier, tracking)| {
-                    let shipped =
-                        db::operations::ship(c, actor, &shops, id, &carrier, &tracking, now);
-                    (index, shipped)
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
+        let outcomes =
+            crate::operations::ship_orders(shared(ctx), principal(ctx)?, &orders).await?;
         let ids: Vec<&ID> = orders.iter().map(|o| &o.id).collect();
-        Ok(BatchReport::assemble(&ids, results, outcomes))
+        Ok(BatchReport::of(&ids, outcomes))
     }
 
     /// Ships an `AWAITING_SHIPMENT` order (needs `ORDERS_SHIP`). Repeating the call with
@@ -317,23 +180,13 @@ impl OperationsMutation {
         carrier: String,
         tracking_no: String,
     ) -> async_graphql::Result<ShipOrderPayload> {
-        let p = principal(ctx)?;
-        p.require(Permission::OrdersShip)?;
-        let order_id = parse_id("id", &id)?;
-        let carrier = text_arg("carrier", &carrier, 64)?;
-        let tracking_no = text_arg("trackingNo", &tracking_no, 64)?;
-        let (actor, shops) = (p.actor(), shop_platforms(p));
-        let shipped = db::run(&shared(ctx).pool, move |c| {
-            db::operations::ship(
-                c,
-                actor,
-                &shops,
-                order_id,
-                &carrier,
-                &tracking_no,
-                Utc::now(),
-            )
-        })
+        let shipped = crate::operations::ship_order(
+            shared(ctx),
+            principal(ctx)?,
+            &id,
+            &carrier,
+            &tracking_no,
+        )
         .await?;
         Ok(ShipOrderPayload {
             order: Order(shipped.order),
@@ -352,25 +205,14 @@ impl OperationsMutation {
         note: Option<String>,
         refund_amount: Option<i64>,
     ) -> async_graphql::Result<ResolveAfterSalePayload> {
-        let p = principal(ctx)?;
-        p.require(Permission::AfterSalesHandle)?;
-        let case_id = parse_id("id", &id)?;
-        let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-        if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
-            return Err(AppError::bad_input("note must be at most 500 characters").into());
-        }
-        if refund_amount.is_some_and(|a| a <= 0) {
-            return Err(AppError::bad_input("refundAmount must be positive").into());
-        }
-        let (actor, shops) = (p.actor(), shop_platforms(p));
-        let resolved = db::run(&shared(ctx).pool, move |c| {
-            let decision = db::operations::Decision {
-                decision,
-                note: note.as_deref(),
-                refund_amount,
-            };
-            db::operations::resolve_after_sale(c, actor, &shops, case_id, &decision, Utc::now())
-        })
+        let resolved = crate::operations::resolve_after_sale(
+            shared(ctx),
+            principal(ctx)?,
+            &id,
+            decision,
+            note,
+            refund_amount,
+        )
         .await?;
         Ok(ResolveAfterSalePayload {
             after_sale: AfterSale(resolved.case),

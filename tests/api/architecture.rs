@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "filters",
             "ingest",
             "import",
+            "operations",
             "reports",
             "schedules",
             "seed",

@@ -601,3 +601,62 @@ pub fn dedupe(orders: Vec<ValidOrder>) -> (Vec<ValidOrder>, Vec<IngestResult>) {
     });
     (kept, superseded)
 }
+
+/// Writes validated orders in one transaction: the newest version of each (shop, order
+/// number) is upserted, older ones in the batch are reported against it. Every order's
+/// result, in no particular order.
+pub fn write(
+    conn: &mut diesel::PgConnection,
+    actor: crate::db::audit::Actor,
+    valid: Vec<ValidOrder>,
+) -> crate::error::AppResult<Vec<IngestResult>> {
+    let (batch, mut results) = dedupe(valid);
+    let written = crate::db::ingest::apply(conn, &batch, actor)?;
+    results.extend(written.into_iter().map(IngestResult::from));
+    Ok(results)
+}
+
+/// `ingestOrders`: validates up to `max_ingest_batch` orders as `p` (who needs
+/// `ORDERS_WRITE`) and writes the valid ones; an invalid order is `REJECTED` with its
+/// reason and never sinks the others.
+pub async fn ingest_orders(
+    services: &crate::state::Services,
+    p: &Principal,
+    orders: Vec<OrderInput>,
+) -> crate::error::AppResult<IngestReport> {
+    use crate::error::AppError;
+    p.require(crate::domain::Permission::OrdersWrite)?;
+    let max = services.settings.limits.max_ingest_batch;
+    if orders.len() > max {
+        return Err(AppError::bad_input(format!(
+            "ingestOrders takes at most {max} orders per call, got {}",
+            orders.len()
+        )));
+    }
+    let codes: HashSet<String> = services
+        .provinces()
+        .await?
+        .iter()
+        .map(|p| p.code.clone())
+        .collect();
+    let mut valid = Vec::with_capacity(orders.len());
+    let mut results = Vec::new();
+    for (index, input) in orders.into_iter().enumerate() {
+        let (shop_id, order_no) = (input.shop_id.clone(), input.order_no.clone());
+        match validate(index as i32, input, p, &codes) {
+            Ok(v) => valid.push(v),
+            Err(reason) => results.push(IngestResult {
+                index: index as i32,
+                shop_id,
+                order_no,
+                outcome: IngestOutcome::Rejected,
+                order_id: None,
+                reason: Some(reason),
+            }),
+        }
+    }
+    let actor = p.actor();
+    let written = crate::db::run(&services.pool, move |c| write(c, actor, valid)).await?;
+    results.extend(written);
+    Ok(IngestReport::from_results(results))
+}

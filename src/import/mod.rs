@@ -19,7 +19,7 @@ use crate::auth::Principal;
 use crate::db;
 use crate::domain::Platform;
 use crate::error::{AppError, AppResult};
-use crate::ingest::{dedupe, validate, IngestOutcome, IngestResult, OrderInput};
+use crate::ingest::{validate, IngestOutcome, OrderInput};
 
 pub use read::Rows;
 
@@ -157,7 +157,6 @@ fn write_batch(
         })
         .collect();
     let mut valid = Vec::new();
-    let mut results: Vec<IngestResult> = Vec::new();
     for (index, assembled) in batch.into_iter().enumerate() {
         let input: OrderInput = match assembled.order {
             Ok(input) => input,
@@ -171,15 +170,10 @@ fn write_batch(
             Err(reason) => outcomes[index].reason = Some(reason),
         }
     }
-    if !valid.is_empty() {
-        let (batch, superseded) = dedupe(valid);
-        results.extend(superseded);
-        results.extend(
-            db::ingest::apply(conn, &batch, actor)?
-                .into_iter()
-                .map(IngestResult::from),
-        );
-    }
+    let results = match valid.is_empty() {
+        true => Vec::new(),
+        false => crate::ingest::write(conn, actor, valid)?,
+    };
     for r in results {
         let o = &mut outcomes[r.index as usize];
         o.outcome = outcome_name(r.outcome);

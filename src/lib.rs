@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod memory;
 pub mod metrics;
 pub mod operations;
+pub mod orders;
 pub mod reports;
 pub mod schedules;
 pub mod seed;

@@ -2,12 +2,11 @@
 //! order and deciding after-sale cases.
 
 use async_graphql::{Context, Object, SimpleObject, ID};
-use chrono::Utc;
 
-use super::orders::{order_page, AfterSale, Order, OrderConnection, OrderFilter, OrderOrder};
+use super::orders::{AfterSale, Order, OrderConnection, OrderFilter, OrderOrder};
 use super::{principal, shared};
 use crate::db;
-use crate::domain::{AbnormalKind, AfterSaleDecision, DataSet};
+use crate::domain::{AbnormalKind, AfterSaleDecision};
 use crate::error::{AppError, AppResult};
 
 #[derive(Default)]
@@ -30,11 +29,17 @@ impl OperationsQuery {
         after: Option<String>,
         order_by: Option<OrderOrder>,
     ) -> async_graphql::Result<OrderConnection> {
-        let p = principal(ctx)?;
-        p.require_read(DataSet::OrderRows)?;
-        let mut query = filter.unwrap_or_default().to_query(p)?;
-        query.abnormal = Some((kind, Utc::now()));
-        Ok(order_page(ctx, query, first, after, order_by).await?)
+        let page = crate::orders::list(
+            shared(ctx),
+            principal(ctx)?,
+            filter,
+            Some(kind),
+            first,
+            after.as_deref(),
+            order_by,
+        )
+        .await?;
+        Ok(OrderConnection::of(page, after.as_deref()))
     }
 }
 

@@ -1,17 +1,13 @@
 //! `orders` (a Relay connection with filters, sorting and stable cursors) and
 //! `order(id)` with its items, after-sales, shipment and status timeline.
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject, ID};
-use base64::Engine;
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::loaders::Loaders;
 use super::viewer::{Province, Shop};
 use super::{principal, provinces, shared};
-use crate::db::orders::{
-    AfterSaleRow, OrderCursor, OrderItemRow, OrderQuery, OrderRow, OrderSort, ShipmentRow,
-};
-use crate::db::{self};
+use crate::db::orders::{AfterSaleRow, OrderItemRow, OrderQuery, OrderRow, ShipmentRow};
 use crate::domain::{
     mask_address, mask_name, mask_phone, AfterSaleKind, AfterSaleStatus, Channel, DataSet, Dispute,
     OrderStatus, PaymentMethod, Platform,
@@ -20,70 +16,7 @@ use crate::error::{AppError, AppResult};
 
 pub use crate::filters::OrderFilter;
 
-#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
-pub enum OrderSortField {
-    #[default]
-    PlacedAt,
-    PaidAmount,
-}
-
-#[derive(Enum, Copy, Clone, PartialEq, Eq, Default)]
-pub enum SortDirection {
-    Asc,
-    #[default]
-    Desc,
-}
-
-#[derive(InputObject, Clone, Copy, Default)]
-pub struct OrderOrder {
-    #[graphql(default)]
-    pub field: OrderSortField,
-    #[graphql(default)]
-    pub direction: SortDirection,
-}
-
-fn sort_of(order: OrderOrder) -> OrderSort {
-    match (order.field, order.direction) {
-        (OrderSortField::PlacedAt, SortDirection::Desc) => OrderSort::PlacedDesc,
-        (OrderSortField::PlacedAt, SortDirection::Asc) => OrderSort::PlacedAsc,
-        (OrderSortField::PaidAmount, SortDirection::Desc) => OrderSort::AmountDesc,
-        (OrderSortField::PaidAmount, SortDirection::Asc) => OrderSort::AmountAsc,
-    }
-}
-
-/// Cursors are opaque to clients: base64 of the sort key and the id of a row.
-pub fn encode_cursor(sort: OrderSort, row: &OrderRow) -> String {
-    let raw = match sort {
-        OrderSort::PlacedDesc | OrderSort::PlacedAsc => {
-            format!("p:{}:{}", row.placed_at.timestamp_micros(), row.id)
-        }
-        OrderSort::AmountDesc | OrderSort::AmountAsc => format!("a:{}:{}", row.paid_amount, row.id),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
-pub fn decode_cursor(sort: OrderSort, cursor: &str) -> AppResult<OrderCursor> {
-    let bad = || AppError::bad_input("after is not a cursor of this list and ordering");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(bad)?;
-    let mut parts = raw.splitn(3, ':');
-    let (kind, key, id) = (parts.next(), parts.next(), parts.next());
-    let id: i64 = id.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let key: i64 = key.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    match (kind, sort) {
-        (Some("p"), OrderSort::PlacedDesc | OrderSort::PlacedAsc) => {
-            let at = DateTime::from_timestamp_micros(key).ok_or_else(bad)?;
-            Ok(OrderCursor::Placed(at, id))
-        }
-        (Some("a"), OrderSort::AmountDesc | OrderSort::AmountAsc) => {
-            Ok(OrderCursor::Amount(key, id))
-        }
-        _ => Err(bad()),
-    }
-}
+pub use crate::orders::{OrderOrder, OrderSortField, SortDirection};
 
 #[derive(SimpleObject)]
 pub struct PageInfo {
@@ -113,55 +46,32 @@ pub struct OrderConnection {
 impl OrderConnection {
     /// How many orders match the filter, across all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let query = self.query.clone();
-        Ok(db::run(&shared(ctx).pool, move |c| db::orders::count(c, &query)).await?)
+        Ok(crate::orders::count(shared(ctx), self.query.clone()).await?)
     }
 }
 
-/// Runs a validated orders query; shared by `orders` and other order lists.
-pub async fn order_page(
-    ctx: &Context<'_>,
-    query: OrderQuery,
-    first: i32,
-    after: Option<String>,
-    order_by: Option<OrderOrder>,
-) -> AppResult<OrderConnection> {
-    let limits = &shared(ctx).settings.limits;
-    if first < 0 || first > limits.max_page_size {
-        return Err(AppError::bad_input(format!(
-            "first must be between 0 and {}",
-            limits.max_page_size
-        )));
+impl OrderConnection {
+    /// A page of the orders service as a Relay connection.
+    pub fn of(page: crate::orders::Page, after: Option<&str>) -> OrderConnection {
+        let edges: Vec<OrderEdge> = page
+            .rows
+            .into_iter()
+            .map(|(cursor, row)| OrderEdge {
+                cursor,
+                node: Order(row),
+            })
+            .collect();
+        OrderConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                has_previous_page: after.is_some(),
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            query: page.query,
+        }
     }
-    let sort = sort_of(order_by.unwrap_or_default());
-    let cursor = after
-        .as_deref()
-        .map(|c| decode_cursor(sort, c))
-        .transpose()?;
-    let q = query.clone();
-    let mut rows = db::run(&shared(ctx).pool, move |c| {
-        db::orders::list(c, &q, sort, cursor, i64::from(first) + 1)
-    })
-    .await?;
-    let has_next_page = rows.len() > first as usize;
-    rows.truncate(first as usize);
-    let edges: Vec<OrderEdge> = rows
-        .into_iter()
-        .map(|row| OrderEdge {
-            cursor: encode_cursor(sort, &row),
-            node: Order(row),
-        })
-        .collect();
-    Ok(OrderConnection {
-        page_info: PageInfo {
-            has_next_page,
-            has_previous_page: after.is_some(),
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
-        },
-        edges,
-        query,
-    })
 }
 
 #[derive(Default)]
@@ -179,24 +89,22 @@ impl OrdersQuery {
         after: Option<String>,
         order_by: Option<OrderOrder>,
     ) -> async_graphql::Result<OrderConnection> {
-        let p = principal(ctx)?;
-        p.require_read(DataSet::OrderRows)?;
-        let query = filter.unwrap_or_default().to_query(p)?;
-        Ok(order_page(ctx, query, first, after, order_by).await?)
+        let page = crate::orders::list(
+            shared(ctx),
+            principal(ctx)?,
+            filter,
+            None,
+            first,
+            after.as_deref(),
+            order_by,
+        )
+        .await?;
+        Ok(OrderConnection::of(page, after.as_deref()))
     }
 
     /// One order; another tenant's order is `null` exactly like a missing one.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Order>> {
-        let p = principal(ctx)?;
-        p.require_read(DataSet::OrderRows)?;
-        let Ok(id) = id.parse::<i64>() else {
-            return Ok(None);
-        };
-        let shop_ids = p.shop_ids();
-        let row = db::run(&shared(ctx).pool, move |c| {
-            db::orders::find(c, id, &shop_ids)
-        })
-        .await?;
+        let row = crate::orders::find(shared(ctx), principal(ctx)?, &id).await?;
         Ok(row.map(Order))
     }
 }

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "ingest",
             "import",
             "operations",
+            "orders",
             "reports",
             "schedules",
             "seed",

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod export_links;
 pub mod filters;
 pub mod forecast;
 pub mod graphql;

@@ -2,31 +2,14 @@
 //! `reportSchedules` with each schedule's delivery log. The delivery itself is
 //! `crate::schedules`.
 
-use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, ID};
-use base64::Engine;
-use chrono::{DateTime, NaiveTime, Utc};
-use serde_json::json;
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
 
-use super::{parse_id, principal, shared};
+use super::{principal, shared};
 use crate::db;
-use crate::domain::Permission;
-use crate::error::AppError;
-use crate::schedules::{check_report, next_run, DAILY_REPORT};
+use crate::schedules::manage;
 
-#[derive(InputObject)]
-pub struct ReportScheduleInput {
-    /// `DAILY_REPORT` (yesterday's 日报 as JSON, for every shop in the account's scope)
-    /// or an export path with its query string, as `createExportLink` takes it, where
-    /// `{date}` and `{date-N}` are the run's local date and N days before, e.g.
-    /// `/export/breakdown.csv?from={date-7}&to={date-1}&dimension=PROVINCE&metrics=GMV,ORDERS`.
-    pub report: String,
-    /// Local time of day, `HH:MM` (or `HH:MM:SS`).
-    pub time_of_day: String,
-    /// IANA zone of `timeOfDay` and of the dates; `Asia/Shanghai` when absent.
-    pub timezone: Option<String>,
-    /// Where each run is POSTed (http or https).
-    pub url: String,
-}
+pub use crate::schedules::manage::ReportScheduleInput;
 
 #[derive(SimpleObject)]
 #[graphql(complex)]
@@ -85,12 +68,7 @@ impl ReportSchedule {
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: i32,
     ) -> async_graphql::Result<Vec<ReportDelivery>> {
-        let id = self.schedule_id;
-        let first = i64::from(first.clamp(1, 200));
-        let rows = db::run(&shared(ctx).pool, move |c| {
-            db::schedules::deliveries(c, id, first)
-        })
-        .await?;
+        let rows = manage::deliveries(shared(ctx), self.schedule_id, first).await?;
         Ok(rows
             .into_iter()
             .map(|d| ReportDelivery {
@@ -107,11 +85,6 @@ impl ReportSchedule {
     }
 }
 
-/// Manageable schedules: an account's own, or with `ACCOUNTS_MANAGE` the tenant's.
-fn own_only(p: &crate::auth::Principal) -> Option<i64> {
-    (!p.has(Permission::AccountsManage)).then_some(p.account_id)
-}
-
 #[derive(Default)]
 pub struct SchedulesQuery;
 
@@ -123,12 +96,7 @@ impl SchedulesQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<ReportSchedule>> {
-        let p = principal(ctx)?;
-        let (tenant, own) = (p.tenant_id, own_only(p));
-        let rows = db::run(&shared(ctx).pool, move |c| {
-            db::schedules::list(c, tenant, own)
-        })
-        .await?;
+        let rows = manage::list(shared(ctx), principal(ctx)?).await?;
         Ok(rows.into_iter().map(shape).collect())
     }
 }
@@ -148,62 +116,7 @@ impl SchedulesMutation {
         ctx: &Context<'_>,
         input: ReportScheduleInput,
     ) -> async_graphql::Result<CreatedReportSchedule> {
-        let p = principal(ctx)?;
-        if input.report == DAILY_REPORT {
-            p.require(Permission::AnalyticsRead)?;
-        } else {
-            p.require(Permission::Export)?;
-        }
-        check_report(&input.report)?;
-        let time = NaiveTime::parse_from_str(input.time_of_day.trim(), "%H:%M")
-            .or_else(|_| NaiveTime::parse_from_str(input.time_of_day.trim(), "%H:%M:%S"))
-            .map_err(|_| AppError::bad_input("timeOfDay must be HH:MM (or HH:MM:SS)"))?;
-        let timezone = input.timezone.unwrap_or_else(|| "Asia/Shanghai".into());
-        crate::analytics::buckets::parse_zone(&timezone)?;
-        let url = reqwest::Url::parse(input.url.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .filter(|_| input.url.len() <= 2000)
-            .ok_or_else(|| AppError::bad_input("url must be an http or https URL"))?
-            .to_string();
-        let secret = {
-            let bytes: [u8; 32] = rand_bytes();
-            format!(
-                "whsec_{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-            )
-        };
-        let next = next_run(time, &timezone, Utc::now());
-        let (tenant, account) = (p.tenant_id, p.account_id);
-        let actor = p.actor();
-        let report = input.report;
-        let secret_stored = secret.clone();
-        let row = db::audit::audited(
-            &shared(ctx).pool,
-            actor,
-            "createReportSchedule",
-            move |c| {
-                let schedule = db::schedules::NewSchedule {
-                    tenant_id: tenant,
-                    account_id: account,
-                    report: &report,
-                    time_of_day: time,
-                    timezone: &timezone,
-                    url: &url,
-                    secret: &secret_stored,
-                    next_run_at: next,
-                };
-                db::schedules::insert(c, &schedule)
-            },
-            |row| {
-                let details = json!({
-                    "report": row.report, "timeOfDay": row.time_of_day.to_string(),
-                    "timezone": row.timezone, "url": row.url,
-                });
-                Some((format!("schedule:{}", row.id), details))
-            },
-        )
-        .await?;
+        let (row, secret) = manage::create(shared(ctx), principal(ctx)?, input).await?;
         Ok(CreatedReportSchedule {
             schedule: shape(row),
             secret,
@@ -217,26 +130,6 @@ impl SchedulesMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<bool> {
-        let p = principal(ctx)?;
-        let id = parse_id("id", &id)?;
-        let (tenant, own, actor) = (p.tenant_id, own_only(p), p.actor());
-        Ok(db::audit::audited(
-            &shared(ctx).pool,
-            actor,
-            "deleteReportSchedule",
-            move |c| db::schedules::delete(c, tenant, id, own),
-            move |deleted| deleted.then(|| (format!("schedule:{id}"), json!({}))),
-        )
-        .await?)
+        Ok(manage::delete(shared(ctx), principal(ctx)?, &id).await?)
     }
-}
-
-/// Random bytes from the operating system (a v4 UUID's generator).
-fn rand_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    for chunk in out.chunks_mut(16) {
-        let len = chunk.len();
-        chunk.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..len]);
-    }
-    out
 }

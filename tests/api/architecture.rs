@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "analytics",
             "auth",
             "cache",
+            "export_links",
             "filters",
             "ingest",
             "import",

@@ -20,10 +20,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::ID;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde_json::json;
 
 use super::{error_response, AppState};
-use crate::db;
 use crate::error::{AppError, AppResult};
 
 pub use orders::{orders_csv, ExportSlots, MAX_CONCURRENT_EXPORTS, MAX_EXPORT_DAYS};
@@ -174,45 +172,12 @@ pub async fn link(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    let hash = crate::graphql::exports::token_hash(&token);
-    let found = db::run(&state.pool, move |c| db::export_links::use_live(c, &hash)).await;
-    let link = match found {
-        Ok(Some(link)) => link,
-        Ok(None) => {
-            let err = AppError::Unauthenticated(
-                "this download link has expired, was revoked or does not exist".into(),
-            );
-            return error_response(&state.metrics, err);
-        }
+    let link = match crate::export_links::open(&state.services, &token).await {
+        Ok(link) => link,
         Err(e) => return error_response(&state.metrics, e),
     };
-    let subject = crate::auth::TokenSubject {
-        account_id: link.account_id,
-        tenant_id: link.tenant_id,
-        generation: link.token_generation,
-        // A link made under an OIDC provider's roles keeps their narrowing.
-        permission_mask: link.permission_mask.map(|m| m as u32),
-    };
-    let principal = match db::accounts::load(&state.pool, subject).await {
-        Ok(p) => p,
-        Err(e) => return error_response(&state.metrics, e),
-    };
-    super::access::note(&req, principal.tenant_id, None);
-    let actor = principal.actor();
-    let link_id = link.id;
-    let recorded = db::run(&state.pool, move |c| {
-        db::audit::record(
-            c,
-            actor,
-            "useExportLink",
-            &format!("exportLink:{link_id}"),
-            json!({}),
-        )
-    })
-    .await;
-    if let Err(e) = recorded {
-        return error_response(&state.metrics, e);
-    }
+    super::access::note(&req, link.principal.tenant_id, None);
+    let principal = link.principal;
     match link.path.as_str() {
         "/export/orders.csv" => orders::orders_csv_as(&state, &slots, principal, &link.query).await,
         path => {

@@ -10,6 +10,8 @@
 //! [`MAX_ATTEMPTS`] the delivery is FAILED. Each run is one delivery row, created and
 //! claimed under row locks other nodes skip, so two nodes send it once.
 
+pub mod manage;
+
 use std::sync::Arc;
 use std::time::Duration;
 

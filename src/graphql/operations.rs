@@ -29,17 +29,7 @@ impl OperationsQuery {
         after: Option<String>,
         order_by: Option<OrderOrder>,
     ) -> async_graphql::Result<OrderConnection> {
-        let page = crate::orders::list(
-            shared(ctx),
-            principal(ctx)?,
-            filter,
-            Some(kind),
-            first,
-            after.as_deref(),
-            order_by,
-        )
-        .await?;
-        Ok(OrderConnection::of(page, after.as_deref()))
+        Ok(OrderConnection::list(ctx, filter, Some(kind), first, after, order_by).await?)
     }
 }
 

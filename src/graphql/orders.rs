@@ -51,8 +51,24 @@ impl OrderConnection {
 }
 
 impl OrderConnection {
+    /// A page of an order list (`abnormal`: one work list) from the orders service.
+    pub async fn list(
+        ctx: &Context<'_>,
+        filter: Option<OrderFilter>,
+        abnormal: Option<crate::domain::AbnormalKind>,
+        first: i32,
+        after: Option<String>,
+        order_by: Option<OrderOrder>,
+    ) -> AppResult<OrderConnection> {
+        let (services, p) = (shared(ctx), principal(ctx)?);
+        let after = after.as_deref();
+        let page =
+            crate::orders::list(services, p, filter, abnormal, first, after, order_by).await?;
+        Ok(OrderConnection::of(page, after))
+    }
+
     /// A page of the orders service as a Relay connection.
-    pub fn of(page: crate::orders::Page, after: Option<&str>) -> OrderConnection {
+    fn of(page: crate::orders::Page, after: Option<&str>) -> OrderConnection {
         let edges: Vec<OrderEdge> = page
             .rows
             .into_iter()
@@ -89,17 +105,7 @@ impl OrdersQuery {
         after: Option<String>,
         order_by: Option<OrderOrder>,
     ) -> async_graphql::Result<OrderConnection> {
-        let page = crate::orders::list(
-            shared(ctx),
-            principal(ctx)?,
-            filter,
-            None,
-            first,
-            after.as_deref(),
-            order_by,
-        )
-        .await?;
-        Ok(OrderConnection::of(page, after.as_deref()))
+        Ok(OrderConnection::list(ctx, filter, None, first, after, order_by).await?)
     }
 
     /// One order; another tenant's order is `null` exactly like a missing one.

@@ -140,7 +140,7 @@ impl Order {
 #[derive(SimpleObject)]
 pub struct Creator {
     pub id: ID,
-    pub platform: Option<Platform>,
+    pub platform: Platform,
     pub external_id: String,
     pub handle: String,
     pub display_name: String,
@@ -356,7 +356,7 @@ impl Order {
             .map_err(|e| (*e).clone())?;
         Ok(row.map(|r| Creator {
             id: ID(r.id.to_string()),
-            platform: Some(r.platform),
+            platform: r.platform,
             external_id: r.external_id,
             handle: r.handle,
             display_name: r.display_name,

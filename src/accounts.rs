@@ -342,12 +342,12 @@ impl<'a> Accounts<'a> {
         )?;
         let details = serde_json::json!({ "jti": issued.jti, "expiresAt": issued.expires_at });
         let target_id = target.id;
-        db::audit::audited(
+        db::audit::log(
             &self.services.pool,
             self.p.actor(),
             "issueToken",
-            |_| Ok(()),
-            move |_| Some((format!("account:{target_id}"), details)),
+            format!("account:{target_id}"),
+            details,
         )
         .await?;
         Ok((issued, target))

@@ -150,12 +150,12 @@ pub async fn open(services: &Services, token: &str) -> AppResult<Opened> {
     };
     let principal = db::accounts::load(&services.pool, subject).await?;
     let link_id = link.id;
-    db::audit::audited(
+    db::audit::log(
         &services.pool,
         principal.actor(),
         "useExportLink",
-        |_| Ok(()),
-        move |_| Some((format!("exportLink:{link_id}"), serde_json::json!({}))),
+        format!("exportLink:{link_id}"),
+        serde_json::json!({}),
     )
     .await?;
     Ok(Opened {

@@ -53,6 +53,18 @@ where
     .await
 }
 
+/// Adds one entry to the audit log on its own (a read or a use, with no write beside
+/// it), on a pooled connection off the async workers.
+pub async fn log(
+    pool: &super::PgPool,
+    actor: Actor,
+    action: &'static str,
+    target: String,
+    details: serde_json::Value,
+) -> AppResult<()> {
+    super::run(pool, move |c| record(c, actor, action, &target, details)).await
+}
+
 /// Adds one entry to the audit log, in the caller's transaction.
 pub fn record(
     conn: &mut PgConnection,

@@ -102,7 +102,7 @@ impl AnalyticsQuery {
         let r = reader(ctx)?;
         let q = question(range, filter, Some(metrics), compare, timezone, currency);
         let report = reports::trend(&r, &q, granularity).await?;
-        refuse_commission(ctx, r.principal, q.metrics.as_deref().unwrap_or_default());
+        refuse_commission(ctx, r.principal, &q.metric_list());
         Ok(report)
     }
 
@@ -133,7 +133,7 @@ impl AnalyticsQuery {
             limit,
         };
         let report = reports::breakdown(&r, &q, ranking).await?;
-        refuse_commission(ctx, r.principal, q.metrics.as_deref().unwrap_or_default());
+        refuse_commission(ctx, r.principal, &q.metric_list());
         Ok(report)
     }
 }
@@ -177,6 +177,6 @@ pub async fn kpi_report(
         Some(currency),
     );
     let report = reports::kpis(&r, &q).await?;
-    refuse_commission(ctx, p, q.metrics.as_deref().unwrap_or(Metric::ALL));
+    refuse_commission(ctx, p, &q.metric_list());
     Ok(report)
 }

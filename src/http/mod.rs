@@ -240,10 +240,7 @@ pub async fn execute(
     let principal = slot.get().cloned();
     if let (Some(details), Some(p)) = (pii_reads.take_details(), &principal) {
         let actor = p.actor();
-        db::run(&state.pool, move |c| {
-            crate::db::audit::record(c, actor, "readPii", "orders", details)
-        })
-        .await?;
+        db::audit::log(&state.pool, actor, "readPii", "orders".into(), details).await?;
     }
     Ok((response, principal))
 }

@@ -279,9 +279,7 @@ async fn connection(
                         if let Some(details) = pii_reads.take_details() {
                             let Some((_, p)) = account.get() else { break None };
                             let actor = p.actor();
-                            let audited = db::run(&state.pool, move |c| {
-                                db::audit::record(c, actor, "readPii", "orders", details)
-                            }).await;
+                            let audited = db::audit::log(&state.pool, actor, "readPii", "orders".into(), details).await;
                             if audited.is_err() {
                                 state.metrics.observe_ws_closed("audit_unavailable");
                                 break Some((CloseCode::Error, "the audit log is unavailable".into()));

@@ -29,6 +29,29 @@ pub(super) struct Prepared {
     pub(super) sort_by: Option<Metric>,
 }
 
+impl Question {
+    /// The report currency as reports spell it: CNY when absent, trimmed, upper case
+    /// (`prepare` checks it is a currency code).
+    pub fn currency(&self) -> String {
+        self.currency
+            .as_deref()
+            .unwrap_or("CNY")
+            .trim()
+            .to_ascii_uppercase()
+    }
+
+    /// The metrics in the order the report shows them: all when absent, each once.
+    pub fn metric_list(&self) -> Vec<Metric> {
+        let mut seen = BTreeSet::new();
+        self.metrics
+            .clone()
+            .unwrap_or_else(|| Metric::ALL.to_vec())
+            .into_iter()
+            .filter(|m| seen.insert(*m))
+            .collect()
+    }
+}
+
 impl ReportFilter {
     /// The engine's filters, within `p`'s scope; bad values are `BAD_USER_INPUT`.
     fn to_filters(&self, p: &Principal) -> AppResult<Filters> {
@@ -65,25 +88,13 @@ pub(super) fn prepare(
     p.require_read(DataSet::Reports)?;
     let tz = parse_zone(q.timezone.as_deref().unwrap_or(DEFAULT_ZONE))?;
     let range = LocalRange::new(q.from, q.to, tz, granularity)?;
-    let currency = q
-        .currency
-        .as_deref()
-        .unwrap_or("CNY")
-        .trim()
-        .to_ascii_uppercase();
+    let currency = q.currency();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
         return Err(AppError::bad_input(format!(
             "{currency:?} is not an ISO-4217 currency code"
         )));
     }
-    let mut seen = BTreeSet::new();
-    let metrics: Vec<Metric> = q
-        .metrics
-        .clone()
-        .unwrap_or_else(|| Metric::ALL.to_vec())
-        .into_iter()
-        .filter(|m| seen.insert(*m))
-        .collect();
+    let metrics = q.metric_list();
     if metrics.is_empty() {
         return Err(AppError::bad_input("metrics must name at least one metric"));
     }

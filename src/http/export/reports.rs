@@ -39,9 +39,6 @@ pub(super) struct ReportPlan {
     /// `Some` for a breakdown, `None` for a trend.
     ranking: Option<Ranking>,
     granularity: Granularity,
-    /// The metrics in column order (repeats dropped, as the report drops them).
-    metrics: Vec<Metric>,
-    currency: String,
     bom: bool,
 }
 
@@ -98,14 +95,21 @@ pub(super) fn report_params(
     }
     let params = Params::parse(query_string, &allowed)?;
     let (from, to) = (report_date(&params, "from")?, report_date(&params, "to")?);
-    let mut metrics = params
+    let metrics = params
         .enums("metrics", Metric::parse)?
         .filter(|m| !m.is_empty())
         .ok_or_else(|| AppError::bad_input("metrics is required"))?;
-    let mut seen = std::collections::BTreeSet::new();
-    metrics.retain(|m| seen.insert(*m));
-    let compare = one_enum(&params, "compare", Compare::ALL, Compare::parse)?;
-    let currency = params.one("currency")?;
+    let mut question = Question {
+        from,
+        to,
+        filter: ReportFilter::default(),
+        metrics: Some(metrics),
+        timezone: None,
+        currency: None,
+        compare: one_enum(&params, "compare", Compare::ALL, Compare::parse)?,
+    };
+    question.currency = params.one("currency")?;
+    let (shown, compare) = (question.metric_list().len(), question.compare.is_some());
     let range = crate::graphql::analytics::DateRange {
         from: crate::domain::Date(from),
         to: crate::domain::Date(to),
@@ -125,12 +129,12 @@ pub(super) fn report_params(
             sort_by,
             limit,
         };
-        let cost = cost::breakdown(&range, metrics.len(), limit, compare.is_some());
+        let cost = cost::breakdown(&range, shown, limit, compare);
         (Some(ranking), Granularity::Day, cost)
     } else {
         let granularity = one_enum(&params, "granularity", Granularity::ALL, Granularity::parse)?
             .ok_or_else(|| AppError::bad_input("granularity is required"))?;
-        let cost = cost::trend(&range, granularity, metrics.len(), compare.is_some());
+        let cost = cost::trend(&range, granularity, shown, compare);
         (None, granularity, cost)
     };
     if cost > limits.max_complexity {
@@ -140,7 +144,7 @@ pub(super) fn report_params(
             limits.max_complexity
         )));
     }
-    let filter = ReportFilter {
+    question.filter = ReportFilter {
         shop_ids: params.ids("shopIds"),
         platforms: params.enums("platforms", Platform::parse)?,
         product_ids: params.ids("productIds"),
@@ -152,20 +156,11 @@ pub(super) fn report_params(
         payment_methods: params.enums("paymentMethods", PaymentMethod::parse)?,
         carriers: None,
     };
+    question.timezone = params.one("timezone")?;
     Ok(ReportPlan {
-        question: Question {
-            from,
-            to,
-            filter,
-            metrics: Some(metrics.clone()),
-            timezone: params.one("timezone")?,
-            currency: currency.clone(),
-            compare,
-        },
+        question,
         ranking,
         granularity,
-        metrics,
-        currency: currency.map_or_else(|| "CNY".into(), |c| c.trim().to_ascii_uppercase()),
         bom: params.flag_or("bom", true)?,
     })
 }
@@ -223,7 +218,8 @@ enum Answered {
 }
 
 fn report_csv(report: &Answered, plan: &ReportPlan) -> String {
-    let (metrics, currency) = (&plan.metrics, plan.currency.as_str());
+    // The columns are the report's metrics and currency, as the report spells them.
+    let (metrics, currency) = (&plan.question.metric_list(), &plan.question.currency());
     let compare = plan.question.compare.is_some();
     let mut out = String::new();
     if plan.bom {
@@ -288,7 +284,8 @@ pub(super) async fn report_as(
     plan: ReportPlan,
 ) -> HttpResponse {
     let answered = async {
-        if let Some(refusal) = reports::commission_refusal(&principal, &plan.metrics) {
+        if let Some(refusal) = reports::commission_refusal(&principal, &plan.question.metric_list())
+        {
             return Err(refusal);
         }
         let reader = reports::Reader {
